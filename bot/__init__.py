@@ -1,0 +1,1 @@
+"""Clinic bot core: configuration, database, content, and the services handlers call."""

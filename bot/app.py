@@ -1,0 +1,92 @@
+"""build_application(settings): the one place the Telegram Application is assembled."""
+
+from __future__ import annotations
+
+import logging
+
+from telegram import BotCommand, LinkPreviewOptions
+from telegram.constants import ParseMode
+from telegram.ext import AIORateLimiter, Application, ApplicationBuilder, Defaults
+from telegram.request import BaseRequest
+
+from bot.clock import Clock, SystemClock
+from bot.config import Settings
+from bot.content import Content, load_content
+from bot.db.engine import Database
+from bot.db.migrate import upgrade
+from bot.menu import MenuRenderer
+from bot.services import Services
+
+log = logging.getLogger(__name__)
+
+
+def feature_modules() -> list:
+    """Handler modules in registration order; the fallback (never-silence) goes last."""
+    from handlers import errors, fallback, menu
+
+    return [menu, errors, fallback]
+
+
+def build_services(
+    settings: Settings, *, clock: Clock | None = None, content: Content | None = None,
+    db: Database | None = None,
+) -> Services:
+    content = content or load_content(settings.content_dir)
+    return Services(
+        settings=settings,
+        db=db or Database(settings.database_url),
+        content=content,
+        clock=clock or SystemClock(),
+        menu=MenuRenderer(content),
+    )
+
+
+def build_application(
+    settings: Settings,
+    request: BaseRequest | None = None,
+    *,
+    token: str | None = None,
+    clock: Clock | None = None,
+    services: Services | None = None,
+    migrate: bool = True,
+    application_class: type[Application] | None = None,
+) -> Application:
+    svc = services or build_services(settings, clock=clock)
+    builder: ApplicationBuilder = (
+        Application.builder()
+        .token(token or settings.token())
+        .base_url(settings.telegram_api_base_url)
+        .defaults(Defaults(parse_mode=ParseMode.HTML, tzinfo=settings.tz,
+                           link_preview_options=LinkPreviewOptions(is_disabled=True)))
+        .post_init(_post_init(svc, migrate))
+        .post_shutdown(_post_shutdown(svc))
+    )
+    if application_class is not None:
+        builder = builder.application_class(application_class)
+    if request is not None:
+        builder = builder.request(request).get_updates_request(request)
+    if settings.rate_limiter:
+        builder = builder.rate_limiter(AIORateLimiter(max_retries=0))
+    application = builder.build()
+    application.bot_data["services"] = svc
+    for module in feature_modules():
+        module.register(application, svc)
+    return application
+
+
+def _post_init(svc: Services, migrate: bool):
+    async def post_init(application: Application) -> None:
+        if migrate:
+            await upgrade(svc.db)
+        commands = svc.messages.raw("commands")
+        await application.bot.set_my_commands([BotCommand(k, v) for k, v in commands.items()])
+        log.info("bot ready: %d menu screens", len(svc.content.nodes))
+
+    return post_init
+
+
+def _post_shutdown(svc: Services):
+    async def post_shutdown(application: Application) -> None:
+        await svc.db.dispose()
+
+    return post_shutdown

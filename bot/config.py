@@ -1,0 +1,120 @@
+"""Settings from the environment and `.env` (pydantic-settings).
+
+A missing or malformed setting becomes one clear line (`ConfigError`), never a traceback,
+and the bot token is a SecretStr so it never shows up in a repr or a log line.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import time
+from pathlib import Path
+from typing import Annotated
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from pydantic import Field, SecretStr, ValidationError, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+ROOT = Path(__file__).resolve().parent.parent
+TOKEN_RE = re.compile(r"^\d{3,}:[A-Za-z0-9_-]{30,}$")
+
+
+class ConfigError(Exception):
+    """A setting is missing or malformed; str() is a single line fit for the console."""
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_file=".env", env_file_encoding="utf-8", extra="ignore", case_sensitive=False
+    )
+
+    bot_token: SecretStr | None = Field(default=None, description="Telegram bot token")
+    telegram_api_base_url: str = Field(
+        default="https://api.telegram.org/bot",
+        description="Bot API base URL; the token is appended (self-hosted Bot API server, tests)",
+    )
+    database_url: str = Field(default="sqlite+aiosqlite:///clinic.db")
+    staff_ids: Annotated[frozenset[int], NoDecode] = Field(default=frozenset())
+    staff_chat_id: int | None = None
+    clinic_timezone: str = "Europe/London"
+    quiet_hours_start: time = time(21, 0)
+    quiet_hours_end: time = time(8, 0)
+    content_dir: Path = ROOT / "content"
+    rate_limiter: bool = True
+    log_level: str = "INFO"
+
+    @field_validator("bot_token")
+    @classmethod
+    def _token_shape(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is None or not value.get_secret_value().strip():
+            return None
+        if not TOKEN_RE.match(value.get_secret_value().strip()):
+            # Never echo the value: it is (almost) a secret.
+            raise ValueError("does not look like a bot token (expected 123456:ABC... from @BotFather)")
+        return SecretStr(value.get_secret_value().strip())
+
+    @field_validator("staff_ids", mode="before")
+    @classmethod
+    def _parse_ids(cls, value: object) -> object:
+        if isinstance(value, str):
+            parts = [p for p in re.split(r"[,\s]+", value.strip()) if p]
+            try:
+                return frozenset(int(p) for p in parts)
+            except ValueError:
+                raise ValueError("must be Telegram user ids separated by commas, e.g. 1234,5678") from None
+        if isinstance(value, int):
+            return frozenset({value})
+        return value
+
+    @field_validator("clinic_timezone")
+    @classmethod
+    def _zone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"unknown time zone {value!r} (use an IANA name such as Europe/Paris)") from None
+        return value
+
+    @field_validator("database_url")
+    @classmethod
+    def _db_url(cls, value: str) -> str:
+        if not re.match(r"^(sqlite\+aiosqlite|postgresql\+asyncpg)://", value):
+            raise ValueError(
+                "must start with sqlite+aiosqlite:// or postgresql+asyncpg:// (async drivers)"
+            )
+        return value
+
+    @field_validator("telegram_api_base_url")
+    @classmethod
+    def _base_url(cls, value: str) -> str:
+        if not re.match(r"^https?://[^\s/]+", value):
+            raise ValueError("must be an http(s) URL such as https://api.telegram.org/bot")
+        return value
+
+    @property
+    def tz(self) -> ZoneInfo:
+        return ZoneInfo(self.clinic_timezone)
+
+    def token(self) -> str:
+        if self.bot_token is None:
+            raise ConfigError(
+                "BOT_TOKEN is not set: put the token from @BotFather in .env "
+                "(or run `python run_bot.py sandbox` to try the bot without one)"
+            )
+        return self.bot_token.get_secret_value()
+
+    def is_staff(self, user_id: int | None) -> bool:
+        return user_id is not None and user_id in self.staff_ids
+
+
+def load_settings(**overrides: object) -> Settings:
+    """Build Settings, turning pydantic's multi-line report into one clear line."""
+    try:
+        return Settings(**overrides)  # type: ignore[arg-type]
+    except ValidationError as exc:
+        problems = []
+        for err in exc.errors():
+            name = ".".join(str(p) for p in err["loc"]).upper() or "settings"
+            msg = err["msg"].removeprefix("Value error, ")
+            problems.append(f"{name} {msg}")
+        raise ConfigError("Configuration error: " + "; ".join(problems)) from None

@@ -1,0 +1,331 @@
+"""The clinic's words as data: treatment documents (content/*.md) and UI texts (messages.yaml).
+
+Loaded and validated once at start. Any problem raises ContentError naming file:line, so a
+clinic that edits content sees exactly what to fix and the bot never starts half-broken.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import html
+import re
+import string
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from bot import telegram_html
+
+REQUIRED_MESSAGES = (
+    "greeting", "greeting_anonymous", "main_menu", "treatments_menu", "section_prompt",
+    "page_indicator", "button_back", "button_main_menu", "button_next_page", "button_prev_page",
+    "button_read_all", "button_disclaimer", "disclaimer_title", "disclaimer", "help", "commands",
+    "unknown_command", "unknown_text", "unsupported_message", "stale_button", "error",
+)
+BUTTON_LIMIT = 64  # Telegram shows long labels cut off; keep them readable
+
+
+class ContentError(Exception):
+    """A content file is invalid. str() is 'path:line: problem'."""
+
+    def __init__(self, path: Path | str, line: int, problem: str) -> None:
+        super().__init__(f"{path}:{line}: {problem}")
+        self.path, self.line, self.problem = str(path), line, problem
+
+
+@dataclass
+class Block:
+    """A paragraph, or a bullet list, of plain text from the document."""
+
+    kind: str  # "para" | "bullets"
+    lines: list[str]
+
+    def html(self) -> str:
+        if self.kind == "bullets":
+            return "\n".join("• " + html.escape(x, quote=False) for x in self.lines)
+        return html.escape(" ".join(self.lines), quote=False)
+
+    def plain(self) -> str:
+        return "\n".join(self.lines)
+
+
+@dataclass
+class Node:
+    """One screen of the menu tree: a title, body blocks, and children to navigate to."""
+
+    key: str  # the path of titles; its hash is the node id in callback data
+    title: str
+    label: str
+    blocks: list[Block] = field(default_factory=list)
+    children: list[Node] = field(default_factory=list)
+    parent: Node | None = None
+    source: str = ""
+    line: int = 0
+
+    @property
+    def id(self) -> str:
+        return hashlib.sha1(self.key.encode()).hexdigest()[:10]
+
+    def walk(self) -> list[Node]:
+        out = [self]
+        for child in self.children:
+            out.extend(child.walk())
+        return out
+
+
+@dataclass
+class Document:
+    doc_id: str
+    menu_label: str
+    about_label: str
+    root: Node  # title + intro blocks; children are the sections
+    path: Path
+
+
+class Messages:
+    """UI templates. Placeholder values are HTML-escaped; the templates are trusted HTML."""
+
+    def __init__(self, data: dict[str, Any], path: Path) -> None:
+        self._data = data
+        self.path = path
+
+    def raw(self, key: str) -> Any:
+        return self._data[key]
+
+    def get(self, key: str, **params: object) -> str:
+        template = self._data[key]
+        values = {"clinic_name": html.escape(str(self._data.get("clinic_name", "the clinic")))}
+        values.update({k: html.escape(str(v), quote=False) for k, v in params.items()})
+        return template.format(**values)
+
+    def add(self, extra: dict[str, Any], path: Path) -> None:
+        """Merge a feature's message file (e.g. intake.yaml's texts); keys must not clash."""
+        for key in extra:
+            if key in self._data:
+                raise ContentError(path, 1, f"message key {key!r} is already defined")
+        self._data.update(extra)
+
+
+@dataclass
+class Content:
+    documents: list[Document]
+    messages: Messages
+    root: Node
+    nodes: dict[str, Node]
+
+    def node(self, node_id: str) -> Node | None:
+        return self.nodes.get(node_id)
+
+
+# ----------------------------------------------------------------------------------- loading
+
+_FRONT = re.compile(r"\A---\n(.*?)\n---\n", re.S)
+_HEADING = re.compile(r"^(#{1,3})\s+(.*\S)\s*$")
+_BULLET = re.compile(r"^[-*]\s+(.*\S)\s*$")
+
+
+def _yaml_line(exc: yaml.YAMLError) -> int:
+    mark = getattr(exc, "problem_mark", None)
+    return (mark.line + 1) if mark is not None else 1
+
+
+def load_yaml(path: Path) -> Any:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ContentError(path, 0, f"cannot read: {exc.strerror}") from None
+    try:
+        return yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        problem = getattr(exc, "problem", None) or "invalid YAML"
+        raise ContentError(path, _yaml_line(exc), problem) from None
+
+
+def _line_of_key(path: Path, key: str) -> int:
+    for i, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+        if line.startswith(f"{key}:"):
+            return i
+    return 1
+
+
+def load_messages(path: Path) -> Messages:
+    data = load_yaml(path)
+    if not isinstance(data, dict):
+        raise ContentError(path, 1, "must be a mapping of message keys to texts")
+    for key in REQUIRED_MESSAGES:
+        if key not in data:
+            raise ContentError(path, 1, f"missing message {key!r}")
+    formatter = string.Formatter()
+    for key, value in data.items():
+        line = _line_of_key(path, str(key))
+        if key == "commands":
+            if not isinstance(value, dict) or not all(
+                isinstance(k, str) and re.fullmatch(r"[a-z0-9_]{1,32}", k) and isinstance(v, str)
+                and 1 <= len(v) <= 256 for k, v in value.items()
+            ):
+                raise ContentError(path, line, "commands: each is name (a-z, 0-9, _) -> description")
+            continue
+        if not isinstance(value, str):
+            continue  # feature sections (lists, mappings) are validated by their owners
+        try:
+            names = [f for _, f, _, _ in formatter.parse(value) if f]
+            sample = value.format(**{n: "x" for n in names})
+        except (ValueError, IndexError) as exc:
+            raise ContentError(path, line, f"{key}: bad placeholder ({exc})") from None
+        try:
+            telegram_html.check(sample)
+        except telegram_html.HTMLError as exc:
+            raise ContentError(path, line, f"{key}: {exc}") from None
+        if key.startswith("button_") and len(sample) > BUTTON_LIMIT:
+            raise ContentError(path, line, f"{key}: button label longer than {BUTTON_LIMIT}")
+    return Messages(data, path)
+
+
+def parse_document(path: Path) -> Document:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ContentError(path, 0, f"cannot read: {exc.strerror}") from None
+    text = text.replace("\r\n", "\n")
+    meta: dict[str, Any] = {}
+    offset = 0
+    front = _FRONT.match(text)
+    if front:
+        try:
+            meta = yaml.safe_load(front.group(1)) or {}
+        except yaml.YAMLError as exc:
+            raise ContentError(path, _yaml_line(exc) + 1, "invalid front matter") from None
+        if not isinstance(meta, dict):
+            raise ContentError(path, 2, "front matter must be a mapping")
+        offset = front.group(0).count("\n")
+        text = text[front.end():]
+    doc_id = str(meta.get("id") or path.stem)
+    if not re.fullmatch(r"[a-z0-9_-]{1,32}", doc_id):
+        raise ContentError(path, 2, f"id {doc_id!r}: use 1-32 of a-z, 0-9, _ and -")
+
+    root: Node | None = None
+    stack: list[Node] = []  # stack[i] is the open heading of level i+1
+    current: Node | None = None
+    para: list[str] = []
+    bullets: list[str] = []
+
+    def flush(line_no: int) -> None:
+        nonlocal para, bullets
+        if (para or bullets) and current is None:
+            raise ContentError(path, line_no, "text before the first '# ' heading")
+        if para:
+            current.blocks.append(Block("para", para))  # type: ignore[union-attr]
+        if bullets:
+            current.blocks.append(Block("bullets", bullets))  # type: ignore[union-attr]
+        para, bullets = [], []
+
+    lines = text.split("\n")
+    for idx, raw in enumerate(lines):
+        line_no = idx + 1 + offset
+        line = raw.rstrip()
+        heading = _HEADING.match(line)
+        if heading:
+            flush(line_no)
+            level, title = len(heading.group(1)), heading.group(2).strip()
+            if level == 1:
+                if root is not None:
+                    raise ContentError(path, line_no, "only one '# ' title per document")
+                root = Node(key=doc_id, title=title, label=title, source=str(path), line=line_no)
+                stack, current = [root], root
+                continue
+            if root is None or len(stack) < level - 1:
+                raise ContentError(path, line_no, f"heading level {level} without a parent heading")
+            parent = stack[level - 2]
+            if any(c.title == title for c in parent.children):
+                raise ContentError(path, line_no, f"duplicate heading {title!r}")
+            if len(title) > BUTTON_LIMIT:
+                raise ContentError(path, line_no, f"heading longer than {BUTTON_LIMIT} characters")
+            node = Node(key=f"{parent.key}/{title}", title=title, label=title, parent=parent,
+                        source=str(path), line=line_no)
+            parent.children.append(node)
+            del stack[level - 1:]
+            stack.append(node)
+            current = node
+            continue
+        if not line.strip():
+            flush(line_no)
+            continue
+        if line.lstrip().startswith("<!--"):
+            continue
+        bullet = _BULLET.match(line.strip())
+        if bullet:
+            if para:
+                flush(line_no)
+            bullets.append(bullet.group(1))
+        else:
+            if bullets:
+                flush(line_no)
+            para.append(line.strip())
+    flush(len(lines) + offset)
+    if root is None:
+        raise ContentError(path, 1 + offset, "no '# ' title heading")
+    for node in root.walk():
+        if node is not root and not node.blocks and not node.children:
+            raise ContentError(path, node.line, f"section {node.title!r} has no text")
+        for block in node.blocks:
+            for item in block.lines:
+                if "<" in item or ">" in item:
+                    # The document is plain text; markup here is almost always a paste error.
+                    raise ContentError(path, node.line, f"markup inside {node.title!r}")
+    return Document(
+        doc_id=doc_id,
+        menu_label=str(meta.get("menu_label") or root.title)[:BUTTON_LIMIT],
+        about_label=str(meta.get("about_label") or root.title)[:BUTTON_LIMIT],
+        root=root,
+        path=path,
+    )
+
+
+def _build_tree(documents: list[Document], messages: Messages) -> Node:
+    """The menu: one document shows its sections at the top; several get a treatment list."""
+    top = Node(key="", title=messages.raw("main_menu"), label="")
+
+    def about(doc: Document, parent: Node) -> Node:
+        return Node(key=f"{doc.doc_id}#about", title=doc.root.title, label=doc.about_label,
+                    blocks=doc.root.blocks, parent=parent, source=str(doc.path), line=doc.root.line)
+
+    def adopt(node: Node, parent: Node) -> Node:
+        node.parent = parent
+        return node
+
+    if len(documents) == 1:
+        doc = documents[0]
+        top.children = [about(doc, top)] + [adopt(s, top) for s in doc.root.children]
+    else:
+        for doc in documents:
+            entry = Node(key=doc.doc_id, title=doc.root.title, label=doc.menu_label, parent=top)
+            entry.children = [about(doc, entry)] + [adopt(s, entry) for s in doc.root.children]
+            top.children.append(entry)
+    disclaimer = Node(key="#disclaimer", title=messages.raw("disclaimer_title"),
+                      label=messages.get("button_disclaimer"), parent=top)
+    top.children.append(disclaimer)
+    return top
+
+
+def load_content(content_dir: Path) -> Content:
+    content_dir = Path(content_dir)
+    if not content_dir.is_dir():
+        raise ContentError(content_dir, 0, "content folder not found")
+    messages = load_messages(content_dir / "messages.yaml")
+    documents = [parse_document(p) for p in sorted(content_dir.glob("*.md"))]
+    if not documents:
+        raise ContentError(content_dir, 0, "no treatment document (*.md)")
+    seen: dict[str, Path] = {}
+    for doc in documents:
+        if doc.doc_id in seen:
+            raise ContentError(doc.path, 2, f"id {doc.doc_id!r} is also used by {seen[doc.doc_id]}")
+        seen[doc.doc_id] = doc.path
+    root = _build_tree(documents, messages)
+    nodes: dict[str, Node] = {}
+    for node in root.walk():
+        if node.id in nodes:  # a 40-bit hash collision: vanishingly rare, but never silent
+            raise ContentError(node.source, node.line, f"menu id clash for {node.title!r}")
+        nodes[node.id] = node
+    return Content(documents=documents, messages=messages, root=root, nodes=nodes)

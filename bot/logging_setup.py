@@ -1,0 +1,45 @@
+"""Logging that never carries the bot token or patients' words.
+
+httpx logs every request URL at INFO, and the URL contains the token: its logger is raised
+to WARNING, and a filter redacts the token from any record that still mentions it.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+
+_TOKEN_IN_TEXT = re.compile(r"\d{3,}:[A-Za-z0-9_-]{30,}")
+
+
+class RedactTokenFilter(logging.Filter):
+    def __init__(self, secrets: list[str] | None = None) -> None:
+        super().__init__()
+        self._secrets = [s for s in (secrets or []) if s]
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        text = record.getMessage()
+        clean = _TOKEN_IN_TEXT.sub("<redacted>", text)
+        for secret in self._secrets:
+            clean = clean.replace(secret, "<redacted>")
+        if clean != text:
+            record.msg, record.args = clean, None
+        if record.exc_info and record.exc_info[1] is not None:
+            exc = record.exc_info[1]
+            exc_text = str(exc)
+            if _TOKEN_IN_TEXT.search(exc_text) or any(s in exc_text for s in self._secrets):
+                # Keep the type and traceback shape, drop a message that carried a secret.
+                record.exc_text = f"{type(exc).__name__}: <redacted>"
+                record.exc_info = None
+        return True
+
+
+def setup_logging(level: str = "INFO", secrets: list[str] | None = None) -> None:
+    handler = logging.StreamHandler()
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    handler.addFilter(RedactTokenFilter(secrets))
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(level.upper())
+    for noisy in ("httpx", "httpcore", "apscheduler", "aiosqlite"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)

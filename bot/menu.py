@@ -1,0 +1,176 @@
+"""Menu screens built from the content tree; pure functions, no Telegram objects.
+
+Callback data (always <= 64 bytes, always re-validated on press):
+  n:<node>[:<page>]   open a node (a section list, or an item's text) at a page
+  r:<node>[:<page>]   read a whole section, all its items, paged
+  home                the main menu
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+
+from bot.content import Content, Node
+
+TEXT_LIMIT = 4096
+PAGE_BUDGET = 3800  # leaves room for the title, page indicator and any escaping slack
+
+Button = tuple[str, str]  # (label, callback_data)
+
+
+@dataclass
+class Screen:
+    text: str
+    rows: list[list[Button]] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class Nav:
+    kind: str  # "node" | "read" | "home"
+    node_id: str = ""
+    page: int = 0
+
+
+_NAV = re.compile(r"^(?:(n|r):([0-9a-f]{10})(?::(\d{1,3}))?|home)$")
+
+
+def parse_callback(data: str | None) -> Nav | None:
+    match = _NAV.match(data or "")
+    if not match:
+        return None
+    if data == "home":
+        return Nav("home")
+    kind = "node" if match.group(1) == "n" else "read"
+    return Nav(kind, match.group(2), int(match.group(3) or 0))
+
+
+def _split_long(text: str, budget: int) -> list[str]:
+    """Split one long HTML-escaped fragment at sentence, then word, boundaries."""
+    if len(text) <= budget:
+        return [text]
+    pieces: list[str] = []
+    current = ""
+    for sentence in re.split(r"(?<=[.!?])\s+", text):
+        for word in ([sentence] if len(sentence) <= budget else sentence.split(" ")):
+            while len(word) > budget:  # a single enormous token: hard cut, not on an entity
+                cut = budget
+                amp = word.rfind("&", 0, cut)
+                if amp != -1 and ";" not in word[amp:cut]:
+                    cut = amp
+                pieces.append(word[:cut])
+                word = word[cut:]
+            joined = f"{current} {word}" if current else word
+            if len(joined) > budget:
+                pieces.append(current)
+                current = word
+            else:
+                current = joined
+    if current:
+        pieces.append(current)
+    return [p for p in pieces if p]
+
+
+def paginate(fragments: list[str], budget: int = PAGE_BUDGET) -> list[str]:
+    """Pack HTML fragments (paragraphs) into pages no longer than budget characters."""
+    pages: list[str] = []
+    current = ""
+    for fragment in fragments:
+        for part in _split_long(fragment, budget):
+            joined = f"{current}\n\n{part}" if current else part
+            if len(joined) > budget:
+                pages.append(current)
+                current = part
+            else:
+                current = joined
+    if current or not pages:
+        pages.append(current)
+    return pages
+
+
+class MenuRenderer:
+    def __init__(self, content: Content, extra_main_buttons: list[Button] | None = None) -> None:
+        self.content = content
+        self.msg = content.messages
+        self.extra_main_buttons = list(extra_main_buttons or [])
+
+    # -- screens ---------------------------------------------------------------------------
+    def main(self, intro: str | None = None) -> Screen:
+        root = self.content.root
+        text = self.msg.get("main_menu") if len(self.content.documents) == 1 else self.msg.get(
+            "treatments_menu")
+        if intro:
+            text = f"{intro}\n\n{text}"
+        rows = [[(child.label, f"n:{child.id}")] for child in root.children]
+        rows[-1:-1] = [[b] for b in self.extra_main_buttons]  # features before the disclaimer
+        return Screen(text, rows)
+
+    def _body_fragments(self, node: Node) -> list[str]:
+        if node.key == "#disclaimer":
+            return [self.msg.get("disclaimer")]
+        return [b.html() for b in node.blocks]
+
+    def _nav_row(self, node: Node) -> list[Button]:
+        row: list[Button] = []
+        parent = node.parent
+        if parent is not None and parent is not self.content.root:
+            row.append((self.msg.get("button_back"), f"n:{parent.id}"))
+        elif parent is not None:
+            row.append((self.msg.get("button_back"), "home"))
+        row.append((self.msg.get("button_main_menu"), "home"))
+        return row
+
+    def _paged(self, title: str, fragments: list[str], page: int, cb_prefix: str) -> tuple[str, list[Button], int]:
+        pages = paginate(fragments)
+        page = max(0, min(page, len(pages) - 1))
+        text = f"<b>{title}</b>"
+        if pages[page]:
+            text += f"\n\n{pages[page]}"
+        pager: list[Button] = []
+        if len(pages) > 1:
+            text += "\n\n<i>" + self.msg.get("page_indicator", page=page + 1, pages=len(pages)) + "</i>"
+            if page > 0:
+                pager.append((self.msg.get("button_prev_page"), f"{cb_prefix}:{page - 1}"))
+            if page < len(pages) - 1:
+                pager.append((self.msg.get("button_next_page"), f"{cb_prefix}:{page + 1}"))
+        return text, pager, page
+
+    def node(self, node: Node, page: int = 0) -> Screen:
+        if node is self.content.root:
+            return self.main()
+        from html import escape
+
+        title = escape(node.title, quote=False)
+        text, pager, page = self._paged(title, self._body_fragments(node), page, f"n:{node.id}")
+        rows: list[list[Button]] = []
+        if node.children:
+            text += "\n\n" + self.msg.get("section_prompt")
+            rows.extend([(c.label, f"n:{c.id}")] for c in node.children)
+            if any(c.blocks and not c.children for c in node.children):
+                rows.append([(self.msg.get("button_read_all"), f"r:{node.id}")])
+        if pager:
+            rows.append(pager)
+        rows.append(self._nav_row(node))
+        return Screen(text, rows)
+
+    def read_all(self, node: Node, page: int = 0) -> Screen:
+        from html import escape
+
+        fragments = self._body_fragments(node)
+        for child in node.children:
+            fragments.append(f"<b>{escape(child.title, quote=False)}</b>")
+            fragments.extend(b.html() for b in child.blocks)
+        text, pager, page = self._paged(escape(node.title, quote=False), fragments, page, f"r:{node.id}")
+        rows = [pager] if pager else []
+        rows.append([(self.msg.get("button_back"), f"n:{node.id}"),
+                     (self.msg.get("button_main_menu"), "home")])
+        return Screen(text, rows)
+
+    def resolve(self, nav: Nav) -> Screen | None:
+        """The screen a (validated) callback asks for, or None if the node no longer exists."""
+        if nav.kind == "home":
+            return self.main()
+        node = self.content.node(nav.node_id)
+        if node is None:
+            return None
+        return self.node(node, nav.page) if nav.kind == "node" else self.read_all(node, nav.page)

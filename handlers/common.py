@@ -1,0 +1,72 @@
+"""Helpers shared by handler modules: the services, and sending or editing a Screen."""
+
+from __future__ import annotations
+
+import logging
+
+from telegram import InlineKeyboardButton, InlineKeyboardMarkup, Message, Update
+from telegram.error import BadRequest
+from telegram.ext import ContextTypes
+
+from bot.menu import Screen
+from bot.services import Services
+
+log = logging.getLogger(__name__)
+
+
+def services(context: ContextTypes.DEFAULT_TYPE) -> Services:
+    return context.application.bot_data["services"]
+
+
+def keyboard(screen: Screen) -> InlineKeyboardMarkup | None:
+    if not screen.rows:
+        return None
+    return InlineKeyboardMarkup(
+        [[InlineKeyboardButton(label, callback_data=data) for label, data in row] for row in screen.rows]
+    )
+
+
+async def send_screen(update: Update, context: ContextTypes.DEFAULT_TYPE, screen: Screen) -> Message:
+    chat = update.effective_chat
+    assert chat is not None
+    return await context.bot.send_message(chat.id, screen.text, reply_markup=keyboard(screen))
+
+
+async def show_screen(update: Update, context: ContextTypes.DEFAULT_TYPE, screen: Screen) -> None:
+    """Edit the pressed message in place; fall back to a new message if it cannot be edited."""
+    query = update.callback_query
+    if query is None or query.message is None or not query.message.is_accessible:
+        await send_screen(update, context, screen)
+        return
+    try:
+        await query.edit_message_text(screen.text, reply_markup=keyboard(screen))
+    except BadRequest as exc:
+        text = str(exc).lower()
+        if "not modified" in text:
+            return  # the patient pressed the button of the screen already shown
+        if "can't be edited" in text or "not found" in text:
+            await send_screen(update, context, screen)
+            return
+        raise
+
+
+async def notify_staff(context: ContextTypes.DEFAULT_TYPE, text: str,
+                       rows: list[list[tuple[str, str]]] | None = None) -> int:
+    """Send `text` to every staff notification chat; returns how many received it.
+
+    One unreachable staff member must not stop the others from being told.
+    """
+    from telegram.error import TelegramError
+
+    from bot.staff import notification_chats
+
+    svc = services(context)
+    markup = keyboard(Screen(text, rows or []))
+    delivered = 0
+    for chat_id in notification_chats(svc.settings):
+        try:
+            await context.bot.send_message(chat_id, text, reply_markup=markup)
+            delivered += 1
+        except TelegramError as exc:
+            log.warning("staff chat %s not notified: %s", chat_id, type(exc).__name__)
+    return delivered

@@ -1,0 +1,66 @@
+"""/start, /menu, /help and menu navigation (inline buttons that edit the message in place)."""
+
+from __future__ import annotations
+
+from telegram import Update
+from telegram.ext import Application, CallbackQueryHandler, CommandHandler, ContextTypes, filters
+
+from bot import patients
+from bot.menu import parse_callback
+from bot.services import Services
+from handlers.common import send_screen, services, show_screen
+
+PRIVATE = filters.ChatType.PRIVATE
+
+
+async def remember_patient(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    user, chat = update.effective_user, update.effective_chat
+    if user is None or chat is None:
+        return
+    svc = services(context)
+    async with svc.db.session() as session:
+        await patients.upsert_from_telegram(
+            session, user_id=user.id, chat_id=chat.id, first_name=user.first_name,
+            language_code=user.language_code, now=svc.clock.now(),
+        )
+
+
+async def start(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    svc = services(context)
+    await remember_patient(update, context)
+    user = update.effective_user
+    name = (user.first_name or "").strip() if user else ""
+    greeting = (svc.messages.get("greeting", first_name=name) if name
+                else svc.messages.get("greeting_anonymous"))
+    await send_screen(update, context, svc.menu.main(intro=greeting))
+
+
+async def menu(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    await send_screen(update, context, services(context).menu.main())
+
+
+async def help_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    svc = services(context)
+    await send_screen(update, context, svc.menu.main(intro=svc.messages.get("help")))
+
+
+async def navigate(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    query = update.callback_query
+    assert query is not None
+    svc = services(context)
+    nav = parse_callback(query.data)
+    screen = svc.menu.resolve(nav) if nav else None
+    if screen is None:
+        # Callback data is untrusted: a stale button (content edited) or a forged one.
+        await query.answer()
+        await show_screen(update, context, svc.menu.main(intro=svc.messages.get("stale_button")))
+        return
+    await query.answer()
+    await show_screen(update, context, screen)
+
+
+def register(application: Application, svc: Services) -> None:
+    application.add_handler(CommandHandler("start", start, filters=PRIVATE))
+    application.add_handler(CommandHandler("menu", menu, filters=PRIVATE))
+    application.add_handler(CommandHandler("help", help_command, filters=PRIVATE))
+    application.add_handler(CallbackQueryHandler(navigate, pattern=r"^(n:|r:|home$)"))

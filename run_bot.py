@@ -1,0 +1,102 @@
+#!/usr/bin/env python3
+"""Command line: run the bot, try it in a terminal sandbox, migrate, check content.
+
+  python run_bot.py                 run (long polling); needs BOT_TOKEN
+  python run_bot.py sandbox         chat with the bot in this terminal, no token needed
+  python run_bot.py migrate         apply database migrations
+  python run_bot.py check-content   validate content/ and exit
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+
+from bot.config import ConfigError, load_settings
+from bot.content import ContentError, load_content
+from bot.logging_setup import setup_logging
+
+
+def _fail(message: str) -> int:
+    print(message, file=sys.stderr)
+    return 2
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from telegram import Update
+
+    from bot.app import build_application
+
+    settings = load_settings()
+    token = settings.token()
+    setup_logging(settings.log_level, secrets=[token])
+    application = build_application(settings)
+    application.run_polling(allowed_updates=Update.ALL_TYPES, drop_pending_updates=False)
+    return 0
+
+
+def cmd_sandbox(args: argparse.Namespace) -> int:
+    from bot.app import build_application
+    from bot.sandbox import SANDBOX_TOKEN, SandboxRequest, run_sandbox
+
+    overrides: dict[str, object] = {"rate_limiter": False}
+    if args.database_url:
+        overrides["database_url"] = args.database_url
+    settings = load_settings(**overrides)
+    setup_logging("WARNING")
+    request = SandboxRequest()
+    application = build_application(settings, request=request, token=SANDBOX_TOKEN)
+    asyncio.run(run_sandbox(application, request))
+    return 0
+
+
+def cmd_migrate(args: argparse.Namespace) -> int:
+    from bot.db.engine import Database
+    from bot.db.migrate import upgrade
+
+    settings = load_settings()
+    setup_logging(settings.log_level)
+
+    async def _go() -> None:
+        db = Database(settings.database_url)
+        try:
+            await upgrade(db)
+        finally:
+            await db.dispose()
+
+    asyncio.run(_go())
+    print("database is up to date")
+    return 0
+
+
+def cmd_check_content(args: argparse.Namespace) -> int:
+    settings = load_settings()
+    content = load_content(settings.content_dir)
+    print(f"content OK: {len(content.documents)} document(s), {len(content.nodes)} menu screens")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="run_bot.py", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = parser.add_subparsers(dest="command")
+    sub.add_parser("run", help="run the bot (long polling)").set_defaults(func=cmd_run)
+    sandbox = sub.add_parser("sandbox", help="chat with the bot in the terminal, no token")
+    sandbox.add_argument("--database-url", default="sqlite+aiosqlite:///sandbox.db",
+                         help="where the sandbox keeps its data (default: sandbox.db)")
+    sandbox.set_defaults(func=cmd_sandbox)
+    sub.add_parser("migrate", help="apply database migrations").set_defaults(func=cmd_migrate)
+    sub.add_parser("check-content", help="validate content/").set_defaults(func=cmd_check_content)
+    args = parser.parse_args(argv)
+    func = getattr(args, "func", cmd_run)
+    try:
+        return func(args)
+    except (ConfigError, ContentError) as exc:
+        return _fail(str(exc))
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

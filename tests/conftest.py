@@ -1,0 +1,64 @@
+"""Fixtures: a fake Bot API on loopback, real SQLite files, the real Application."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+
+from bot.config import Settings, load_settings
+from tests.fake_bot_api import FakeBotAPI
+from tests.harness import BotRunner, TgUser
+
+# Tests must never read a developer's .env or environment by accident.
+for _name in list(os.environ):
+    if _name.upper() in {"BOT_TOKEN", "DATABASE_URL", "STAFF_IDS", "STAFF_CHAT_ID",
+                         "CLINIC_TIMEZONE", "TELEGRAM_API_BASE_URL"}:
+        del os.environ[_name]
+
+
+@pytest.fixture
+def db_url(tmp_path: Path) -> str:
+    return f"sqlite+aiosqlite:///{tmp_path / 'clinic.db'}"
+
+
+@pytest.fixture
+async def fake() -> AsyncIterator[FakeBotAPI]:
+    api = FakeBotAPI()
+    await api.start()
+    yield api
+    await api.stop()
+    assert api.violations == [], "Bot API spec violations:\n" + "\n".join(api.violations)
+
+
+def make_settings(fake: FakeBotAPI, db_url: str, **overrides: object) -> Settings:
+    values: dict[str, object] = {
+        "telegram_api_base_url": fake.base_url,
+        "database_url": db_url,
+        "rate_limiter": False,
+        "staff_ids": "42",
+        "clinic_timezone": "Europe/London",
+        "_env_file": None,
+    }
+    values.update(overrides)
+    return load_settings(**values)
+
+
+@pytest.fixture
+def settings(fake: FakeBotAPI, db_url: str) -> Settings:
+    return make_settings(fake, db_url)
+
+
+@pytest.fixture
+async def runner(fake: FakeBotAPI, settings: Settings) -> AsyncIterator[BotRunner]:
+    bot_runner = BotRunner(fake, settings)
+    await bot_runner.start()
+    yield bot_runner
+    await bot_runner.stop()
+
+
+@pytest.fixture
+def patient(runner: BotRunner) -> TgUser:
+    return TgUser(runner, first_name="Anna")
