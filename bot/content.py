@@ -210,11 +210,12 @@ def parse_document(path: Path) -> Document:
     current: Node | None = None
     para: list[str] = []
     bullets: list[str] = []
+    block_line = 0  # where the pending paragraph or list started, for error messages
 
     def flush(line_no: int) -> None:
         nonlocal para, bullets
         if (para or bullets) and current is None:
-            raise ContentError(path, line_no, "text before the first '# ' heading")
+            raise ContentError(path, block_line, "text before the first '# ' heading")
         if para:
             current.blocks.append(Block("para", para))  # type: ignore[union-attr]
         if bullets:
@@ -254,6 +255,8 @@ def parse_document(path: Path) -> Document:
             continue
         if line.lstrip().startswith("<!--"):
             continue
+        if not para and not bullets:
+            block_line = line_no
         bullet = _BULLET.match(line.strip())
         if bullet:
             if para:
