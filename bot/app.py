@@ -22,9 +22,9 @@ log = logging.getLogger(__name__)
 
 def feature_modules() -> list:
     """Handler modules in registration order; the fallback (never-silence) goes last."""
-    from handlers import errors, fallback, menu
+    from handlers import errors, fallback, menu, privacy
 
-    return [menu, errors, fallback]
+    return [menu, privacy, errors, fallback]
 
 
 def build_services(

@@ -100,8 +100,11 @@ class Messages:
         values.update({k: html.escape(str(v), quote=False) for k, v in params.items()})
         return template.format(**values)
 
-    def add(self, extra: dict[str, Any], path: Path) -> None:
-        """Merge a feature's message file (e.g. intake.yaml's texts); keys must not clash."""
+    def add(self, extra: Any, path: Path) -> None:
+        """Merge a feature's message file (e.g. privacy.yaml); validated, keys must not clash."""
+        if not isinstance(extra, dict):
+            raise ContentError(path, 1, "must be a mapping of message keys to texts")
+        validate_templates(extra, path)
         for key in extra:
             if key in self._data:
                 raise ContentError(path, 1, f"message key {key!r} is already defined")
@@ -150,13 +153,8 @@ def _line_of_key(path: Path, key: str) -> int:
     return 1
 
 
-def load_messages(path: Path) -> Messages:
-    data = load_yaml(path)
-    if not isinstance(data, dict):
-        raise ContentError(path, 1, "must be a mapping of message keys to texts")
-    for key in REQUIRED_MESSAGES:
-        if key not in data:
-            raise ContentError(path, 1, f"missing message {key!r}")
+def validate_templates(data: dict[str, Any], path: Path) -> None:
+    """Every string template must have sound placeholders and be valid Telegram HTML."""
     formatter = string.Formatter()
     for key, value in data.items():
         line = _line_of_key(path, str(key))
@@ -180,6 +178,16 @@ def load_messages(path: Path) -> Messages:
             raise ContentError(path, line, f"{key}: {exc}") from None
         if key.startswith("button_") and len(sample) > BUTTON_LIMIT:
             raise ContentError(path, line, f"{key}: button label longer than {BUTTON_LIMIT}")
+
+
+def load_messages(path: Path) -> Messages:
+    data = load_yaml(path)
+    if not isinstance(data, dict):
+        raise ContentError(path, 1, "must be a mapping of message keys to texts")
+    for key in REQUIRED_MESSAGES:
+        if key not in data:
+            raise ContentError(path, 1, f"missing message {key!r}")
+    validate_templates(data, path)
     return Messages(data, path)
 
 

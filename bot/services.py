@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from bot.clock import Clock
 from bot.config import Settings
 from bot.content import Content
 from bot.db.engine import Database
 from bot.menu import MenuRenderer
+from bot.privacy import PrivacyRegistry
 
 
 @dataclass
@@ -18,6 +19,7 @@ class Services:
     content: Content
     clock: Clock
     menu: MenuRenderer
+    privacy: PrivacyRegistry = field(default_factory=PrivacyRegistry)
 
     @property
     def messages(self):  # noqa: ANN201 - a Messages; kept short for handlers

@@ -22,7 +22,7 @@ from typing import Any
 from aiohttp import web
 
 from bot import telegram_html
-from tests.api_spec import SpecChecker
+from tests.api_spec import SpecChecker, UploadedFile
 
 TOKEN = "123456789:TEST-token-for-the-fake-bot-api-000"
 BOT_USER = {"id": 123456789, "is_bot": True, "first_name": "Clinic", "username": "clinic_test_bot",
@@ -179,8 +179,7 @@ class FakeBotAPI:
                 form = await request.post()
                 for key, value in form.items():
                     if isinstance(value, web.FileField):
-                        data = value.file.read()
-                        raw[key] = {"filename": value.filename, "size": len(data), "data": data}
+                        raw[key] = UploadedFile(value.filename, value.file.read())
                     else:
                         raw[key] = value
         # multipart uploads reference attached files as attach://name; resolve them first.
@@ -304,13 +303,13 @@ class FakeBotAPI:
             return self._store(params, params["text"]).as_api(params)
         if method == "sendDocument":
             doc = params["document"]
-            if not isinstance(doc, dict):
+            if not isinstance(doc, UploadedFile):
                 raise _ApiError(400, "Bad Request: document must be an uploaded file in tests")
             file_id = f"file-{len(self.files) + 1}"
-            self.files[file_id] = doc["data"]
+            self.files[file_id] = doc.data
             stored = self._store(params, params.get("caption", ""))
             stored.document = {"file_id": file_id, "file_unique_id": file_id,
-                               "file_name": doc["filename"], "file_size": doc["size"]}
+                               "file_name": doc.filename, "file_size": doc.size}
             return stored.as_api(params)
         if method == "editMessageText":
             chat_id = _int(params.get("chat_id"))
