@@ -103,3 +103,16 @@ async def test_staff_check_refuses_politely_and_records_the_attempt(fake, runner
     staff = TgUser(runner, first_name="Nurse", user_id=42)
     shown = await staff.send("/secret")
     assert any("staff area" in m.text for m in shown)
+
+
+def test_every_table_holding_patient_data_is_covered_by_export_and_erasure(runner):
+    """A new feature storing patient rows must register a DataSection, or this fails."""
+    from bot.db.models import Base
+
+    svc = runner.app.bot_data["services"]
+    covered = svc.privacy.covered_tables()
+    # Kept on purpose: the audit holds ids and actions only; it must survive erasure.
+    exempt = {"audit_events"}
+    holding = {t.name for t in Base.metadata.sorted_tables
+               if t.name == "patients" or "patient_id" in t.columns}
+    assert holding - exempt <= covered, f"not covered by /mydata and /forget: {holding - exempt - covered}"
