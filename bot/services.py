@@ -10,6 +10,7 @@ from bot.content import Content
 from bot.db.engine import Database
 from bot.menu import MenuRenderer
 from bot.privacy import PrivacyRegistry
+from bot.stats import StatProvider, patient_stats
 
 
 @dataclass
@@ -20,6 +21,9 @@ class Services:
     clock: Clock
     menu: MenuRenderer
     privacy: PrivacyRegistry = field(default_factory=PrivacyRegistry)
+    # Staff console entries (label, callback_data) and /stats providers, added by features.
+    staff_menu: list[tuple[str, str]] = field(default_factory=list)
+    stat_providers: list[StatProvider] = field(default_factory=lambda: [patient_stats])
 
     @property
     def messages(self):  # noqa: ANN201 - a Messages; kept short for handlers
