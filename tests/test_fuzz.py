@@ -56,7 +56,11 @@ class BackgroundBot:
         async def record(update: object, context: Any) -> None:
             self.errors.append(f"{type(context.error).__name__}: {context.error}")
 
+        # First in line: the bot's own error handler stops the chain once it has replied.
+        others = dict(app.error_handlers)
+        app.error_handlers.clear()
         app.add_error_handler(record)
+        app.error_handlers.update(others)
         self.node_ids = sorted(app.bot_data["services"].content.nodes)
         return fake
 

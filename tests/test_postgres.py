@@ -152,3 +152,33 @@ async def test_a_new_patient_hitting_two_instances_at_once_is_answered_twice(fak
             assert len(sent) == 2 and all("Hello, Anna!" in c.params["text"] for c in sent)
         async with a.db.session() as session:
             assert await session.scalar(select(func.count()).select_from(Patient)) == 10
+
+
+async def test_connections_killed_by_the_server_are_replaced(fake: FakeBotAPI, pg_url: str,
+                                                            caplog):
+    """PostgreSQL restarts or a failover drop every pooled connection: the next update works."""
+    import logging
+
+    import asyncpg
+
+    from tests.scale_helpers import PG_ADMIN_DSN
+
+    runner = BotRunner(fake, make_settings(fake, pg_url))
+    await runner.start()
+    try:
+        patient = TgUser(runner)
+        assert "Hello, Anna!" in (await patient.send("/start"))[0].text
+        admin = await asyncpg.connect(PG_ADMIN_DSN)
+        try:
+            killed = await admin.fetchval(
+                "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+                "WHERE datname = $1 AND pid <> pg_backend_pid()", pg_url.rsplit("/", 1)[1])
+        finally:
+            await admin.close()
+        assert killed >= 1
+        with caplog.at_level(logging.WARNING):
+            shown = await patient.send("/start")
+        assert "Hello, Anna!" in shown[0].text
+        assert not [r for r in caplog.records if r.levelno >= logging.WARNING]
+    finally:
+        await runner.stop()
