@@ -22,9 +22,9 @@ log = logging.getLogger(__name__)
 
 def feature_modules() -> list:
     """Handler modules in registration order; the fallback (never-silence) goes last."""
-    from handlers import errors, fallback, menu, privacy, staff
+    from handlers import dedupe, errors, fallback, menu, privacy, staff
 
-    return [menu, privacy, staff, errors, fallback]
+    return [dedupe, menu, privacy, staff, errors, fallback]
 
 
 def build_services(

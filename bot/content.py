@@ -23,6 +23,7 @@ REQUIRED_MESSAGES = (
     "page_indicator", "button_back", "button_main_menu", "button_next_page", "button_prev_page",
     "button_read_all", "button_disclaimer", "disclaimer_title", "disclaimer", "help", "commands",
     "unknown_command", "unknown_text", "unsupported_message", "stale_button", "error",
+    "db_unavailable",
 )
 BUTTON_LIMIT = 64  # Telegram shows long labels cut off; keep them readable
 

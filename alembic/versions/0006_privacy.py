@@ -1,19 +1,19 @@
 """Privacy: the append-only audit trail, and when a patient's data was erased.
 
 Revision ID: 0006_privacy
-Revises: 0001
+Revises: 0005_processed_updates
 Create Date: 2026-11-24
 """
 
 from collections.abc import Sequence
 
 import sqlalchemy as sa
-
-import bot.db.types
 from alembic import op
 
+import bot.db.types
+
 revision: str = "0006_privacy"
-down_revision: str | None = "0001"
+down_revision: str | None = "0005_processed_updates"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
