@@ -16,6 +16,7 @@ from bot.db.engine import Database
 from bot.db.migrate import upgrade
 from bot.menu import MenuRenderer
 from bot.services import Services
+from bot.update_processor import PerChatOrderedProcessor
 
 log = logging.getLogger(__name__)
 
@@ -58,6 +59,7 @@ def build_application(
         .base_url(settings.telegram_api_base_url)
         .defaults(Defaults(parse_mode=ParseMode.HTML, tzinfo=settings.tz,
                            link_preview_options=LinkPreviewOptions(is_disabled=True)))
+        .concurrent_updates(PerChatOrderedProcessor(settings.max_concurrent_updates))
         .post_init(_post_init(svc, migrate))
         .post_shutdown(_post_shutdown(svc))
     )

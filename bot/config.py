@@ -43,6 +43,8 @@ class Settings(BaseSettings):
     content_dir: Path = ROOT / "content"
     rate_limiter: bool = True
     log_level: str = "INFO"
+    # Updates of different chats handled at once (one chat's updates always stay in order).
+    max_concurrent_updates: int = Field(default=32, ge=1, le=512)
 
     # Webhook mode (`run_bot.py run --webhook`); polling is the default and needs none of these.
     webhook_url: str | None = Field(
