@@ -15,6 +15,7 @@ from bot.content import Content, load_content
 from bot.db.engine import Database
 from bot.db.migrate import upgrade
 from bot.menu import MenuRenderer
+from bot.qa import build_qa
 from bot.services import Services
 
 log = logging.getLogger(__name__)
@@ -22,9 +23,9 @@ log = logging.getLogger(__name__)
 
 def feature_modules() -> list:
     """Handler modules in registration order; the fallback (never-silence) goes last."""
-    from handlers import errors, fallback, menu
+    from handlers import errors, fallback, menu, questions
 
-    return [menu, errors, fallback]
+    return [menu, errors, questions, fallback]
 
 
 def build_services(
@@ -38,6 +39,7 @@ def build_services(
         content=content,
         clock=clock or SystemClock(),
         menu=MenuRenderer(content),
+        qa=build_qa(content, settings.content_dir),
     )
 
 

@@ -9,6 +9,7 @@ from bot.config import Settings
 from bot.content import Content
 from bot.db.engine import Database
 from bot.menu import MenuRenderer
+from bot.qa import QAEngine
 
 
 @dataclass
@@ -18,6 +19,7 @@ class Services:
     content: Content
     clock: Clock
     menu: MenuRenderer
+    qa: QAEngine | None = None  # questions in the patient's own words (content/qa.yaml)
 
     @property
     def messages(self):  # noqa: ANN201 - a Messages; kept short for handlers
