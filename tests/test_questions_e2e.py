@@ -1,0 +1,198 @@
+"""Questions through the real bot and the fake Bot API: answer, handoff and reply, red flags."""
+
+from __future__ import annotations
+
+import re
+
+from sqlalchemy import inspect, select, text
+
+from bot import telegram_html
+from bot.db import Database
+from bot.db.migrate import upgrade
+from bot.db.qa_models import Question, StaffReplyTarget
+from tests.harness import BotRunner, TgUser
+from tests.textcheck import SEED, norm
+
+STAFF_ID = 42
+DOCUMENT = norm(SEED.read_text(encoding="utf-8"))
+
+
+def staff_messages(fake, since: int = 0):
+    return [c for c in fake.calls_to("sendMessage", STAFF_ID)[since:]]
+
+
+def reply_button(call) -> str:
+    rows = call.params["reply_markup"]["inline_keyboard"]
+    return next(b["callback_data"] for row in rows for b in row if b["text"].startswith("↩️"))
+
+
+async def rows(runner: BotRunner, model):
+    db = Database(runner.settings.database_url)
+    try:
+        async with db.session() as session:
+            return list((await session.scalars(select(model).order_by(text("1")))).all())
+    finally:
+        await db.dispose()
+
+
+async def test_question_is_answered_by_quoting_the_document(fake, patient: TgUser):
+    shown = await patient.send("Can I go to the gym after?")
+    assert len(shown) == 1
+    message = shown[0]
+    assert "Recovery After Mesotherapy › Downtime" in message.text
+    quote = re.search(r"<blockquote>(.*?)</blockquote>", message.text, re.S).group(1)
+    assert "avoid intense exercise" in quote
+    assert norm(telegram_html.plain(quote)) in DOCUMENT  # quoted, never generated
+    labels = patient.labels(message)
+    assert labels[:2] == ["Downtime", "Recovery After Mesotherapy"]
+    assert "💬 Ask the clinic" in labels and "🏠 Main menu" in labels
+    # The related menu entry opens the same section in the menu.
+    shown = await patient.press("Downtime")
+    assert shown[0].text.startswith("<b>Downtime</b>")
+    assert staff_messages(fake) == []  # an answered question bothers nobody
+
+
+async def test_question_handoff_and_staff_reply_relayed_to_the_patient(fake, runner, patient):
+    staff = TgUser(runner, "Staff", user_id=STAFF_ID)
+    shown = await patient.send("How much does it cost?")
+    assert "does not cover that" in shown[0].text and "prices" in shown[0].text
+    assert staff_messages(fake) == []  # nothing goes to staff without the patient's say-so
+    shown = await patient.press("💬 Yes, send it to the clinic")
+    assert "passed to the clinic's staff" in shown[-1].text
+    [alert] = staff_messages(fake)
+    assert "Anna" in alert.params["text"] and "How much does it cost?" in alert.params["text"]
+    data = reply_button(alert)
+
+    # A second press does not alert staff twice.
+    await patient.press("💬 Yes, send it to the clinic")
+    assert len(staff_messages(fake)) == 1
+    assert "already with the clinic" in patient.last_text()
+
+    await staff.press_data(data, fake.messages[STAFF_ID][alert.result["message_id"]])
+    assert "Type your reply to question" in staff.last_text()
+    await runner.restart()  # who is replying to what is a row, not memory
+    await staff.send("It is £150 per session. <Call us> to book & pay.")
+    relayed = fake.last_message(patient.id)
+    assert "Reply from the clinic" in relayed.text
+    assert "How much does it cost?" in relayed.text
+    assert "It is £150 per session. &lt;Call us&gt; to book &amp; pay." in relayed.text
+    assert "sent to Anna" in staff.last_text()
+    [question] = await rows(runner, Question)
+    assert question.status == "replied" and question.replied_by == STAFF_ID
+    assert await rows(runner, StaffReplyTarget) == []
+    # The staff member's next message is not sent to the patient again.
+    before = len(fake.calls_to("sendMessage", patient.id))
+    await staff.send("what is mesotherapy")
+    assert len(fake.calls_to("sendMessage", patient.id)) == before
+
+
+async def test_ask_the_clinic_after_an_answer_and_reply_command(fake, runner, patient):
+    staff = TgUser(runner, "Staff", user_id=STAFF_ID)
+    await patient.send("how many sessions will I need?")
+    await patient.press("💬 Ask the clinic")
+    [alert] = staff_messages(fake)
+    question_id = int(re.search(r"#(\d+)", alert.params["text"]).group(1))
+    await staff.send(f"/reply {question_id} Usually four,\nthree weeks apart.")
+    assert "Usually four,\nthree weeks apart." in fake.last_message(patient.id).text
+    shown = await staff.send("/reply 999 hello")
+    assert "no question #999" in shown[0].text
+    shown = await staff.send("/reply nonsense")
+    assert "Usage: /reply" in shown[0].text
+
+
+async def test_red_flag_tells_the_patient_to_get_help_and_alerts_staff(fake, patient):
+    shown = await patient.send("My lips are swelling up and my throat feels tight")
+    assert len(shown) == 1
+    assert "Please get help now" in shown[0].text and "emergency" in shown[0].text
+    assert "<blockquote>" not in shown[0].text  # the brochure is not quoted
+    assert "Ask the clinic" not in " ".join(patient.labels(shown[0]))
+    [alert] = staff_messages(fake)
+    assert "URGENT" in alert.params["text"] and "allergic reaction" in alert.params["text"]
+    assert "My lips are swelling up" in alert.params["text"]
+    assert reply_button(alert).startswith("qa:reply:")
+
+
+async def test_non_staff_cannot_reply_or_touch_other_patients_questions(fake, runner, patient):
+    mallory = TgUser(runner, "Mallory")
+    await patient.send("what are your opening hours")
+    [question] = await rows(runner, Question)
+    # Another patient forges the handoff button of Anna's question: refused, staff not told.
+    await mallory.send("hi")
+    await mallory.press_data(f"qa:ask:{question.id}")
+    assert "no longer available" in mallory.last_text()
+    assert staff_messages(fake) == []
+    # A patient forges the staff Reply button: refused, no reply target stored.
+    before = len(fake.calls_to("sendMessage"))
+    await mallory.press_data(f"qa:reply:{question.id}")
+    answers = fake.calls_to("answerCallbackQuery")
+    assert answers[-1].params.get("text") == "Only the clinic's staff can do that."
+    assert await rows(runner, StaffReplyTarget) == []
+    await mallory.press_data("qa:cancel")
+    assert len(fake.calls_to("sendMessage")) == before
+    # /reply from a patient is an unknown command, and nothing reaches Anna.
+    shown = await mallory.send(f"/reply {question.id} gotcha")
+    assert "don't know the command /reply" in shown[0].text
+    assert all("gotcha" not in m.text for m in fake.messages[patient.id].values())
+    # Staff rights are checked on every press: a former staff member is refused.
+    await patient.press("💬 Yes, send it to the clinic")
+    [alert] = staff_messages(fake)
+    runner.settings.staff_ids = frozenset()
+    staff = TgUser(runner, "Staff", user_id=STAFF_ID)
+    await staff.press_data(reply_button(alert), fake.messages[STAFF_ID][alert.result["message_id"]])
+    assert await rows(runner, StaffReplyTarget) == []
+
+
+async def test_patient_names_with_html_are_escaped_for_staff(fake, runner):
+    eve = TgUser(runner, first_name="<b>Eve</b> & Co")
+    await eve.send("I have a fever and there is pus")
+    [alert] = staff_messages(fake)
+    assert "&lt;b&gt;Eve&lt;/b&gt; &amp; Co" in alert.params["text"]
+    await eve.send("<i>botox price</i> & is it > 100?")
+    await eve.press("💬 Yes, send it to the clinic")
+    alert = staff_messages(fake)[-1]
+    assert "&lt;i&gt;botox price&lt;/i&gt; &amp; is it &gt; 100?" in alert.params["text"]
+    telegram_html.check(alert.params["text"])
+
+
+async def test_a_reply_to_a_patient_who_blocked_the_bot_is_reported(fake, runner, patient):
+    staff = TgUser(runner, "Staff", user_id=STAFF_ID)
+    await patient.send("do you do botox")
+    await patient.press("💬 Yes, send it to the clinic")
+    [question] = await rows(runner, Question)
+    fake.block(patient.id)
+    shown = await staff.send(f"/reply {question.id} No, sorry.")
+    assert "Could not deliver" in shown[0].text
+    [question] = await rows(runner, Question)
+    assert question.status == "handed_off"
+
+
+async def test_greetings_and_empty_text_show_the_menu(fake, patient):
+    shown = await patient.send("hello")
+    assert "Ask me a question" in shown[0].text and "Uses of Mesotherapy" in patient.labels(shown[0])
+    shown = await patient.send("?!")
+    assert "Type your question" in shown[0].text
+
+
+async def test_migration_creates_and_drops_the_question_tables(db_url):
+    from alembic import command
+    from bot.db.migrate import alembic_config
+
+    db = Database(db_url)
+    try:
+        await upgrade(db)
+        async with db.engine.connect() as conn:
+            tables = await conn.run_sync(lambda c: inspect(c).get_table_names())
+        assert {"questions", "staff_reply_targets"} <= set(tables)
+
+        def down(conn):
+            cfg = alembic_config(db_url)
+            cfg.attributes["connection"] = conn
+            command.downgrade(cfg, "0001")
+
+        async with db.engine.begin() as conn:
+            await conn.run_sync(down)
+        async with db.engine.connect() as conn:
+            tables = await conn.run_sync(lambda c: inspect(c).get_table_names())
+        assert "questions" not in tables and "patients" in tables
+    finally:
+        await db.dispose()
