@@ -3,13 +3,19 @@
 from __future__ import annotations
 
 import re
+import uuid
+from datetime import UTC, datetime, timedelta
 
+import asyncpg
+import pytest
 from sqlalchemy import inspect, select, text
 
-from bot import telegram_html
+from bot import patients, telegram_html
+from bot import questions as repo
 from bot.db import Database
 from bot.db.migrate import upgrade
 from bot.db.qa_models import Question, StaffReplyTarget
+from bot.qa import Result
 from tests.harness import BotRunner, TgUser
 from tests.textcheck import SEED, norm
 
@@ -196,3 +202,35 @@ async def test_migration_creates_and_drops_the_question_tables(db_url):
         assert "questions" not in tables and "patients" in tables
     finally:
         await db.dispose()
+
+
+@pytest.mark.postgres
+async def test_migration_and_handoff_repository_on_postgresql():
+    """The same migration and the guarded handoff UPDATE on PostgreSQL (skipped without a server)."""
+    admin_url = "postgresql://postgres@127.0.0.1:5432/test"
+    try:
+        admin = await asyncpg.connect(admin_url, timeout=3)
+    except (OSError, asyncpg.PostgresError) as exc:
+        pytest.skip(f"PostgreSQL at 127.0.0.1:5432 unreachable: {type(exc).__name__}")
+    name = f"qa_{uuid.uuid4().hex[:12]}"
+    await admin.execute(f'CREATE DATABASE "{name}"')
+    db = Database(f"postgresql+asyncpg://postgres@127.0.0.1:5432/{name}")
+    try:
+        await upgrade(db)
+        now = datetime(2026, 5, 1, 9, tzinfo=UTC)
+        async with db.session() as session:
+            patient = await patients.upsert_from_telegram(
+                session, user_id=7, chat_id=7, first_name="P", language_code=None, now=now)
+            question = await repo.record(session, patient, "prices?", Result("unknown"), now)
+        async with db.session() as session:
+            assert await repo.of_patient(session, question.id, 8) is None
+            assert await repo.hand_off(session, question.id, now) is True
+            assert await repo.hand_off(session, question.id, now) is False
+            await repo.start_reply(session, 42, question.id, 42, now)
+        async with db.session() as session:
+            target = await repo.reply_target(session, 42, 42, now, timedelta(minutes=5))
+            assert target is not None and target.question_id == question.id
+    finally:
+        await db.dispose()
+        await admin.execute(f'DROP DATABASE IF EXISTS "{name}"')
+        await admin.close()
