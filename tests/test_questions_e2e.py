@@ -234,3 +234,25 @@ async def test_migration_and_handoff_repository_on_postgresql():
         await db.dispose()
         await admin.execute(f'DROP DATABASE IF EXISTS "{name}"')
         await admin.close()
+
+
+async def test_reply_target_expires_and_belongs_to_one_chat(db_url):
+    db = Database(db_url)
+    try:
+        await upgrade(db)
+        now = datetime(2026, 5, 1, 9, tzinfo=UTC)
+        window = timedelta(minutes=30)
+        async with db.session() as session:
+            patient = await patients.upsert_from_telegram(
+                session, user_id=7, chat_id=7, first_name="P", language_code=None, now=now)
+            question = await repo.record(session, patient, "prices?", Result("unknown"), now)
+            await repo.start_reply(session, 42, question.id, 42, now)
+        async with db.session() as session:
+            assert await repo.reply_target(session, 42, -100, now, window) is None  # other chat
+            assert await repo.reply_target(session, 42, 42, now + window, window) is not None
+            assert await repo.reply_target(session, 42, 42, now + window + timedelta(seconds=1),
+                                           window) is None
+        async with db.session() as session:  # the expired target was removed
+            assert await session.get(StaffReplyTarget, 42) is None
+    finally:
+        await db.dispose()
