@@ -36,6 +36,7 @@ from bot.content import Content, ContentError, Node, load_yaml
 QA_FILE = "qa.yaml"
 REQUIRED_TEXTS = (
     "answer", "answer_more", "no_answer", "empty_question", "greeting", "thanks", "red_flag",
+    "red_flag_staff_alerted",
     "button_ask_clinic", "button_send_to_staff", "button_main_menu", "handoff_done",
     "handoff_already", "handoff_failed", "question_unknown", "reply_to_patient", "staff_question",
     "staff_red_flag", "button_reply", "button_cancel_reply", "staff_reply_prompt",
@@ -392,7 +393,8 @@ class QAEngine:
             return Result(small)
         concepts = self.concepts(tokens)
         if not concepts:
-            return Result("empty")
+            # Only small words: "ok?" shows the menu, but "how much is it" is a real question.
+            return Result("unknown" if len(tokens) >= 3 else "empty")
         total = sum(self._weight(c) for c in concepts)
         scored = sorted(((*self._score(i, concepts), i) for i in range(len(self.docs))),
                         key=lambda x: (-x[0], x[2]))

@@ -127,6 +127,8 @@ async def on_text(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
             [[(qa.config.text("button_reply"), f"qa:reply:{question_id}")]])
         if delivered == 0:
             log.error("red flag %s: no staff chat could be alerted", question_id)
+        else:
+            await context.bot.send_message(chat.id, qa.config.text("red_flag_staff_alerted"))
         return
     if result.kind == "answer":
         await send_screen(update, context, answer_screen(svc, result, question_id))

@@ -108,7 +108,7 @@ async def test_ask_the_clinic_after_an_answer_and_reply_command(fake, runner, pa
 
 async def test_red_flag_tells_the_patient_to_get_help_and_alerts_staff(fake, patient):
     shown = await patient.send("My lips are swelling up and my throat feels tight")
-    assert len(shown) == 1
+    assert len(shown) == 2 and "sent your message to the clinic's staff" in shown[1].text
     assert "Please get help now" in shown[0].text and "emergency" in shown[0].text
     assert "<blockquote>" not in shown[0].text  # the brochure is not quoted
     assert "Ask the clinic" not in " ".join(patient.labels(shown[0]))
@@ -177,6 +177,15 @@ async def test_greetings_and_empty_text_show_the_menu(fake, patient):
     assert "Ask me a question" in shown[0].text and "Uses of Mesotherapy" in patient.labels(shown[0])
     shown = await patient.send("?!")
     assert "Type your question" in shown[0].text
+    shown = await patient.send("how much is it?")  # only small words, but a real question
+    assert "does not cover that" in shown[0].text
+
+
+async def test_red_flag_without_reachable_staff_does_not_claim_they_were_told(fake, runner, patient):
+    fake.block(STAFF_ID)
+    shown = await patient.send("I have a high temperature")
+    assert len(shown) == 1 and "Please get help now" in shown[0].text
+    assert "staff" not in shown[0].text
 
 
 async def test_migration_creates_and_drops_the_question_tables(db_url):
