@@ -86,7 +86,11 @@ def cmd_migrate(args: argparse.Namespace) -> int:
 def cmd_check_content(args: argparse.Namespace) -> int:
     settings = load_settings()
     content = load_content(settings.content_dir)
-    print(f"content OK: {len(content.documents)} document(s), {len(content.nodes)} menu screens")
+    from bot.qa import build_qa
+
+    qa = build_qa(content, settings.content_dir)
+    print(f"content OK: {len(content.documents)} document(s), {len(content.nodes)} menu screens, "
+          f"{len(qa.config.synonyms)} synonyms, {len(qa.config.red_flags)} red-flag phrases")
     return 0
 
 

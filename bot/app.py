@@ -15,6 +15,7 @@ from bot.content import Content, load_content
 from bot.db.engine import Database
 from bot.db.migrate import upgrade
 from bot.menu import MenuRenderer
+from bot.qa import build_qa
 from bot.services import Services
 from bot.update_processor import PerChatOrderedProcessor
 
@@ -23,9 +24,9 @@ log = logging.getLogger(__name__)
 
 def feature_modules() -> list:
     """Handler modules in registration order; the fallback (never-silence) goes last."""
-    from handlers import dedupe, errors, fallback, menu, privacy, staff
+    from handlers import dedupe, errors, fallback, menu, privacy, questions, staff
 
-    return [dedupe, menu, privacy, staff, errors, fallback]
+    return [dedupe, menu, privacy, staff, errors, questions, fallback]
 
 
 def build_services(
@@ -39,6 +40,7 @@ def build_services(
         content=content,
         clock=clock or SystemClock(),
         menu=MenuRenderer(content),
+        qa=build_qa(content, settings.content_dir),
     )
 
 

@@ -10,6 +10,7 @@ from bot.content import Content
 from bot.db.engine import Database
 from bot.menu import MenuRenderer
 from bot.privacy import PrivacyRegistry
+from bot.qa import QAEngine
 from bot.stats import StatProvider, patient_stats
 
 
@@ -24,6 +25,7 @@ class Services:
     # Staff console entries (label, callback_data) and /stats providers, added by features.
     staff_menu: list[tuple[str, str]] = field(default_factory=list)
     stat_providers: list[StatProvider] = field(default_factory=lambda: [patient_stats])
+    qa: QAEngine | None = None  # questions in the patient's own words (content/qa.yaml)
 
     @property
     def messages(self):  # noqa: ANN201 - a Messages; kept short for handlers

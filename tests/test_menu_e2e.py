@@ -116,8 +116,9 @@ async def test_unknown_command_text_and_sticker_get_answers_and_the_menu(fake, p
     assert "don't know the command /prices" in shown[0].text
     assert "Uses of Mesotherapy" in patient.labels(shown[0])
     shown = await patient.send("<script>alert(1)</script> & more")
-    assert "didn't understand" in shown[0].text
-    assert "Uses of Mesotherapy" in patient.labels(shown[0])
+    # Free text is a question since issue 5: not covered -> the offer to ask staff, not silence.
+    assert "does not cover that" in shown[0].text
+    assert "🏠 Main menu" in patient.labels(shown[0])
     sticker = {"file_id": "s1", "file_unique_id": "u1", "type": "regular", "width": 512,
                "height": 512, "is_animated": False, "is_video": False}
     shown = await patient.send_raw(patient._message(sticker=sticker))
