@@ -12,8 +12,11 @@ from telegram.request import BaseRequest
 from bot.clock import Clock, SystemClock
 from bot.config import Settings
 from bot.content import Content, load_content
+from bot.crypto import CryptoBox
 from bot.db.engine import Database
 from bot.db.migrate import upgrade
+from bot.intake.flow import IntakeFlow
+from bot.intake.spec import load_intake
 from bot.menu import MenuRenderer
 from bot.services import Services
 
@@ -22,9 +25,9 @@ log = logging.getLogger(__name__)
 
 def feature_modules() -> list:
     """Handler modules in registration order; the fallback (never-silence) goes last."""
-    from handlers import errors, fallback, menu
+    from handlers import errors, fallback, intake, menu
 
-    return [menu, errors, fallback]
+    return [menu, intake, errors, fallback]
 
 
 def build_services(
@@ -32,12 +35,19 @@ def build_services(
     db: Database | None = None,
 ) -> Services:
     content = content or load_content(settings.content_dir)
+    spec = load_intake(settings.content_dir / "intake.yaml",
+                       clinic_name=str(content.messages.raw("clinic_name")))
+    crypto = CryptoBox(settings.encryption_key_list()) if settings.encryption_keys else None
+    if crypto is None:
+        log.warning("ENCRYPTION_KEYS is not set: the consultation questionnaire is disabled")
     return Services(
         settings=settings,
         db=db or Database(settings.database_url),
         content=content,
         clock=clock or SystemClock(),
         menu=MenuRenderer(content),
+        crypto=crypto,
+        intake=IntakeFlow(spec, crypto, settings.tz) if crypto is not None else None,
     )
 
 

@@ -3,12 +3,17 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from bot.clock import Clock
 from bot.config import Settings
 from bot.content import Content
 from bot.db.engine import Database
 from bot.menu import MenuRenderer
+
+if TYPE_CHECKING:
+    from bot.crypto import CryptoBox
+    from bot.intake.flow import IntakeFlow
 
 
 @dataclass
@@ -18,6 +23,8 @@ class Services:
     content: Content
     clock: Clock
     menu: MenuRenderer
+    crypto: CryptoBox | None = None  # None when ENCRYPTION_KEYS is unset (run mode refuses that)
+    intake: IntakeFlow | None = None  # None without a crypto box: no health data unencrypted
 
     @property
     def messages(self):  # noqa: ANN201 - a Messages; kept short for handlers
