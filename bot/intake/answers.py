@@ -153,7 +153,7 @@ def parse_phone(text: str, region: str = "GB") -> Parsed:
         return Invalid("error_phone_invalid")
     reason = phonenumbers.is_possible_number_with_reason(number)
     if reason == ValidationResult.INVALID_COUNTRY_CODE:
-        return Invalid("error_phone_country")
+        return Invalid("error_phone_country" if raw.startswith("+") else "error_phone_invalid")
     if reason == ValidationResult.TOO_SHORT:
         return Invalid("error_phone_short")
     if reason == ValidationResult.TOO_LONG:
