@@ -159,7 +159,16 @@ async def _run(update: Update, context: ContextTypes.DEFAULT_TYPE, kind: str) ->
     message = update.effective_message
     try:
         async with svc.db.session() as session:
-            patient = await _patient(session, update, svc)
+            if kind in ("typed", "cancel"):
+                # Every message passes here first: read only, and only patients with an intake.
+                user = update.effective_user
+                patient = await patients.by_telegram_id(session, user.id) if user else None
+                if patient is None or (kind == "typed"
+                                       and not await flow.has_active_question(session, patient)):
+                    return False
+                patient = await _patient(session, update, svc)
+            else:
+                patient = await _patient(session, update, svc)
             if kind == "entry":
                 reply = await flow.entry(session, patient, now)
             elif kind == "press":

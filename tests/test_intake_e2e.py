@@ -60,7 +60,7 @@ async def test_happy_path_consent_questions_review_submit_and_staff_summary(fake
     assert patient.labels(shown[-1]) == ["✅ I agree", "✖️ No, thanks"]
 
     shown = await patient.press("✅ I agree")
-    assert "I agree" in shown[0].text and shown[0].reply_markup is None  # consent edited, no buttons
+    assert "✓ <b>I agree</b>" in shown[0].text and shown[0].reply_markup is None  # consent edited, no buttons
     assert "Question 1 of" in shown[-1].text and "mesotherapy" in shown[-1].text
     assert "Facial rejuvenation" in " ".join(patient.labels(shown[-1]))
     svc = runner.app.bot_data["services"]

@@ -296,7 +296,7 @@ class IntakeFlow:
             state = State(row, {}, {})
             self._goto_next(state)
         agreed = Out(self.t("answered", question=_first_line(self.spec.consent()),
-                            answer=_plain(self.t("button_agree"))), edit=True)
+                            answer=_label_text(self.t("button_agree"))), edit=True)
         return self._show_state(state, None, now, pre=[agreed])
 
     # ------------------------------------------------------------------ answering
@@ -600,6 +600,13 @@ def _plain(fragment: str) -> str:
     from bot import telegram_html
 
     return telegram_html.plain(fragment)
+
+
+def _label_text(label_html: str) -> str:
+    """A button label without its leading emoji or symbols ("✅ I agree" -> "I agree")."""
+    text = _plain(label_html)
+    start = next((i for i, ch in enumerate(text) if ch.isalnum()), 0)
+    return text[start:]
 
 
 def _plain_keep(question_html: str) -> str:
