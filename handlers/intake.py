@@ -114,6 +114,10 @@ async def notify_staff_intake(context: ContextTypes.DEFAULT_TYPE, notice: StaffN
             log.warning("staff chat %s not told of intake %s: %s", chat_id, notice.intake_id,
                         type(exc).__name__)
     log.info("intake %s submitted; %d staff chat(s) notified", notice.intake_id, delivered)
+    if delivered:
+        async with svc.db.session() as session:
+            await svc.intake.audit(session, notice.intake_id, None, "staff_notified",
+                                   svc.clock.now())
     return delivered
 
 
@@ -209,7 +213,7 @@ async def on_staff_button(update: Update, context: ContextTypes.DEFAULT_TYPE) ->
         return
     intake_id = int((query.data or "iks:0").split(":", 1)[1])
     async with svc.db.session() as session:
-        text = await flow.staff_contact(session, intake_id)
+        text = await flow.staff_contact(session, intake_id, user_id, svc.clock.now())
     log.info("staff %s viewed the contact details of intake %s", user_id, intake_id)
     await query.answer()
     await context.bot.send_message(update.effective_chat.id, text)

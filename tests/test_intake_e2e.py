@@ -7,7 +7,7 @@ from collections.abc import AsyncIterator
 import pytest
 from sqlalchemy import func, select
 
-from bot.db.intake_models import Intake, IntakeConsent
+from bot.db.intake_models import Intake, IntakeAudit, IntakeConsent
 from tests.harness import BotRunner, TgUser
 from tests.intake_support import (
     MENU_BUTTON,
@@ -113,6 +113,43 @@ async def test_happy_path_consent_questions_review_submit_and_staff_summary(fake
     assert len(fake.messages.get(patient.id, {})) == before
     answers = [c for c in fake.calls_to("answerCallbackQuery") if c.params.get("show_alert")]
     assert answers and "staff only" in answers[-1].params["text"]
+    async with svc.db.session() as session:
+        audit = [(a.action, a.actor_user_id) for a in await session.scalars(
+            select(IntakeAudit).order_by(IntakeAudit.id))]
+    assert audit == [("submitted", patient.id), ("staff_notified", None),
+                     ("contact_viewed", STAFF_ID)]
+
+
+async def test_old_buttons_are_stale_and_harmless(fake, runner, patient):
+    await agree(patient)
+    goal_message = patient.last_keyboard_message()
+    done = goal_message.reply_markup["inline_keyboard"][-2][0]["callback_data"]
+    assert done == "ik:1:d:goal"
+    await toggle_done(patient, "Cellulite")
+    shown = await patient.press_data(done, goal_message)  # the first question's old button
+    assert "earlier step" in shown[-1].text and "Which areas" in shown[-1].text
+    shown = await patient.press_data("ik:1:a:areas:../../etc", goal_message)  # forged
+    assert "earlier step" in shown[-1].text
+    shown = await patient.press_data("ik:999:x", goal_message)  # someone else's intake id
+    assert "earlier step" in shown[-1].text
+    assert await count(runner, Intake) == 1  # nothing was cancelled
+
+
+async def test_staff_group_chat_receives_the_summary(fake, db_url):
+    from tests.conftest import make_settings
+
+    bot_runner = BotRunner(fake, make_settings(fake, db_url, staff_chat_id=-1001234), clock=clock())
+    await bot_runner.start()
+    try:
+        patient = TgUser(bot_runner, "Gina")
+        await complete(patient)
+        await patient.press("📨 Submit")
+        group = list((fake.messages.get(-1001234) or {}).values())
+        assert len(group) == 1 and group[0].text.index("Possible contraindications") < \
+            group[0].text.index("Goal:")
+        assert not fake.messages.get(STAFF_ID)
+    finally:
+        await bot_runner.stop()
 
 
 async def test_deep_link_opens_consent(runner, patient):
@@ -291,6 +328,7 @@ async def test_returning_patient_reviews_updates_and_deletes(fake, runner, patie
     shown = await patient.press("🗑 Yes, delete them")
     assert "deleted" in shown[0].text
     assert await count(runner, Intake) == 0 and await count(runner, IntakeConsent) == 0
+    assert await count(runner, IntakeAudit) >= 3  # who read them stays on record (ids only)
     # The old staff button now finds nothing.
     staff_user = TgUser(runner, "Staff", user_id=STAFF_ID)
     shown = await staff_user.press("📞 Phone number", staff[-1])

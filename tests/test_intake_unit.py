@@ -275,7 +275,7 @@ async def test_rotate_keys_reencrypts_every_row(tmp_path):
             assert await flow2.rotate_keys(session) == 0
         flow3 = IntakeFlow(SPEC, CryptoBox([new]), ZoneInfoLondon)  # the old key is gone
         async with db.session() as session:
-            assert "+44 7911 123456" in await flow3.staff_contact(session, 1)
+            assert "+44 7911 123456" in await flow3.staff_contact(session, 1, 42, NOW)
     finally:
         await db.dispose()
 

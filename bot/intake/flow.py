@@ -33,7 +33,14 @@ from sqlalchemy import delete, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.crypto import CryptoBox
-from bot.db.intake_models import ACTIVE, SUBMITTED, SUPERSEDED, Intake, IntakeConsent
+from bot.db.intake_models import (
+    ACTIVE,
+    SUBMITTED,
+    SUPERSEDED,
+    Intake,
+    IntakeAudit,
+    IntakeConsent,
+)
 from bot.db.models import Patient
 from bot.intake import answers as parse
 from bot.intake.spec import IntakeSpec, Question
@@ -483,6 +490,8 @@ class IntakeFlow:
         state.row.status, state.row.stage, state.row.current = SUBMITTED, "review", None
         state.row.submitted_at = now
         self._save(state, now)
+        session.add(IntakeAudit(intake_id=state.row.id, patient_id=patient.id,
+                                actor_user_id=patient.telegram_user_id, action="submitted", at=now))
         await session.flush()
         phone_q = next((q for q in self.spec.questions if q.kind == "phone"), None)
         phone = self.answer_text(phone_q, state.answers.get(phone_q.id)) if phone_q else "-"
@@ -527,10 +536,20 @@ class IntakeFlow:
                            contact_label=self.t("staff_button_contact"),
                            chat_label=_plain(self.t("staff_button_chat", name=name))[:60])
 
-    async def staff_contact(self, session: AsyncSession, intake_id: int) -> str:
+    async def audit(self, session: AsyncSession, intake_id: int, actor_user_id: int | None,
+                    action: str, now: datetime) -> None:
+        row = await session.get(Intake, intake_id)
+        if row is not None:
+            session.add(IntakeAudit(intake_id=intake_id, patient_id=row.patient_id,
+                                    actor_user_id=actor_user_id, action=action, at=now))
+
+    async def staff_contact(self, session: AsyncSession, intake_id: int, staff_user_id: int | None,
+                            now: datetime) -> str:
         row = await session.get(Intake, intake_id)
         if row is None or row.status != SUBMITTED:
             return self.t("staff_not_found")
+        session.add(IntakeAudit(intake_id=intake_id, patient_id=row.patient_id,
+                                actor_user_id=staff_user_id, action="contact_viewed", at=now))
         patient = await session.get(Patient, row.patient_id)
         answers = self._load(row).answers
         phone_q = next((q for q in self.spec.questions if q.kind == "phone"), None)
@@ -545,6 +564,11 @@ class IntakeFlow:
         submitted = await self._submitted(session, patient)
         active = await self._active(session, patient)
         if action == "delok":
+            for intake_id in (await session.scalars(
+                    select(Intake.id).where(Intake.patient_id == patient.id))).all():
+                session.add(IntakeAudit(intake_id=intake_id, patient_id=patient.id,
+                                        actor_user_id=patient.telegram_user_id, action="deleted",
+                                        at=now))
             await session.execute(delete(Intake).where(Intake.patient_id == patient.id))
             await session.execute(delete(IntakeConsent).where(IntakeConsent.patient_id == patient.id))
             return Reply([Out(self.t("deleted"), remove_keyboard=True)], show_menu=True)
