@@ -318,3 +318,21 @@ async def test_migration_and_flow_on_postgresql():
     finally:
         await conn.execute(f'DROP SCHEMA "{schema}" CASCADE')
         await conn.close()
+
+
+async def test_migration_0002_matches_the_models(tmp_path):
+    from alembic.autogenerate import compare_metadata
+    from alembic.migration import MigrationContext
+
+    import bot.db.intake_models  # noqa: F401 - registers the tables on Base.metadata
+    from bot.db.models import Base
+
+    db = Database(f"sqlite+aiosqlite:///{tmp_path / 'm.db'}")
+    try:
+        await upgrade(db)
+        async with db.engine.connect() as conn:
+            diff = await conn.run_sync(lambda c: compare_metadata(
+                MigrationContext.configure(c, opts={"compare_type": True}), Base.metadata))
+    finally:
+        await db.dispose()
+    assert diff == []
