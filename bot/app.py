@@ -35,10 +35,14 @@ def build_services(
     db: Database | None = None,
 ) -> Services:
     content = content or load_content(settings.content_dir)
-    spec = load_intake(settings.content_dir / "intake.yaml",
-                       clinic_name=str(content.messages.raw("clinic_name")))
+    intake_file = settings.content_dir / "intake.yaml"
+    # A broken intake.yaml stops the start (ContentError file:line); a missing one disables it.
+    spec = load_intake(intake_file, clinic_name=str(content.messages.raw("clinic_name"))) \
+        if intake_file.exists() else None
     crypto = CryptoBox(settings.encryption_key_list()) if settings.encryption_keys else None
-    if crypto is None:
+    if spec is None:
+        log.warning("%s not found: the consultation questionnaire is disabled", intake_file)
+    elif crypto is None:
         log.warning("ENCRYPTION_KEYS is not set: the consultation questionnaire is disabled")
     return Services(
         settings=settings,
@@ -47,7 +51,7 @@ def build_services(
         clock=clock or SystemClock(),
         menu=MenuRenderer(content),
         crypto=crypto,
-        intake=IntakeFlow(spec, crypto, settings.tz) if crypto is not None else None,
+        intake=IntakeFlow(spec, crypto, settings.tz) if crypto and spec else None,
     )
 
 

@@ -336,3 +336,14 @@ async def test_migration_0002_matches_the_models(tmp_path):
     finally:
         await db.dispose()
     assert diff == []
+
+
+def test_without_keys_or_file_the_intake_is_disabled_not_unencrypted(tmp_path, fake, db_url):
+    from bot.app import build_services
+    from tests.conftest import make_settings
+
+    assert build_services(make_settings(fake, db_url, encryption_keys="")).intake is None
+    content = tmp_path / "content"
+    shutil.copytree(ROOT / "content", content)
+    (content / "intake.yaml").unlink()
+    assert build_services(make_settings(fake, db_url, content_dir=content)).intake is None
