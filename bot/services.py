@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from bot.clock import Clock
@@ -10,6 +10,8 @@ from bot.config import Settings
 from bot.content import Content
 from bot.db.engine import Database
 from bot.menu import MenuRenderer
+from bot.privacy import PrivacyRegistry
+from bot.stats import StatProvider, patient_stats
 
 if TYPE_CHECKING:
     from bot.crypto import CryptoBox
@@ -23,6 +25,10 @@ class Services:
     content: Content
     clock: Clock
     menu: MenuRenderer
+    privacy: PrivacyRegistry = field(default_factory=PrivacyRegistry)
+    # Staff console entries (label, callback_data) and /stats providers, added by features.
+    staff_menu: list[tuple[str, str]] = field(default_factory=list)
+    stat_providers: list[StatProvider] = field(default_factory=lambda: [patient_stats])
     crypto: CryptoBox | None = None  # None when ENCRYPTION_KEYS is unset (run mode refuses that)
     intake: IntakeFlow | None = None  # None without a crypto box: no health data unencrypted
 

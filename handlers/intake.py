@@ -1,8 +1,10 @@
 """Consultation intake in Telegram: thin glue between updates and bot.intake.flow.
 
 Registered handlers:
-  group -1  /start intake (deep link), /cancel while an intake is open, and any message while a
-            question is open (consumed with ApplicationHandlerStop; otherwise other features run)
+  group -5  /start intake (deep link), /cancel while an intake is open, and any message while a
+            question is open (consumed with ApplicationHandlerStop; otherwise later groups run).
+            Its own group, not -1: within a group only the first matching handler runs, so a
+            catch-all here would hide other features' group -1 free-text handlers.
   group 0   ik:* buttons (patients), iks:* buttons (staff, checked on every press), /cancel
 """
 
@@ -31,14 +33,16 @@ from telegram.ext import (
 
 from bot import patients
 from bot.crypto import CryptoError
-from bot.intake.flow import IntakeFlow, Out, Reply, StaffNotice
+from bot.intake.flow import IntakeFlow, Out, Reply, StaffNotice, erase_intake
 from bot.menu import paginate
+from bot.privacy import DataSection
 from bot.services import Services
 from bot.staff import is_staff, notification_chats
 from handlers.common import send_screen, services
 
 log = logging.getLogger(__name__)
 PRIVATE = filters.ChatType.PRIVATE
+GROUP = -5  # after dedupe (-100), before the group -1 free-text routers and group 0
 DEEP_LINK = filters.Regex(r"^/start(@\w+)?\s+intake\s*$")
 
 
@@ -116,7 +120,7 @@ async def notify_staff_intake(context: ContextTypes.DEFAULT_TYPE, notice: StaffN
     log.info("intake %s submitted; %d staff chat(s) notified", notice.intake_id, delivered)
     if delivered:
         async with svc.db.session() as session:
-            await svc.intake.audit(session, notice.intake_id, None, "staff_notified",
+            await svc.intake.audit(session, notice.intake_id, None, "intake_staff_notified",
                                    svc.clock.now())
     return delivered
 
@@ -222,12 +226,21 @@ async def on_staff_button(update: Update, context: ContextTypes.DEFAULT_TYPE) ->
 def register(application: Application, svc: Services) -> None:
     if svc.intake is not None:
         svc.menu.extra_main_buttons.append((svc.intake.t("menu_button"), "ik:go"))
+
+    async def export(session, patient):  # noqa: ANN001, ANN202
+        if svc.intake is None:
+            return {"note": "not readable: ENCRYPTION_KEYS is not configured"}
+        return await svc.intake.export(session, patient)
+
+    # Registered even when the questionnaire is disabled: /forget must still delete the rows.
+    svc.privacy.register(DataSection("consultation_intake", export, erase_intake,
+                                     ("intakes", "intake_consents")))
     application.add_handler(
-        CommandHandler("start", entry_deep_link, filters=PRIVATE & DEEP_LINK), group=-1)
-    application.add_handler(CommandHandler("cancel", on_cancel_early, filters=PRIVATE), group=-1)
+        CommandHandler("start", entry_deep_link, filters=PRIVATE & DEEP_LINK), group=GROUP)
+    application.add_handler(CommandHandler("cancel", on_cancel_early, filters=PRIVATE), group=GROUP)
     application.add_handler(
         MessageHandler(PRIVATE & filters.UpdateType.MESSAGE & ~filters.COMMAND, on_message),
-        group=-1)
+        group=GROUP)
     application.add_handler(CallbackQueryHandler(on_button, pattern=r"^ik:"))
     application.add_handler(CallbackQueryHandler(on_staff_button, pattern=r"^iks:\d{1,12}$"))
     application.add_handler(CommandHandler("cancel", on_cancel, filters=PRIVATE))

@@ -21,7 +21,6 @@ from bot.config import Settings
 from tests.fake_bot_api import TOKEN, FakeBotAPI, StoredMessage
 
 
-
 class TrackingApplication(Application):
     """Resolves a future when an update has been fully processed."""
 
@@ -152,19 +151,14 @@ class TgUser:
 
     # ------------------------------------------------------------------ observing
     def _shown_since(self, index: int) -> list[StoredMessage]:
-        calls = [call for call in self.fake.calls[index:]
-                 if call.method in ("sendMessage", "editMessageText", "sendDocument")
-                 and call.status == 200 and str(call.params.get("chat_id")) == str(self.id)]
-        chat = self.fake.messages.get(self.id) or {}
-        # The n-th send since `index` is the n-th newest of the chat's last `sends` messages.
-        sends = sum(1 for call in calls if call.method != "editMessageText")
-        new_ids = sorted(chat)[-sends:] if sends else []
         shown = []
-        for call in calls:
-            if call.method == "editMessageText":
-                shown.append(chat[int(call.params["message_id"])])
-            elif new_ids:
-                shown.append(chat[new_ids.pop(0)])
+        for call in self.fake.calls[index:]:
+            if call.method in ("sendMessage", "editMessageText", "sendDocument") and call.status == 200 \
+                    and str(call.params.get("chat_id")) == str(self.id):
+                message_id = int(call.result["message_id"])
+                stored = self.fake.messages[self.id].get(message_id)
+                if stored is not None:
+                    shown.append(stored)
         return shown
 
     def last_keyboard_message(self) -> StoredMessage | None:

@@ -7,7 +7,8 @@ from collections.abc import AsyncIterator
 import pytest
 from sqlalchemy import func, select
 
-from bot.db.intake_models import Intake, IntakeAudit, IntakeConsent
+from bot.db.intake_models import Intake, IntakeConsent
+from bot.db.privacy_models import AuditEvent
 from tests.harness import BotRunner, TgUser
 from tests.intake_support import (
     MENU_BUTTON,
@@ -114,10 +115,11 @@ async def test_happy_path_consent_questions_review_submit_and_staff_summary(fake
     answers = [c for c in fake.calls_to("answerCallbackQuery") if c.params.get("show_alert")]
     assert answers and "staff only" in answers[-1].params["text"]
     async with svc.db.session() as session:
-        audit = [(a.action, a.actor_user_id) for a in await session.scalars(
-            select(IntakeAudit).order_by(IntakeAudit.id))]
-    assert audit == [("submitted", patient.id), ("staff_notified", None),
-                     ("contact_viewed", STAFF_ID)]
+        audit = [(a.action, a.actor_user_id, a.subject) for a in await session.scalars(
+            select(AuditEvent).where(AuditEvent.action.like("intake%")).order_by(AuditEvent.id))]
+    assert audit == [("intake_submitted", patient.id, "intake:1"),
+                     ("intake_staff_notified", None, "intake:1"),
+                     ("intake_contact_viewed", STAFF_ID, "intake:1")]
 
 
 async def test_old_buttons_are_stale_and_harmless(fake, runner, patient):
@@ -328,7 +330,7 @@ async def test_returning_patient_reviews_updates_and_deletes(fake, runner, patie
     shown = await patient.press("🗑 Yes, delete them")
     assert "deleted" in shown[0].text
     assert await count(runner, Intake) == 0 and await count(runner, IntakeConsent) == 0
-    assert await count(runner, IntakeAudit) >= 3  # who read them stays on record (ids only)
+    assert await count(runner, AuditEvent) >= 3  # who read them stays on record (ids only)
     # The old staff button now finds nothing.
     staff_user = TgUser(runner, "Staff", user_id=STAFF_ID)
     shown = await staff_user.press("📞 Phone number", staff[-1])
@@ -352,3 +354,20 @@ async def test_database_file_holds_no_plaintext_health_answer(fake, runner, pati
     staff_user = TgUser(runner, "Staff", user_id=STAFF_ID)
     shown = await staff_user.press("📞 Phone number", staff_messages(fake)[-1])
     assert "+44 7911 123456" in shown[-1].text
+
+
+async def test_mydata_exports_and_forget_erases_the_intake(fake, runner, patient):
+    import json
+
+    await complete(patient)
+    await patient.press("📨 Submit")
+    shown = await patient.send("/mydata")
+    data = json.loads(fake.files[shown[-1].document["file_id"]])
+    section = data["consultation_intake"]
+    assert section["consents"][0]["version"] == "2026-11-24"
+    answers = section["questionnaires"][0]["answers"]
+    assert answers["Medicine details"] == "Warfarin 5 mg daily"
+    assert answers["Phone"] == "+44 7911 123456"
+    await patient.send("/forget")
+    await patient.press("🗑 Yes")
+    assert await count(runner, Intake) == 0 and await count(runner, IntakeConsent) == 0

@@ -1,7 +1,7 @@
 """Consultation intake: consent records and questionnaires (answers encrypted).
 
 Revision ID: 0002_intake
-Revises: 0001
+Revises: 0006_privacy (written on 0001; relinked when main was merged in)
 Create Date: 2026-11-24
 """
 
@@ -13,7 +13,7 @@ from alembic import op
 import bot.db.types
 
 revision: str = "0002_intake"
-down_revision: str | None = "0001"
+down_revision: str | None = "0006_privacy"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
@@ -54,22 +54,9 @@ def upgrade() -> None:
     op.create_index("uq_intakes_active_patient", "intakes", ["patient_id"], unique=True,
                     sqlite_where=sa.text("status = 'active'"),
                     postgresql_where=sa.text("status = 'active'"))
-    op.create_table(
-        "intake_audit",
-        sa.Column("id", sa.Integer(), nullable=False),
-        sa.Column("intake_id", sa.Integer(), nullable=False),
-        sa.Column("patient_id", sa.Integer(), nullable=False),
-        sa.Column("actor_user_id", sa.BigInteger(), nullable=True),
-        sa.Column("action", sa.String(length=32), nullable=False),
-        sa.Column("at", bot.db.types.UTCDateTime(), nullable=False),
-        sa.PrimaryKeyConstraint("id", name=op.f("pk_intake_audit")),
-    )
-    op.create_index(op.f("ix_intake_audit_intake_id"), "intake_audit", ["intake_id"])
 
 
 def downgrade() -> None:
-    op.drop_index(op.f("ix_intake_audit_intake_id"), table_name="intake_audit")
-    op.drop_table("intake_audit")
     op.drop_index("uq_intakes_active_patient", table_name="intakes")
     op.drop_index(op.f("ix_intakes_patient_id"), table_name="intakes")
     op.drop_table("intakes")

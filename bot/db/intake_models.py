@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import BigInteger, ForeignKey, Index, Integer, LargeBinary, String, text
+from sqlalchemy import ForeignKey, Index, Integer, LargeBinary, String, text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from bot.db.models import Base
@@ -54,18 +54,3 @@ class Intake(Base):
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime())
     submitted_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
 
-
-class IntakeAudit(Base):
-    """Who saw or did what with a questionnaire (ids and an action only; never answers).
-
-    Kept when a patient deletes their answers, so the clinic can still show who read them.
-    """
-
-    __tablename__ = "intake_audit"
-
-    id: Mapped[int] = mapped_column(primary_key=True)
-    intake_id: Mapped[int] = mapped_column(Integer, index=True)
-    patient_id: Mapped[int] = mapped_column(Integer)
-    actor_user_id: Mapped[int | None] = mapped_column(BigInteger)  # Telegram id; None: the bot
-    action: Mapped[str] = mapped_column(String(32))  # submitted | staff_notified | contact_viewed | deleted
-    at: Mapped[datetime] = mapped_column(UTCDateTime())

@@ -32,15 +32,9 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import delete, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from bot import audit
 from bot.crypto import CryptoBox
-from bot.db.intake_models import (
-    ACTIVE,
-    SUBMITTED,
-    SUPERSEDED,
-    Intake,
-    IntakeAudit,
-    IntakeConsent,
-)
+from bot.db.intake_models import ACTIVE, SUBMITTED, SUPERSEDED, Intake, IntakeConsent
 from bot.db.models import Patient
 from bot.intake import answers as parse
 from bot.intake.spec import IntakeSpec, Question
@@ -490,9 +484,10 @@ class IntakeFlow:
         state.row.status, state.row.stage, state.row.current = SUBMITTED, "review", None
         state.row.submitted_at = now
         self._save(state, now)
-        session.add(IntakeAudit(intake_id=state.row.id, patient_id=patient.id,
-                                actor_user_id=patient.telegram_user_id, action="submitted", at=now))
         await session.flush()
+        await audit.record(session, now=now, action="intake_submitted",
+                           actor_user_id=patient.telegram_user_id, patient_id=patient.id,
+                           subject=f"intake:{state.row.id}")
         phone_q = next((q for q in self.spec.questions if q.kind == "phone"), None)
         phone = self.answer_text(phone_q, state.answers.get(phone_q.id)) if phone_q else "-"
         consent = await session.get(IntakeConsent, state.row.consent_id)
@@ -540,16 +535,17 @@ class IntakeFlow:
                     action: str, now: datetime) -> None:
         row = await session.get(Intake, intake_id)
         if row is not None:
-            session.add(IntakeAudit(intake_id=intake_id, patient_id=row.patient_id,
-                                    actor_user_id=actor_user_id, action=action, at=now))
+            await audit.record(session, now=now, action=action, actor_user_id=actor_user_id,
+                               patient_id=row.patient_id, subject=f"intake:{intake_id}")
 
     async def staff_contact(self, session: AsyncSession, intake_id: int, staff_user_id: int | None,
                             now: datetime) -> str:
         row = await session.get(Intake, intake_id)
         if row is None or row.status != SUBMITTED:
             return self.t("staff_not_found")
-        session.add(IntakeAudit(intake_id=intake_id, patient_id=row.patient_id,
-                                actor_user_id=staff_user_id, action="contact_viewed", at=now))
+        await audit.record(session, now=now, action="intake_contact_viewed",
+                           actor_user_id=staff_user_id, patient_id=row.patient_id,
+                           subject=f"intake:{intake_id}")
         patient = await session.get(Patient, row.patient_id)
         answers = self._load(row).answers
         phone_q = next((q for q in self.spec.questions if q.kind == "phone"), None)
@@ -564,13 +560,9 @@ class IntakeFlow:
         submitted = await self._submitted(session, patient)
         active = await self._active(session, patient)
         if action == "delok":
-            for intake_id in (await session.scalars(
-                    select(Intake.id).where(Intake.patient_id == patient.id))).all():
-                session.add(IntakeAudit(intake_id=intake_id, patient_id=patient.id,
-                                        actor_user_id=patient.telegram_user_id, action="deleted",
-                                        at=now))
-            await session.execute(delete(Intake).where(Intake.patient_id == patient.id))
-            await session.execute(delete(IntakeConsent).where(IntakeConsent.patient_id == patient.id))
+            await self.erase(session, patient, now)
+            await audit.record(session, now=now, action="intake_deleted",
+                               actor_user_id=patient.telegram_user_id, patient_id=patient.id)
             return Reply([Out(self.t("deleted"), remove_keyboard=True)], show_menu=True)
         if action == "del":
             if submitted is None and active is None:
@@ -607,6 +599,33 @@ class IntakeFlow:
         self._goto_next(state)  # new questions added since go first
         return self._show_state(state, None, now)
 
+    # ------------------------------------------------------------------ /mydata and /forget
+    async def export(self, session: AsyncSession, patient: Patient) -> dict[str, Any]:
+        """Everything the intake holds about the patient, answers decrypted, for /mydata."""
+        consents = (await session.scalars(select(IntakeConsent).where(
+            IntakeConsent.patient_id == patient.id).order_by(IntakeConsent.id))).all()
+        rows = (await session.scalars(select(Intake).where(
+            Intake.patient_id == patient.id).order_by(Intake.id))).all()
+        questionnaires = []
+        for row in rows:
+            answers = self._load(row).answers if row.data else {}
+            questionnaires.append({
+                "status": row.status,
+                "started": row.created_at.isoformat(),
+                "submitted": row.submitted_at.isoformat() if row.submitted_at else None,
+                "answers": {
+                    (self.spec.by_id[k].short if k in self.spec.by_id else k):
+                        _plain(self.answer_text(self.spec.by_id[k], v)) if k in self.spec.by_id
+                        else v
+                    for k, v in answers.items()},
+            })
+        return {"consents": [{"version": c.version, "agreed_at": c.agreed_at.isoformat()}
+                             for c in consents],
+                "questionnaires": questionnaires}
+
+    async def erase(self, session: AsyncSession, patient: Patient, now: datetime) -> None:
+        await erase_intake(session, patient, now)
+
     # ------------------------------------------------------------------ key rotation
     async def rotate_keys(self, session: AsyncSession) -> int:
         """Re-encrypt every intake under the primary key; returns how many rows changed."""
@@ -617,6 +636,13 @@ class IntakeFlow:
                 changed += 1
         await session.flush()
         return changed
+
+
+async def erase_intake(session: AsyncSession, patient: Patient, now: datetime) -> None:
+    """Delete every questionnaire and consent record of the patient (no key needed)."""
+    await session.execute(delete(Intake).where(Intake.patient_id == patient.id))
+    await session.execute(delete(IntakeConsent).where(IntakeConsent.patient_id == patient.id))
+    await session.flush()
 
 
 def _plain(fragment: str) -> str:
