@@ -154,3 +154,29 @@ async def test_non_text_messages_and_stray_contacts(fake, runner):
     assert shown[-1].text.startswith("⚠️ ") and reply_keyboard(shown[-1])
     shown = await patient.send_contact("447911123456")  # Telegram often omits the +
     assert "your number is saved" in shown[0].text
+
+
+forged_data = st.one_of(
+    st.from_regex(r"ik:[0-9]{0,13}:(a|t|d|s|b|e|sub|x|zz)(:[a-z0-9_]{0,22}){0,3}", fullmatch=True),
+    st.from_regex(r"ik:(c[yn]|go|view|upd|del|delok)(:[ -~]{0,20})?", fullmatch=True),
+    st.from_regex(r"iks:[0-9]{1,12}", fullmatch=True),
+    st.text(min_size=1, max_size=20).map(lambda t: "ik:" + t),
+).filter(lambda d: len(d.encode()) <= 64)
+
+
+@settings(max_examples=30, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+@given(data=forged_data)
+async def test_hypothesis_forged_buttons_are_answered_and_harmless(fake, runner, data):
+    patient = getattr(runner, "_forge_patient", None)
+    if patient is None:
+        patient = runner._forge_patient = TgUser(runner, "Forger")
+        await agree(patient)
+    before = len(fake.calls_to("answerCallbackQuery"))
+    shown = await patient.press_data(data)
+    assert len(fake.calls_to("answerCallbackQuery")) == before + 1
+    assert all(OOPS not in m.text for m in shown)
+    assert fake.violations == []
+    # Whatever was pressed, the patient can still reach the questionnaire.
+    shown = await patient.send("/start intake")
+    assert shown and OOPS not in shown[-1].text
