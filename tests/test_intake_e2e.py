@@ -371,3 +371,22 @@ async def test_mydata_exports_and_forget_erases_the_intake(fake, runner, patient
     await patient.send("/forget")
     await patient.press("🗑 Yes")
     assert await count(runner, Intake) == 0 and await count(runner, IntakeConsent) == 0
+
+
+async def test_longest_answers_fit_telegram_limits(fake, runner, patient):
+    long = "Wörd & <tag> " * 38  # ~500 characters that all need escaping
+    await complete(patient, allergy=long[:500], medicine=long[:500])
+    await patient.press("✏️ Long-term conditions")
+    await patient.press("Yes")
+    shown = await patient.send(long[:500])
+    assert "Please check your answers" in shown[-1].text
+    await patient.press("✏️ Anything else")
+    review = await patient.send((long * 3)[:1000])
+    assert "Please check your answers" in review[-1].text and "…" in review[-1].text
+    await patient.press("📨 Submit")
+    staff = staff_messages(fake)
+    assert len(staff) >= 2, "a long summary is split over several messages"
+    assert "Possible contraindications (3)" in staff[0].text
+    assert all(len(m.text) <= 4096 for m in staff)
+    assert staff[-1].reply_markup and not any(m.reply_markup for m in staff[:-1])
+    assert "Wörd &amp; &lt;tag&gt;" in staff[-1].text or "Wörd &amp; &lt;tag&gt;" in staff[0].text

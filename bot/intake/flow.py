@@ -43,6 +43,7 @@ log = logging.getLogger(__name__)
 
 Button = tuple[str, str]  # (label, callback_data); a label starting "url:" is never used
 REVIEW_ANSWER_LIMIT = 300
+STAFF_BLOCK = 3000  # characters per block of the staff summary (a page holds up to 3800)
 
 
 @dataclass
@@ -513,16 +514,32 @@ class IntakeFlow:
         flags = self.flags(state.answers)
         if flags:  # contraindication flags FIRST, before anything else
             lines = [self.t("staff_flags", count=len(flags))]
-            lines += [self.spec.texts["staff_flag_line"].format(
-                note=html.escape(q.flag_note, quote=False), label=html.escape(q.short, quote=False),
-                answer=self.answer_text(q, v)) for q, v in flags]
+            for q, v in flags:
+                answer = self.answer_text(q, v)
+                # The follow-up details (e.g. which allergy) belong next to the flag.
+                for follow in self.applicable(state.answers):
+                    if follow.ask_if and follow.ask_if[0] == q.id and \
+                            state.answers.get(follow.id) is not None:
+                        answer += " — " + self.answer_text(follow, state.answers[follow.id],
+                                                           REVIEW_ANSWER_LIMIT)
+                lines.append(self.spec.texts["staff_flag_line"].format(
+                    note=html.escape(q.flag_note, quote=False),
+                    label=html.escape(q.short, quote=False), answer=answer))
             parts.append("\n".join(lines))
         else:
             parts.append(self.t("staff_no_flags"))
+        # Answers one per line, in blocks that fit a Telegram message (the handler pages blocks).
+        block: list[str] = []
         for question in self.applicable(state.answers):
-            parts.append(self.spec.texts["review_line"].format(
+            line = self.spec.texts["review_line"].format(
                 label=html.escape(question.short, quote=False),
-                answer=self.answer_text(question, state.answers.get(question.id))))
+                answer=self.answer_text(question, state.answers.get(question.id)))
+            if block and len("\n".join([*block, line])) > STAFF_BLOCK:
+                parts.append("\n".join(block))
+                block = []
+            block.append(line)
+        if block:
+            parts.append("\n".join(block))
         if consent is not None:
             parts.append(self.t("staff_consent", version=consent.version,
                                 when=consent.agreed_at.astimezone(self.tz).strftime("%d %b %Y %H:%M")))
