@@ -12,8 +12,11 @@ from telegram.request import BaseRequest
 from bot.clock import Clock, SystemClock
 from bot.config import Settings
 from bot.content import Content, load_content
+from bot.crypto import CryptoBox
 from bot.db.engine import Database
 from bot.db.migrate import upgrade
+from bot.intake.flow import IntakeFlow
+from bot.intake.spec import load_intake
 from bot.menu import MenuRenderer
 from bot.qa import build_qa
 from bot.services import Services
@@ -24,9 +27,9 @@ log = logging.getLogger(__name__)
 
 def feature_modules() -> list:
     """Handler modules in registration order; the fallback (never-silence) goes last."""
-    from handlers import dedupe, errors, fallback, menu, privacy, questions, staff
+    from handlers import dedupe, errors, fallback, intake, menu, privacy, questions, staff
 
-    return [dedupe, menu, privacy, staff, errors, questions, fallback]
+    return [dedupe, menu, intake, privacy, staff, errors, questions, fallback]
 
 
 def build_services(
@@ -34,6 +37,15 @@ def build_services(
     db: Database | None = None,
 ) -> Services:
     content = content or load_content(settings.content_dir)
+    intake_file = settings.content_dir / "intake.yaml"
+    # A broken intake.yaml stops the start (ContentError file:line); a missing one disables it.
+    spec = load_intake(intake_file, clinic_name=str(content.messages.raw("clinic_name"))) \
+        if intake_file.exists() else None
+    crypto = CryptoBox(settings.encryption_key_list()) if settings.encryption_keys else None
+    if spec is None:
+        log.warning("%s not found: the consultation questionnaire is disabled", intake_file)
+    elif crypto is None:
+        log.warning("ENCRYPTION_KEYS is not set: the consultation questionnaire is disabled")
     return Services(
         settings=settings,
         db=db or Database(settings.database_url),
@@ -41,6 +53,8 @@ def build_services(
         clock=clock or SystemClock(),
         menu=MenuRenderer(content),
         qa=build_qa(content, settings.content_dir),
+        crypto=crypto,
+        intake=IntakeFlow(spec, crypto, settings.tz) if crypto and spec else None,
     )
 
 

@@ -1,7 +1,7 @@
 """Questions in the patient's own words: questions, staff reply targets.
 
 Revision ID: 0004_questions
-Revises: 0001
+Revises: 0002_intake
 Create Date: 2026-11-24
 """
 
@@ -13,7 +13,7 @@ from alembic import op
 import bot.db.types
 
 revision: str = "0004_questions"
-down_revision: str | None = "0006_privacy"
+down_revision: str | None = "0002_intake"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
