@@ -11,6 +11,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import delete, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from bot.crypto import CryptoBox
 from bot.db.models import Patient
 from bot.db.qa_models import (
     ANSWERED,
@@ -26,8 +27,22 @@ from bot.qa import Result
 MAX_TEXT = 4096  # Telegram's own limit for a message; anything longer is not from Telegram
 
 
+def _context(question: Question, part: str) -> str:
+    return f"question:{question.patient_id}:{part}"
+
+
+def question_text(crypto: CryptoBox, question: Question) -> str:
+    return crypto.decrypt_json(question.text_enc, context=_context(question, "text"))
+
+
+def reply_text(crypto: CryptoBox, question: Question) -> str | None:
+    if question.reply_enc is None:
+        return None
+    return crypto.decrypt_json(question.reply_enc, context=_context(question, "reply"))
+
+
 async def record(session: AsyncSession, patient: Patient, text: str, result: Result,
-                 now: datetime) -> Question:
+                 now: datetime, crypto: CryptoBox) -> Question:
     if result.kind == "red_flag":
         status = RED_FLAG
     elif result.kind == "answer":
@@ -36,13 +51,14 @@ async def record(session: AsyncSession, patient: Patient, text: str, result: Res
         status = UNANSWERED
     best = result.best
     question = Question(
-        patient_id=patient.id, text=text[:MAX_TEXT], status=status,
+        patient_id=patient.id, status=status,
         node_id=best.node.id if best and status == ANSWERED else None,
         confidence=round(result.confidence, 4) if best else None,
         red_flag=result.red_flag.category if result.red_flag else None,
         created_at=now,
         handed_off_at=now if status == RED_FLAG else None,
     )
+    question.text_enc = crypto.encrypt_json(text[:MAX_TEXT], context=_context(question, "text"))
     session.add(question)
     await session.flush()
     return question
@@ -109,9 +125,9 @@ async def clear_reply(session: AsyncSession, staff_user_id: int) -> int | None:
 
 
 async def record_reply(session: AsyncSession, question: Question, staff_user_id: int, text: str,
-                       now: datetime) -> None:
+                       now: datetime, crypto: CryptoBox) -> None:
     question.status = REPLIED
-    question.reply_text = text[:MAX_TEXT]
+    question.reply_enc = crypto.encrypt_json(text[:MAX_TEXT], context=_context(question, "reply"))
     question.replied_by = staff_user_id
     question.replied_at = now
     if question.handed_off_at is None:
@@ -122,11 +138,12 @@ async def record_reply(session: AsyncSession, question: Question, staff_user_id:
 
 # ------------------------------------------------------------------ privacy (/mydata, /forget)
 
-async def export_for(session: AsyncSession, patient: Patient) -> list[dict[str, object]]:
+async def export_for(session: AsyncSession, patient: Patient,
+                     crypto: CryptoBox) -> list[dict[str, object]]:
     rows = await session.scalars(select(Question).where(Question.patient_id == patient.id)
                                  .order_by(Question.id))
-    return [{"asked_at": q.created_at.isoformat(), "question": q.text, "status": q.status,
-             "clinic_reply": q.reply_text,
+    return [{"asked_at": q.created_at.isoformat(), "question": question_text(crypto, q),
+             "status": q.status, "clinic_reply": reply_text(crypto, q),
              "replied_at": q.replied_at.isoformat() if q.replied_at else None} for q in rows]
 
 

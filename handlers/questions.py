@@ -31,6 +31,7 @@ from telegram.ext import (
 from bot import patients
 from bot import questions as repo
 from bot.content import Node
+from bot.crypto import CryptoBox
 from bot.menu import Screen, paginate
 from bot.privacy import DataSection
 from bot.qa import QAEngine, Result
@@ -47,6 +48,13 @@ STAFF_QUOTE = 3000   # a patient's question quoted to staff
 PATIENT_QUOTE = 600  # the patient's own question quoted back with the reply
 _ASK = re.compile(r"^qa:ask:(\d{1,12})$")
 _REPLY = re.compile(r"^qa:reply:(\d{1,12})$")
+
+
+def _crypto(svc: Services) -> CryptoBox:
+    """Questions are health data: stored only encrypted. `run` refuses to start without keys."""
+    if svc.crypto is None:
+        raise RuntimeError("ENCRYPTION_KEYS is not set: patients' questions cannot be stored")
+    return svc.crypto
 
 
 def _engine(svc: Services) -> QAEngine:
@@ -111,7 +119,7 @@ async def on_text(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         patient = await patients.upsert_from_telegram(
             session, user_id=user.id, chat_id=chat.id, first_name=user.first_name,
             language_code=user.language_code, now=now)
-        question = await repo.record(session, patient, message.text, result, now)
+        question = await repo.record(session, patient, message.text, result, now, _crypto(svc))
         question_id, patient_id, name = question.id, patient.id, patient.first_name or "?"
     log.info("question %s from patient %s: %s", question_id, patient_id, result.kind)
 
@@ -162,7 +170,7 @@ async def on_ask(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         assert found is not None
         _, patient = found
         question_id, patient_id = question.id, patient.id
-        name, text = patient.first_name or "?", question.text
+        name, text = patient.first_name or "?", repo.question_text(_crypto(svc), question)
     await query.answer()
     chat_id = update.effective_chat.id
     if not first_time:
@@ -251,7 +259,7 @@ async def relay(context: ContextTypes.DEFAULT_TYPE, staff_chat_id: int, staff_us
             return
         question, patient = found
         name = patient.first_name or "?"
-        quoted = _cut(question.text, PATIENT_QUOTE)
+        quoted = _cut(repo.question_text(_crypto(svc), question), PATIENT_QUOTE)
         chat_id = patient.chat_id
     text = qa.config.text("reply_to_patient", question=quoted, reply=reply)
     try:
@@ -274,7 +282,8 @@ async def relay(context: ContextTypes.DEFAULT_TYPE, staff_chat_id: int, staff_us
     async with svc.db.session() as session:
         found = await repo.with_patient(session, question_id)
         if found is not None:
-            await repo.record_reply(session, found[0], staff_user_id, reply, svc.clock.now())
+            await repo.record_reply(session, found[0], staff_user_id, reply, svc.clock.now(),
+                                   _crypto(svc))
     log.info("staff %s replied to question %s", staff_user_id, question_id)
     await context.bot.send_message(staff_chat_id, qa.config.text(
         "staff_reply_sent", question_id=question_id, name=name))
@@ -318,7 +327,10 @@ async def reply_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> N
 
 
 def register(application: Application, svc: Services) -> None:
-    svc.privacy.register(DataSection("questions", repo.export_for, repo.erase_for,
+    async def export(session, patient):  # noqa: ANN001, ANN202 - a DataSection exporter
+        return await repo.export_for(session, patient, _crypto(svc))
+
+    svc.privacy.register(DataSection("questions", export, repo.erase_for,
                                      ("questions", "staff_reply_targets")))
     text = filters.UpdateType.MESSAGE & filters.TEXT & ~filters.COMMAND
     application.add_handler(MessageHandler(text, staff_text), group=-2)

@@ -125,6 +125,8 @@ async def test_questions_are_exported_and_erased(fake, runner, db_path):
     shown = await eve.send("/mydata")
     data = json.loads(fake.files[shown[0].document["file_id"]])
     assert data["questions"][0]["question"] == "Does it hurt? My zebra-code 7781"
+    stored = b"".join(p.read_bytes() for p in db_path.parent.glob(db_path.name + "*"))
+    assert b"zebra-code" not in stored  # questions are health data: encrypted at rest
     await eve.send("/forget")
     await eve.press("🗑 Yes")
     with sqlite3.connect(db_path) as conn:

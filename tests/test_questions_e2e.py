@@ -12,6 +12,7 @@ from sqlalchemy import inspect, select, text
 
 from bot import patients, telegram_html
 from bot import questions as repo
+from bot.crypto import CryptoBox, new_key
 from bot.db import Database
 from bot.db.migrate import upgrade
 from bot.db.qa_models import Question, StaffReplyTarget
@@ -21,6 +22,8 @@ from tests.textcheck import SEED, norm
 
 STAFF_ID = 42
 DOCUMENT = norm(SEED.read_text(encoding="utf-8"))
+
+BOX = CryptoBox([new_key()])
 
 
 def staff_messages(fake, since: int = 0):
@@ -231,7 +234,7 @@ async def test_migration_and_handoff_repository_on_postgresql():
         async with db.session() as session:
             patient = await patients.upsert_from_telegram(
                 session, user_id=7, chat_id=7, first_name="P", language_code=None, now=now)
-            question = await repo.record(session, patient, "prices?", Result("unknown"), now)
+            question = await repo.record(session, patient, "prices?", Result("unknown"), now, BOX)
         async with db.session() as session:
             assert await repo.of_patient(session, question.id, 8) is None
             assert await repo.hand_off(session, question.id, now) is True
@@ -255,7 +258,7 @@ async def test_reply_target_expires_and_belongs_to_one_chat(db_url):
         async with db.session() as session:
             patient = await patients.upsert_from_telegram(
                 session, user_id=7, chat_id=7, first_name="P", language_code=None, now=now)
-            question = await repo.record(session, patient, "prices?", Result("unknown"), now)
+            question = await repo.record(session, patient, "prices?", Result("unknown"), now, BOX)
             await repo.start_reply(session, 42, question.id, 42, now)
         async with db.session() as session:
             assert await repo.reply_target(session, 42, -100, now, window) is None  # other chat

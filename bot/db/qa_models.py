@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import BigInteger, Float, ForeignKey, String, Text
+from sqlalchemy import BigInteger, Float, ForeignKey, LargeBinary, String
 from sqlalchemy.orm import Mapped, mapped_column
 
 from bot.db.models import Base
@@ -27,14 +27,15 @@ class Question(Base):
     id: Mapped[int] = mapped_column(primary_key=True)
     patient_id: Mapped[int] = mapped_column(
         ForeignKey("patients.id", ondelete="CASCADE"), index=True)
-    text: Mapped[str] = mapped_column(Text)
+    # Encrypted (bot.crypto): what the patient asked and what staff replied are health data.
+    text_enc: Mapped[bytes] = mapped_column("text", LargeBinary)
     status: Mapped[str] = mapped_column(String(16))
     node_id: Mapped[str | None] = mapped_column(String(16))  # the section quoted, if any
     confidence: Mapped[float | None] = mapped_column(Float)
     red_flag: Mapped[str | None] = mapped_column(String(32))  # red-flag category, if any
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
     handed_off_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
-    reply_text: Mapped[str | None] = mapped_column(Text)
+    reply_enc: Mapped[bytes | None] = mapped_column("reply_text", LargeBinary)
     replied_by: Mapped[int | None] = mapped_column(BigInteger)
     replied_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
 
