@@ -34,11 +34,12 @@ from telegram.ext import (
 from bot import patients
 from bot.crypto import CryptoError
 from bot.intake.flow import IntakeFlow, Out, Reply, StaffNotice, erase_intake
-from bot.menu import paginate
+from bot.menu import Screen, paginate
 from bot.privacy import DataSection
 from bot.services import Services
-from bot.staff import is_staff, notification_chats
-from handlers.common import send_screen, services
+from bot.staff import notification_chats
+from handlers.common import send_screen, services, show_screen
+from handlers.common_staff import require_staff
 
 log = logging.getLogger(__name__)
 PRIVATE = filters.ChatType.PRIVATE
@@ -212,8 +213,10 @@ async def on_staff_button(update: Update, context: ContextTypes.DEFAULT_TYPE) ->
     svc = services(context)
     flow = _flow(svc)
     user_id = update.effective_user.id if update.effective_user else None
-    if flow is None or not is_staff(svc.settings, user_id):
-        await query.answer(flow.t("staff_only") if flow else None, show_alert=True)
+    if not await require_staff(update, context, "intake_contact"):
+        return
+    if flow is None:
+        await query.answer()
         return
     intake_id = int((query.data or "iks:0").split(":", 1)[1])
     async with svc.db.session() as session:
@@ -223,9 +226,53 @@ async def on_staff_button(update: Update, context: ContextTypes.DEFAULT_TYPE) ->
     await context.bot.send_message(update.effective_chat.id, text)
 
 
+async def on_staff_console(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    """Staff console: the latest requests with their flag counts, and one request in full."""
+    query = update.callback_query
+    assert query is not None
+    if not await require_staff(update, context, (query.data or "")[:64]):
+        return
+    svc = services(context)
+    flow = _flow(svc)
+    await query.answer()
+    if flow is None:
+        return
+    staff_id = update.effective_user.id
+    back = [(svc.messages.get("button_staff_back"), "staff:menu")]
+    if query.data == "staff:intakes":
+        async with svc.db.session() as session:
+            listed = await flow.staff_recent(session, staff_id, svc.clock.now())
+        text = flow.t("staff_list_title") if listed else flow.t("staff_list_empty")
+        rows = [[(label, f"staff:intake:{intake_id}")] for intake_id, label, _ in listed]
+        await show_screen(update, context, Screen(text, [*rows, back]))
+        return
+    intake_id = int((query.data or "").rsplit(":", 1)[1])
+    async with svc.db.session() as session:
+        notice = await flow.staff_view(session, intake_id, staff_id, svc.clock.now())
+    if notice is None:
+        await context.bot.send_message(update.effective_chat.id, flow.t("staff_not_found"))
+        return
+    rows = [[InlineKeyboardButton(notice.contact_label, callback_data=f"iks:{notice.intake_id}")]]
+    if notice.patient_telegram_id:
+        rows.append([InlineKeyboardButton(notice.chat_label,
+                                          url=f"tg://user?id={notice.patient_telegram_id}")])
+    pages = paginate(notice.text_parts)
+    for i, page in enumerate(pages):
+        markup = InlineKeyboardMarkup(rows) if i == len(pages) - 1 else None
+        await context.bot.send_message(update.effective_chat.id, page, reply_markup=markup)
+
+
+async def intake_stats(svc: Services, session, now):  # noqa: ANN001, ANN201
+    return await svc.intake.stats(session, now) if svc.intake is not None else []
+
+
 def register(application: Application, svc: Services) -> None:
     if svc.intake is not None:
         svc.menu.extra_main_buttons.append((svc.intake.t("menu_button"), "ik:go"))
+        svc.staff_menu.append((svc.intake.t("staff_console_button"), "staff:intakes"))
+        svc.stat_providers.append(lambda session, now: intake_stats(svc, session, now))
+    application.add_handler(CallbackQueryHandler(on_staff_console,
+                                                 pattern=r"^staff:(intakes|intake:\d{1,12})$"))
 
     async def export(session, patient):  # noqa: ANN001, ANN202
         if svc.intake is None:

@@ -25,7 +25,7 @@ import html
 import logging
 import re
 from dataclasses import dataclass, field
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -554,6 +554,51 @@ class IntakeFlow:
         if row is not None:
             await audit.record(session, now=now, action=action, actor_user_id=actor_user_id,
                                patient_id=row.patient_id, subject=f"intake:{intake_id}")
+
+    async def staff_recent(self, session: AsyncSession, staff_user_id: int, now: datetime,
+                           limit: int = 10) -> list[tuple[int, str, str]]:
+        """(intake id, escaped button label, ...) of the latest submitted requests, flags counted.
+
+        Counting flags reads health answers, so each listed request gets an audit row.
+        """
+        rows = (await session.execute(
+            select(Intake, Patient).join(Patient, Patient.id == Intake.patient_id)
+            .where(Intake.status == SUBMITTED)
+            .order_by(Intake.submitted_at.desc(), Intake.id.desc()).limit(limit))).all()
+        listed = []
+        for row, patient in rows:
+            flags = len(self.flags(self._load(row).answers))
+            await audit.record(session, now=now, action="intake_flags_read",
+                               actor_user_id=staff_user_id, patient_id=row.patient_id,
+                               subject=f"intake:{row.id}")
+            when = row.submitted_at.astimezone(self.tz).strftime("%d %b %H:%M") \
+                if row.submitted_at else "-"
+            label = self.spec.texts["staff_list_line"].format(
+                name=html.escape((patient.first_name or "patient")[:24], quote=False), when=when,
+                flags=f"⚠️ {flags}" if flags else "✅")
+            listed.append((row.id, _plain(label)[:60], row.patient_id))
+        return listed
+
+    async def staff_view(self, session: AsyncSession, intake_id: int, staff_user_id: int,
+                         now: datetime) -> StaffNotice | None:
+        """The full summary (flags first) for a staff member; the read is audited."""
+        row = await session.get(Intake, intake_id)
+        if row is None or row.status != SUBMITTED:
+            return None
+        patient = await session.get(Patient, row.patient_id)
+        consent = await session.get(IntakeConsent, row.consent_id)
+        await audit.record(session, now=now, action="intake_read", actor_user_id=staff_user_id,
+                           patient_id=row.patient_id, subject=f"intake:{intake_id}")
+        return self._staff_notice(patient, self._load(row), consent,
+                                  is_update=row.replaces_id is not None)
+
+    async def stats(self, session: AsyncSession, now: datetime) -> list[tuple[str, str]]:
+        rows = await session.scalars(select(Intake).where(
+            Intake.status == SUBMITTED, Intake.submitted_at >= now - timedelta(days=7)))
+        submitted = list(rows)
+        flagged = sum(1 for row in submitted if self.flags(self._load(row).answers))
+        return [(self.t("stat_intakes_week"), str(len(submitted))),
+                (self.t("stat_intakes_flagged_week"), str(flagged))]
 
     async def staff_contact(self, session: AsyncSession, intake_id: int, staff_user_id: int | None,
                             now: datetime) -> str:

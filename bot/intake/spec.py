@@ -33,6 +33,8 @@ REQUIRED_TEXTS = (
     "error_date_past", "error_date_far", "error_not_text", "staff_title", "staff_title_update",
     "staff_flags", "staff_flag_line", "staff_no_flags", "staff_consent", "staff_button_chat",
     "staff_button_contact", "staff_contact", "staff_not_found", "staff_only",
+    "staff_console_button", "staff_list_title", "staff_list_line", "staff_list_empty",
+    "stat_intakes_week", "stat_intakes_flagged_week",
 )
 
 
