@@ -113,7 +113,7 @@ async def test_happy_path_consent_questions_review_submit_and_staff_summary(fake
     await patient.press_data(buttons[0]["callback_data"], staff[0])
     assert len(fake.messages.get(patient.id, {})) == before
     answers = [c for c in fake.calls_to("answerCallbackQuery") if c.params.get("show_alert")]
-    assert answers and "staff only" in answers[-1].params["text"]
+    assert answers and "only for clinic staff" in answers[-1].params["text"]
     async with svc.db.session() as session:
         audit = [(a.action, a.actor_user_id, a.subject) for a in await session.scalars(
             select(AuditEvent).where(AuditEvent.action.like("intake%")).order_by(AuditEvent.id))]
