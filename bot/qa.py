@@ -41,7 +41,7 @@ REQUIRED_TEXTS = (
     "handoff_already", "handoff_failed", "question_unknown", "reply_to_patient", "staff_question",
     "staff_red_flag", "button_reply", "button_cancel_reply", "staff_reply_prompt",
     "staff_reply_sent", "staff_reply_undeliverable", "staff_reply_cancelled", "staff_reply_usage",
-    "staff_question_not_found", "staff_only", "staff_reply_empty",
+    "staff_question_not_found", "staff_reply_empty",
 )
 BUTTON_LIMIT = 64
 

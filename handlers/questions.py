@@ -28,7 +28,7 @@ from telegram.ext import (
     filters,
 )
 
-from bot import patients
+from bot import audit, patients
 from bot import questions as repo
 from bot.content import Node
 from bot.crypto import CryptoBox
@@ -38,6 +38,7 @@ from bot.qa import QAEngine, Result
 from bot.services import Services
 from bot.staff import is_staff
 from handlers.common import notify_staff, send_screen, services
+from handlers.common_staff import require_staff
 from handlers.fallback import unknown_command
 
 log = logging.getLogger(__name__)
@@ -193,11 +194,9 @@ async def on_ask(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
 # ------------------------------------------------------------------------------ staff
 
 async def _refuse(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
-    qa = _engine(services(context))
-    user = update.effective_user
-    log.warning("staff action refused for user %s", user.id if user else None)
-    if update.callback_query is not None:
-        await update.callback_query.answer(qa.config.text("staff_only"), show_alert=True)
+    """A non-staff press on a staff button: the shared, audited refusal."""
+    data = update.callback_query.data if update.callback_query else None
+    await require_staff(update, context, f"qa {data or ''}".strip()[:64])
 
 
 async def on_reply_button(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
@@ -316,6 +315,9 @@ async def reply_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> N
         return
     if user is None or not is_staff(svc.settings, user.id):
         log.warning("/reply refused for user %s", user.id if user else None)
+        async with svc.db.session() as session:
+            await audit.record(session, now=svc.clock.now(), action="staff_denied",
+                               actor_user_id=user.id if user else None, subject="reply_command")
         if chat.type == chat.PRIVATE:
             await unknown_command(update, context)
         return

@@ -134,7 +134,7 @@ async def test_non_staff_cannot_reply_or_touch_other_patients_questions(fake, ru
     before = len(fake.calls_to("sendMessage"))
     await mallory.press_data(f"qa:reply:{question.id}")
     answers = fake.calls_to("answerCallbackQuery")
-    assert answers[-1].params.get("text") == "Only the clinic's staff can do that."
+    assert answers[-1].params.get("text") == "Sorry, this is only for clinic staff."
     assert await rows(runner, StaffReplyTarget) == []
     await mallory.press_data("qa:cancel")
     assert len(fake.calls_to("sendMessage")) == before
