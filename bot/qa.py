@@ -41,7 +41,9 @@ REQUIRED_TEXTS = (
     "handoff_already", "handoff_failed", "question_unknown", "reply_to_patient", "staff_question",
     "staff_red_flag", "button_reply", "button_cancel_reply", "staff_reply_prompt",
     "staff_reply_sent", "staff_reply_undeliverable", "staff_reply_cancelled", "staff_reply_usage",
-    "staff_question_not_found", "staff_reply_empty",
+    "staff_question_not_found", "staff_reply_empty", "staff_console_button", "staff_open_title",
+    "staff_open_empty", "staff_open_item", "button_reply_to", "stat_questions_week",
+    "stat_questions_handed_off_week", "stat_red_flags_week",
 )
 BUTTON_LIMIT = 64
 

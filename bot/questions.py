@@ -136,6 +136,30 @@ async def record_reply(session: AsyncSession, question: Question, staff_user_id:
                           .where(StaffReplyTarget.staff_user_id == staff_user_id))
 
 
+# ------------------------------------------------------------------ staff console and /stats
+
+async def open_questions(session: AsyncSession, limit: int = 10) -> list[tuple[Question, Patient]]:
+    """Questions staff still owe an answer: handed off or red-flagged, not yet replied, oldest first."""
+    rows = await session.execute(
+        select(Question, Patient).join(Patient, Patient.id == Question.patient_id)
+        .where(Question.status.in_((HANDED_OFF, RED_FLAG)))
+        .order_by(Question.created_at, Question.id).limit(limit))
+    return [(q, p) for q, p in rows.all()]
+
+
+async def weekly_stats(session: AsyncSession, now: datetime) -> tuple[int, int, int]:
+    """(typed, handed to staff, red flags) over the last 7 days."""
+    from sqlalchemy import func
+
+    since = Question.created_at >= now - timedelta(days=7)
+    total = await session.scalar(select(func.count()).select_from(Question).where(since))
+    handed = await session.scalar(select(func.count()).select_from(Question).where(
+        since, Question.handed_off_at.is_not(None)))
+    flagged = await session.scalar(select(func.count()).select_from(Question).where(
+        since, Question.red_flag.is_not(None)))
+    return total or 0, handed or 0, flagged or 0
+
+
 # ------------------------------------------------------------------ privacy (/mydata, /forget)
 
 async def export_for(session: AsyncSession, patient: Patient,

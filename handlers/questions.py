@@ -37,7 +37,7 @@ from bot.privacy import DataSection
 from bot.qa import QAEngine, Result
 from bot.services import Services
 from bot.staff import is_staff
-from handlers.common import notify_staff, send_screen, services
+from handlers.common import notify_staff, send_screen, services, show_screen
 from handlers.common_staff import require_staff
 from handlers.fallback import unknown_command
 
@@ -328,7 +328,52 @@ async def reply_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> N
     await relay(context, chat.id, user.id, int(parts[1]), parts[2])
 
 
+async def on_staff_console(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    """Staff console: open questions with a Reply button each; each listed question is audited."""
+    query = update.callback_query
+    assert query is not None
+    if not await require_staff(update, context, "staff:questions"):
+        return
+    svc = services(context)
+    qa = _engine(svc)
+    await query.answer()
+    staff_id, now = update.effective_user.id, svc.clock.now()
+    items, rows = [], []
+    budget = 3800 - len(qa.config.text("staff_open_title"))  # one message, whole items only
+    async with svc.db.session() as session:
+        for question, patient in await repo.open_questions(session):
+            item = qa.config.text(
+                "staff_open_item", marker="🚨" if question.red_flag else "❓",
+                question_id=question.id, name=patient.first_name or "patient",
+                when=question.created_at.astimezone(svc.settings.tz).strftime("%d %b %H:%M"),
+                question=_cut(repo.question_text(_crypto(svc), question), 300))
+            budget -= len(item) + 2
+            if budget < 0:
+                break
+            await audit.record(session, now=now, action="question_read", actor_user_id=staff_id,
+                               patient_id=patient.id, subject=f"question:{question.id}")
+            items.append(item)
+            rows.append([(qa.config.text("button_reply_to", question_id=question.id),
+                          f"qa:reply:{question.id}")])
+    text = "\n\n".join([qa.config.text("staff_open_title"), *items]) if items \
+        else qa.config.text("staff_open_empty")
+    rows.append([(svc.messages.get("button_staff_back"), "staff:menu")])
+    await show_screen(update, context, Screen(text, rows))
+
+
+async def question_stats(svc: Services, session, now):  # noqa: ANN001, ANN201
+    qa = _engine(svc)
+    typed, handed, flagged = await repo.weekly_stats(session, now)
+    return [(qa.config.text("stat_questions_week"), str(typed)),
+            (qa.config.text("stat_questions_handed_off_week"), str(handed)),
+            (qa.config.text("stat_red_flags_week"), str(flagged))]
+
+
 def register(application: Application, svc: Services) -> None:
+    if svc.qa is not None:
+        svc.staff_menu.append((svc.qa.config.text("staff_console_button"), "staff:questions"))
+        svc.stat_providers.append(lambda session, now: question_stats(svc, session, now))
+    application.add_handler(CallbackQueryHandler(on_staff_console, pattern=r"^staff:questions$"))
     async def export(session, patient):  # noqa: ANN001, ANN202 - a DataSection exporter
         return await repo.export_for(session, patient, _crypto(svc))
 
