@@ -22,9 +22,9 @@ log = logging.getLogger(__name__)
 
 def feature_modules() -> list:
     """Handler modules in registration order; the fallback (never-silence) goes last."""
-    from handlers import errors, fallback, menu
+    from handlers import appointments, errors, fallback, menu
 
-    return [menu, errors, fallback]
+    return [menu, appointments, errors, fallback]
 
 
 def build_services(
