@@ -262,10 +262,11 @@ class Dispatcher:
                 await self.limiter.acquire()
             self._chat_last[job.chat_id] = now
             try:
-                message = await self.bot.send_message(job.chat_id, text, reply_markup=markup,
-                                                      parse_mode=ParseMode.HTML)
+                message = await self.bot.send_message(
+                    job.chat_id, text, reply_markup=markup, parse_mode=ParseMode.HTML,
+                    read_timeout=self.engine.send_timeout)
             except RetryAfter as exc:
-                seconds = _seconds(exc.retry_after)
+                seconds = _retry_after_seconds(exc)
                 job.retry_after = seconds
                 job.outcome = {"status": "pending", "attempts": row.attempts - 1,
                                "due_at": now + timedelta(seconds=seconds),
@@ -344,7 +345,7 @@ class Dispatcher:
             await self._tell_staff(texts.get("staff_unreachable", patient=pid, count=count))
         for job in jobs:
             if job.staff_note and job.outcome.get("status") == "dead":
-                await self._tell_staff(texts.get("staff_dead_letter", key=job.row.key,
+                await self._tell_staff(texts.get("staff_dead_letter", reminder=job.row.key,
                                                  error=job.staff_note))
         return pause is not None
 
@@ -357,10 +358,15 @@ class Dispatcher:
             log.warning("staff notification failed", exc_info=True)
 
 
-def _seconds(value: Any) -> float:
+def _retry_after_seconds(exc: RetryAfter) -> float:
+    import warnings
+
+    with warnings.catch_warnings():  # PTB 22.2+: int now, timedelta in a future major version
+        warnings.simplefilter("ignore")
+        value = exc.retry_after
     if isinstance(value, timedelta):
-        return value.total_seconds()
-    return float(value)
+        return max(value.total_seconds(), 1.0)
+    return max(float(value), 1.0)
 
 
 def _short(exc: Exception) -> str:

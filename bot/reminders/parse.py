@@ -158,7 +158,7 @@ def parse_who(token: str, region: str = "GB") -> Who:
             number = phonenumbers.parse(token, region)
         except phonenumbers.NumberParseException:
             raise InputError(f"{token!r} is not a phone number") from None
-        if not phonenumbers.is_valid_number(number):
+        if not phonenumbers.is_possible_number(number):
             raise InputError(f"{token!r} is not a valid phone number")
         return Who(phone=phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164))
     if re.fullmatch(r"\d{1,15}", token):

@@ -98,6 +98,7 @@ class Engine:
     sending_lease: timedelta = timedelta(minutes=2)
     invite_valid_for: timedelta = timedelta(days=30)
     upcoming_days: int = 7
+    send_timeout: float = 10.0  # seconds to wait for Telegram's answer; then TimedOut
 
 
 class Texts:
@@ -199,6 +200,7 @@ def load_reminder_content(content_dir: Path, clinic_name: str = "the clinic") ->
             invite_valid_for=parse_duration(str(eng_raw["invite_valid_for"]))
             if "invite_valid_for" in eng_raw else defaults.invite_valid_for,
             upcoming_days=int(eng_raw.get("upcoming_days", defaults.upcoming_days)),
+            send_timeout=float(eng_raw.get("send_timeout", defaults.send_timeout)),
         )
         if engine.batch_size < 1 or engine.concurrency < 1 or engine.max_per_second <= 0 \
                 or engine.max_attempts < 1 or not engine.backoff or engine.interval_seconds <= 0:
