@@ -10,7 +10,7 @@ from sqlalchemy import select
 from bot.clock import FixedClock
 from bot.db.appointment_models import Appointment, Reminder
 from bot.db.models import Patient
-from bot.reminders.dispatcher import DispatchStats, Dispatcher
+from bot.reminders.dispatcher import Dispatcher, DispatchStats
 from tests.harness import BotRunner
 
 LONDON = ZoneInfo("Europe/London")

@@ -7,7 +7,14 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from bot.reminders.parse import InputError, parse_book, parse_date, parse_time, parse_when, parse_who
+from bot.reminders.parse import (
+    InputError,
+    parse_book,
+    parse_date,
+    parse_time,
+    parse_when,
+    parse_who,
+)
 
 LONDON = ZoneInfo("Europe/London")
 NOW = datetime(2026, 11, 24, 12, 0, tzinfo=UTC)  # a Tuesday

@@ -15,7 +15,7 @@ Errors (subclasses first: BadRequest and TimedOut are NetworkErrors):
   BadRequest     -> dead letter, staff told (usually a bug)
   TimedOut       -> attempt with outcome unknown, jittered backoff; then dead letter, staff told
   NetworkError   -> (5xx and the like) the same without the unknown mark
-Pacing: an overall sliding-window limit (below Telegram's ~30/s, real time) and one message per
+Pacing: an overall limit of evenly spaced sends (below Telegram's ~30/s, real time) and one message per
 chat per `per_chat_seconds` of the injected time (so at most one per chat per run), on top of
 PTB's AIORateLimiter.
 """
@@ -26,7 +26,6 @@ import asyncio
 import logging
 import random
 import time
-from collections import deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -69,33 +68,31 @@ class DispatchStats:
             setattr(self, name, getattr(self, name) + getattr(other, name))
 
 
-class SlidingWindowLimiter:
-    """At most `rate` acquisitions in any window of one second (monotonic time)."""
+class PacedLimiter:
+    """Sends spaced evenly at `rate` per second (monotonic time).
+
+    Even spacing, not bursts: a burst-then-wait window lets requests delayed on their way (a
+    busy event loop) bunch up with the next window's and exceed Telegram's limit; evenly spaced
+    requests need a delay of a whole extra slot to do that."""
 
     def __init__(self, rate: float, monotonic: Callable[[], float] = time.monotonic,
                  sleep: Callable[[float], Awaitable[Any]] = asyncio.sleep) -> None:
-        self.rate = max(1, int(rate))
-        self._times: deque[float] = deque()
+        self.interval = 1.0 / rate
+        self._next = 0.0
         self._lock = asyncio.Lock()
         self._monotonic, self._sleep = monotonic, sleep
-        self.paused_until = 0.0
 
     def pause(self, seconds: float) -> None:
-        self.paused_until = max(self.paused_until, self._monotonic() + seconds)
+        """Telegram said RetryAfter: nothing goes out before `seconds` have passed."""
+        self._next = max(self._next, self._monotonic() + seconds)
 
     async def acquire(self) -> None:
         async with self._lock:
-            while True:
-                now = self._monotonic()
-                if now < self.paused_until:
-                    await self._sleep(self.paused_until - now)
-                    continue
-                while self._times and now - self._times[0] >= 1.0:
-                    self._times.popleft()
-                if len(self._times) < self.rate:
-                    self._times.append(now)
-                    return
-                await self._sleep(self._times[0] + 1.0 - now + 0.001)
+            now = self._monotonic()
+            slot = max(now, self._next)
+            self._next = slot + self.interval
+            if slot > now:
+                await self._sleep(slot - now)
 
 
 @dataclass
@@ -119,7 +116,7 @@ class Dispatcher:
         self.quiet = QuietHours(settings.quiet_hours_start, settings.quiet_hours_end, settings.tz)
         self.notify_staff = notify_staff
         self._monotonic = monotonic
-        self.limiter = SlidingWindowLimiter(self.engine.max_per_second, monotonic) if rate_limit else None
+        self.limiter = PacedLimiter(self.engine.max_per_second, monotonic) if rate_limit else None
         self._rng = rng
         self._chat_last: dict[int, datetime] = {}  # per-chat pacing, in the injected time
         self._lock = asyncio.Lock()
