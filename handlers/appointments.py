@@ -84,6 +84,12 @@ def _who_label(patient: Patient | None) -> str:
     return f"{name} (#{patient.id})"
 
 
+def _nav_rows(context: ContextTypes.DEFAULT_TYPE) -> list[list[tuple[str, str]]]:
+    svc, texts = services(context), rc(context).texts
+    return [[(texts.get("button_my_appointments"), "ap:list"),
+             (svc.messages.get("button_main_menu"), "home")]]
+
+
 def _session_label(texts, appt: Appointment) -> str:
     return texts.get("session_of", n=appt.session_no, m=appt.course_size) if appt.course_size > 1 else ""
 
@@ -356,16 +362,17 @@ async def appointment_button(update: Update, context: ContextTypes.DEFAULT_TYPE)
         appt = await _own_appointment(update, context, appt_id, session)
         if appt is None or not appt.active or (action != "i" and appt.starts_at <= now):
             await query.answer()
-            await show_screen(update, context, Screen(texts.get("appointment_gone")))
+            await show_screen(update, context, Screen(texts.get("appointment_gone"),
+                                                      _nav_rows(context)))
             return
         w = when(appt.starts_at, tz, now)
         info = {"patient": appt.patient_id, "id": appt.id, "when": when_plain(appt.starts_at, tz)}
         if action == "c":
             appt.status, appt.updated_at = "confirmed", now
-            screen = Screen(texts.get("confirm_done", when=w))
+            screen = Screen(texts.get("confirm_done", when=w), _nav_rows(context))
             staff_note = texts.get("staff_patient_confirmed", **info)
         elif action == "r":
-            screen = Screen(texts.get("reschedule_requested"))
+            screen = Screen(texts.get("reschedule_requested"), _nav_rows(context))
             staff_note = texts.get("staff_patient_reschedule", **info)
         elif action == "x":
             screen = Screen(texts.get("cancel_question", when=w), [[
@@ -373,10 +380,10 @@ async def appointment_button(update: Update, context: ContextTypes.DEFAULT_TYPE)
                 (texts.get("button_cancel_no"), f"ap:k:{appt.id}")]])
         elif action == "xx":
             await service.cancel(session, appt, now=now, content=content, notify_patient=False)
-            screen = Screen(texts.get("cancel_done", when=w))
+            screen = Screen(texts.get("cancel_done", when=w), _nav_rows(context))
             staff_note = texts.get("staff_patient_cancelled", **info)
         elif action == "k":
-            screen = Screen(texts.get("cancel_kept", when=w))
+            screen = Screen(texts.get("cancel_kept", when=w), _nav_rows(context))
         else:
             await query.answer()
             await _send_calendar(update, context, appt)
@@ -416,12 +423,12 @@ async def checkin_button(update: Update, context: ContextTypes.DEFAULT_TYPE) -> 
     async with svc.db.session() as session:
         appt = await _own_appointment(update, context, int(match.group(2)), session)
     if appt is None:
-        await show_screen(update, context, Screen(texts.get("appointment_gone")))
+        await show_screen(update, context, Screen(texts.get("appointment_gone"), _nav_rows(context)))
         return
     if match.group(1) == "ok":
-        await show_screen(update, context, Screen(texts.get("checkin_fine")))
+        await show_screen(update, context, Screen(texts.get("checkin_fine"), _nav_rows(context)))
         return
-    await show_screen(update, context, Screen(texts.get("checkin_concern")))
+    await show_screen(update, context, Screen(texts.get("checkin_concern"), _nav_rows(context)))
     await tell_staff(context, texts.get(
         "staff_patient_concern", patient=appt.patient_id, id=appt.id,
         when=when_plain(appt.starts_at, svc.settings.tz)))
@@ -437,9 +444,9 @@ async def next_session_button(update: Update, context: ContextTypes.DEFAULT_TYPE
     async with svc.db.session() as session:
         appt = await _own_appointment(update, context, int(match.group(1)), session)
     if appt is None:
-        await show_screen(update, context, Screen(texts.get("appointment_gone")))
+        await show_screen(update, context, Screen(texts.get("appointment_gone"), _nav_rows(context)))
         return
-    await show_screen(update, context, Screen(texts.get("next_session_requested")))
+    await show_screen(update, context, Screen(texts.get("next_session_requested"), _nav_rows(context)))
     await tell_staff(context, texts.get("staff_patient_next", patient=appt.patient_id, id=appt.id,
                                         n=appt.session_no + 1, m=appt.course_size))
 

@@ -89,6 +89,9 @@ class SpecChecker:
         if t == "String":
             return [] if isinstance(value, str) else ["expected a string"]
         if t == "InputFile":
+            # An uploaded file arrives as the fake's {"filename", "size", "data"} record.
+            if isinstance(value, dict) and {"filename", "data"} <= value.keys():
+                return []
             return [] if not isinstance(value, dict | list) else ["expected a file"]
         spec = self.types.get(t)
         if spec is None:
