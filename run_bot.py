@@ -2,6 +2,8 @@
 """Command line: run the bot, try it in a terminal sandbox, migrate, check content.
 
   python run_bot.py                 run (long polling); needs BOT_TOKEN
+  python run_bot.py run --webhook   run behind a load balancer; also needs WEBHOOK_URL and
+                                    WEBHOOK_SECRET_TOKEN (GET /healthz for the balancer)
   python run_bot.py sandbox         chat with the bot in this terminal, no token needed
   python run_bot.py migrate         apply database migrations
   python run_bot.py check-content   validate content/ and exit
@@ -30,8 +32,19 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     settings = load_settings()
     token = settings.token()
-    setup_logging(settings.log_level, secrets=[token])
+    webhook = getattr(args, "webhook", False)
+    if webhook:
+        settings.require_webhook()
+    secrets = [token]
+    if settings.webhook_secret_token is not None:
+        secrets.append(settings.webhook_secret_token.get_secret_value())
+    setup_logging(settings.log_level, secrets=secrets)
     application = build_application(settings)
+    if webhook:
+        from bot.webhook import run_webhook
+
+        asyncio.run(run_webhook(application, settings, application.bot_data["services"].db))
+        return 0
     application.run_polling(allowed_updates=Update.ALL_TYPES, drop_pending_updates=False)
     return 0
 
@@ -81,7 +94,11 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="run_bot.py", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="command")
-    sub.add_parser("run", help="run the bot (long polling)").set_defaults(func=cmd_run)
+    run = sub.add_parser("run", help="run the bot (long polling by default)")
+    run.add_argument("--webhook", action="store_true",
+                     help="receive updates by webhook (WEBHOOK_URL, WEBHOOK_SECRET_TOKEN) "
+                          "and serve GET /healthz")
+    run.set_defaults(func=cmd_run)
     sandbox = sub.add_parser("sandbox", help="chat with the bot in the terminal, no token")
     sandbox.add_argument("--database-url", default="sqlite+aiosqlite:///sandbox.db",
                          help="where the sandbox keeps its data (default: sandbox.db)")

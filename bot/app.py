@@ -22,9 +22,9 @@ log = logging.getLogger(__name__)
 
 def feature_modules() -> list:
     """Handler modules in registration order; the fallback (never-silence) goes last."""
-    from handlers import appointments, errors, fallback, menu
+    from handlers import appointments, dedupe, errors, fallback, menu, privacy, staff
 
-    return [menu, appointments, errors, fallback]
+    return [dedupe, menu, privacy, staff, appointments, errors, fallback]
 
 
 def build_services(
@@ -66,7 +66,9 @@ def build_application(
     if request is not None:
         builder = builder.request(request).get_updates_request(request)
     if settings.rate_limiter:
-        builder = builder.rate_limiter(AIORateLimiter(max_retries=0))
+        # Replies to patients wait out a 429 (twice at most) rather than fail; the reminder
+        # dispatcher has its own pacing and records RetryAfter itself.
+        builder = builder.rate_limiter(AIORateLimiter(max_retries=2))
     application = builder.build()
     application.bot_data["services"] = svc
     for module in feature_modules():

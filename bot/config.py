@@ -17,6 +17,7 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 ROOT = Path(__file__).resolve().parent.parent
 TOKEN_RE = re.compile(r"^\d{3,}:[A-Za-z0-9_-]{30,}$")
+WEBHOOK_SECRET_RE = re.compile(r"^[A-Za-z0-9_-]{16,256}$")
 
 
 class ConfigError(Exception):
@@ -42,6 +43,16 @@ class Settings(BaseSettings):
     content_dir: Path = ROOT / "content"
     rate_limiter: bool = True
     log_level: str = "INFO"
+
+    # Webhook mode (`run_bot.py run --webhook`); polling is the default and needs none of these.
+    webhook_url: str | None = Field(
+        default=None, description="public HTTPS URL Telegram posts updates to, e.g. "
+        "https://bot.example.com/telegram; its path is the path the server listens on")
+    webhook_secret_token: SecretStr | None = Field(
+        default=None, description="shared secret Telegram sends in X-Telegram-Bot-Api-Secret-Token")
+    webhook_listen: str = Field(default="127.0.0.1", description="address the webhook server binds")
+    webhook_port: int = Field(default=8443, ge=0, le=65535, description="0 picks a free port (tests)")
+    webhook_max_connections: int = Field(default=40, ge=1, le=100)
 
     @field_validator("bot_token")
     @classmethod
@@ -90,6 +101,38 @@ class Settings(BaseSettings):
         if not re.match(r"^https?://[^\s/]+", value):
             raise ValueError("must be an http(s) URL such as https://api.telegram.org/bot")
         return value
+
+    @field_validator("webhook_url")
+    @classmethod
+    def _webhook_url(cls, value: str | None) -> str | None:
+        if value is None or not value.strip():
+            return None
+        value = value.strip()
+        if not re.match(r"^https://[^\s/]+(/\S*)?$", value):
+            raise ValueError("must be a public https:// URL (Telegram only posts to HTTPS)")
+        return value
+
+    @field_validator("webhook_secret_token")
+    @classmethod
+    def _webhook_secret(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is None or not value.get_secret_value().strip():
+            return None
+        secret = value.get_secret_value().strip()
+        if not WEBHOOK_SECRET_RE.match(secret):
+            raise ValueError("must be 16-256 characters of A-Z, a-z, 0-9, _ and - "
+                             "(e.g. the output of `python -c 'import secrets; print(secrets.token_urlsafe(32))'`)")
+        return SecretStr(secret)
+
+    def require_webhook(self) -> None:
+        """Raise ConfigError naming every webhook setting that is missing."""
+        missing = [name for name, value in (("WEBHOOK_URL", self.webhook_url),
+                                            ("WEBHOOK_SECRET_TOKEN", self.webhook_secret_token))
+                   if value is None]
+        if missing:
+            raise ConfigError(
+                "Configuration error: webhook mode needs " + " and ".join(missing)
+                + " (see README: Webhook mode), or run without --webhook to use polling"
+            )
 
     @property
     def tz(self) -> ZoneInfo:

@@ -23,6 +23,7 @@ REQUIRED_MESSAGES = (
     "page_indicator", "button_back", "button_main_menu", "button_next_page", "button_prev_page",
     "button_read_all", "button_disclaimer", "disclaimer_title", "disclaimer", "help", "commands",
     "unknown_command", "unknown_text", "unsupported_message", "stale_button", "error",
+    "db_unavailable",
 )
 BUTTON_LIMIT = 64  # Telegram shows long labels cut off; keep them readable
 
@@ -100,8 +101,11 @@ class Messages:
         values.update({k: html.escape(str(v), quote=False) for k, v in params.items()})
         return template.format(**values)
 
-    def add(self, extra: dict[str, Any], path: Path) -> None:
-        """Merge a feature's message file (e.g. intake.yaml's texts); keys must not clash."""
+    def add(self, extra: Any, path: Path) -> None:
+        """Merge a feature's message file (e.g. privacy.yaml); validated, keys must not clash."""
+        if not isinstance(extra, dict):
+            raise ContentError(path, 1, "must be a mapping of message keys to texts")
+        validate_templates(extra, path)
         for key in extra:
             if key in self._data:
                 raise ContentError(path, 1, f"message key {key!r} is already defined")
@@ -150,13 +154,8 @@ def _line_of_key(path: Path, key: str) -> int:
     return 1
 
 
-def load_messages(path: Path) -> Messages:
-    data = load_yaml(path)
-    if not isinstance(data, dict):
-        raise ContentError(path, 1, "must be a mapping of message keys to texts")
-    for key in REQUIRED_MESSAGES:
-        if key not in data:
-            raise ContentError(path, 1, f"missing message {key!r}")
+def validate_templates(data: dict[str, Any], path: Path) -> None:
+    """Every string template must have sound placeholders and be valid Telegram HTML."""
     formatter = string.Formatter()
     for key, value in data.items():
         line = _line_of_key(path, str(key))
@@ -180,6 +179,16 @@ def load_messages(path: Path) -> Messages:
             raise ContentError(path, line, f"{key}: {exc}") from None
         if key.startswith("button_") and len(sample) > BUTTON_LIMIT:
             raise ContentError(path, line, f"{key}: button label longer than {BUTTON_LIMIT}")
+
+
+def load_messages(path: Path) -> Messages:
+    data = load_yaml(path)
+    if not isinstance(data, dict):
+        raise ContentError(path, 1, "must be a mapping of message keys to texts")
+    for key in REQUIRED_MESSAGES:
+        if key not in data:
+            raise ContentError(path, 1, f"missing message {key!r}")
+    validate_templates(data, path)
     return Messages(data, path)
 
 
@@ -210,11 +219,12 @@ def parse_document(path: Path) -> Document:
     current: Node | None = None
     para: list[str] = []
     bullets: list[str] = []
+    block_line = 0  # where the pending paragraph or list started, for error messages
 
     def flush(line_no: int) -> None:
         nonlocal para, bullets
         if (para or bullets) and current is None:
-            raise ContentError(path, line_no, "text before the first '# ' heading")
+            raise ContentError(path, block_line, "text before the first '# ' heading")
         if para:
             current.blocks.append(Block("para", para))  # type: ignore[union-attr]
         if bullets:
@@ -254,6 +264,8 @@ def parse_document(path: Path) -> Document:
             continue
         if line.lstrip().startswith("<!--"):
             continue
+        if not para and not bullets:
+            block_line = line_no
         bullet = _BULLET.match(line.strip())
         if bullet:
             if para:

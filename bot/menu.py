@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
+from html import escape
 
 from bot.content import Content, Node
 
@@ -138,8 +139,6 @@ class MenuRenderer:
     def node(self, node: Node, page: int = 0) -> Screen:
         if node is self.content.root:
             return self.main()
-        from html import escape
-
         title = escape(node.title, quote=False)
         text, pager, page = self._paged(title, self._body_fragments(node), page, f"n:{node.id}")
         rows: list[list[Button]] = []
@@ -154,8 +153,6 @@ class MenuRenderer:
         return Screen(text, rows)
 
     def read_all(self, node: Node, page: int = 0) -> Screen:
-        from html import escape
-
         fragments = self._body_fragments(node)
         for child in node.children:
             fragments.append(f"<b>{escape(child.title, quote=False)}</b>")

@@ -5,6 +5,8 @@ from __future__ import annotations
 from datetime import datetime
 
 from sqlalchemy import select
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.db.models import Patient
@@ -19,10 +21,18 @@ async def upsert_from_telegram(
     language_code: str | None,
     now: datetime,
 ) -> Patient:
-    patient = await session.scalar(select(Patient).where(Patient.telegram_user_id == user_id))
+    query = select(Patient).where(Patient.telegram_user_id == user_id)
+    patient = await session.scalar(query)
     if patient is None:
-        patient = Patient(telegram_user_id=user_id, created_at=now)
-        session.add(patient)
+        # Two instances may see the same new patient at once (two quick taps reaching different
+        # instances): insert-or-ignore, then read the row whichever transaction created it.
+        insert = pg_insert if session.bind.dialect.name == "postgresql" else sqlite_insert
+        await session.execute(
+            insert(Patient)
+            .values(telegram_user_id=user_id, chat_id=chat_id, created_at=now, last_seen_at=now)
+            .on_conflict_do_nothing(index_elements=["telegram_user_id"]))
+        patient = await session.scalar(query.execution_options(populate_existing=True))
+        assert patient is not None
     patient.chat_id = chat_id
     patient.first_name = (first_name or "")[:255] or None
     patient.language_code = (language_code or "")[:16] or None

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -25,6 +26,16 @@ def load_spec() -> dict[str, Any]:
         "Bot API spec not found: expected ../shared/telegram-bot-api/api.json beside the "
         "checkout (or set BOT_API_SPEC=/path/to/api.json)"
     )
+
+
+@dataclass
+class UploadedFile:
+    filename: str
+    data: bytes
+
+    @property
+    def size(self) -> int:
+        return len(self.data)
 
 
 class SpecChecker:
@@ -87,12 +98,9 @@ class SpecChecker:
         if t == "Boolean":
             return [] if isinstance(value, bool) or value in ("true", "false") else ["expected a boolean"]
         if t == "String":
-            return [] if isinstance(value, str) else ["expected a string"]
+            return [] if isinstance(value, str) and value else ["expected a non-empty string"]
         if t == "InputFile":
-            # An uploaded file arrives as the fake's {"filename", "size", "data"} record.
-            if isinstance(value, dict) and {"filename", "data"} <= value.keys():
-                return []
-            return [] if not isinstance(value, dict | list) else ["expected a file"]
+            return [] if isinstance(value, UploadedFile) else ["expected an uploaded file"]
         spec = self.types.get(t)
         if spec is None:
             return [f"unknown type {t}"]

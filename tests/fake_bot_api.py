@@ -16,13 +16,13 @@ import itertools
 import json
 import time
 from collections import defaultdict, deque
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from aiohttp import web
 
 from bot import telegram_html
-from tests.api_spec import SpecChecker
+from tests.api_spec import SpecChecker, UploadedFile
 
 TOKEN = "123456789:TEST-token-for-the-fake-bot-api-000"
 BOT_USER = {"id": 123456789, "is_bot": True, "first_name": "Clinic", "username": "clinic_test_bot",
@@ -37,6 +37,7 @@ class Call:
     params: dict[str, Any]
     at: float
     status: int = 200
+    result: Any = None
 
 
 @dataclass
@@ -95,6 +96,7 @@ class FakeBotAPI:
         self._new_update = asyncio.Condition()
         self._call_event = asyncio.Condition()
         self._runner: web.AppRunner | None = None
+        self._closing = False
         self.port = 0
 
     # ------------------------------------------------------------------ server lifecycle
@@ -108,6 +110,8 @@ class FakeBotAPI:
         self.port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
 
     async def stop(self) -> None:
+        self._closing = True
+        await self.release_polls()
         if self._runner is not None:
             await self._runner.cleanup()
 
@@ -175,8 +179,7 @@ class FakeBotAPI:
                 form = await request.post()
                 for key, value in form.items():
                     if isinstance(value, web.FileField):
-                        data = value.file.read()
-                        raw[key] = {"filename": value.filename, "size": len(data), "data": data}
+                        raw[key] = UploadedFile(value.filename, value.file.read())
                     else:
                         raw[key] = value
         # multipart uploads reference attached files as attach://name; resolve them first.
@@ -211,15 +214,18 @@ class FakeBotAPI:
                 return _error(429, "Too Many Requests: retry after 1", {"retry_after": 1})
             self._sent_times.append(now)
         if method == "getUpdates":
+            # Recorded when it arrives, so a test can wait for "the bot is polling".
+            call = Call(method, params, time.monotonic())
+            await self._record(call)
             result: Any = await self._get_updates(params)
-            await self._record(Call(method, params, time.monotonic()))
+            call.result = result
             return _ok(result)
         try:
             result = self._dispatch(method, params)
         except _ApiError as exc:
             await self._record(Call(method, params, time.monotonic(), exc.status))
             return _error(exc.status, exc.description)
-        await self._record(Call(method, params, time.monotonic()))
+        await self._record(Call(method, params, time.monotonic(), result=result))
         return _ok(result)
 
     def _take_fault(self, method: str, params: dict[str, Any]) -> Fault | None:
@@ -278,7 +284,7 @@ class FakeBotAPI:
         limit = _int(params.get("limit")) or 100
         async with self._new_update:
             self._updates = [u for u in self._updates if u["update_id"] >= offset]
-            if not self._updates and timeout > 0:
+            if not self._updates and timeout > 0 and not self._closing:
                 try:
                     await asyncio.wait_for(self._new_update.wait(), timeout)
                 except TimeoutError:
@@ -297,13 +303,13 @@ class FakeBotAPI:
             return self._store(params, params["text"]).as_api(params)
         if method == "sendDocument":
             doc = params["document"]
-            if not isinstance(doc, dict):
+            if not isinstance(doc, UploadedFile):
                 raise _ApiError(400, "Bad Request: document must be an uploaded file in tests")
             file_id = f"file-{len(self.files) + 1}"
-            self.files[file_id] = doc["data"]
+            self.files[file_id] = doc.data
             stored = self._store(params, params.get("caption", ""))
             stored.document = {"file_id": file_id, "file_unique_id": file_id,
-                               "file_name": doc["filename"], "file_size": doc["size"]}
+                               "file_name": doc.filename, "file_size": doc.size}
             return stored.as_api(params)
         if method == "editMessageText":
             chat_id = _int(params.get("chat_id"))

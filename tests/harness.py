@@ -21,7 +21,6 @@ from bot.config import Settings
 from tests.fake_bot_api import TOKEN, FakeBotAPI, StoredMessage
 
 
-
 class TrackingApplication(Application):
     """Resolves a future when an update has been fully processed."""
 
@@ -156,11 +155,10 @@ class TgUser:
         for call in self.fake.calls[index:]:
             if call.method in ("sendMessage", "editMessageText", "sendDocument") and call.status == 200 \
                     and str(call.params.get("chat_id")) == str(self.id):
-                chat = self.fake.messages[self.id]
-                if call.method == "editMessageText":
-                    shown.append(chat[int(call.params["message_id"])])
-                else:
-                    shown.append(chat[max(chat)])
+                message_id = int(call.result["message_id"])
+                stored = self.fake.messages[self.id].get(message_id)
+                if stored is not None:
+                    shown.append(stored)
         return shown
 
     def last_keyboard_message(self) -> StoredMessage | None:

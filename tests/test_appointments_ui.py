@@ -114,8 +114,8 @@ async def test_calendar_file(fake, rr, staff):
     await anna.press_data("ap:list", fake.last_message(anna.id))
     await anna.press("🗓 Add to calendar")
     doc = fake.calls_to("sendDocument", chat_id=anna.id)[-1]
-    assert doc.params["document"]["filename"] == f"appointment-{appt}.ics"
-    cal = Calendar.from_ical(doc.params["document"]["data"])
+    assert doc.params["document"].filename == f"appointment-{appt}.ics"
+    cal = Calendar.from_ical(doc.params["document"].data)
     event = next(iter(cal.walk("VEVENT")))
     assert event.decoded("dtstart") == datetime(2026, 12, 3, 14, 30, tzinfo=UTC)
     assert event.decoded("dtend") - event.decoded("dtstart") == timedelta(minutes=60)

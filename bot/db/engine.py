@@ -14,6 +14,9 @@ from sqlalchemy.ext.asyncio import (
     create_async_engine,
 )
 
+CONNECT_TIMEOUT_SECONDS = 5
+POOL_TIMEOUT_SECONDS = 10
+
 
 def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
     # WAL lets the dispatcher read while a handler writes; busy_timeout waits instead of failing.
@@ -30,6 +33,10 @@ def make_engine(url: str, **kwargs: Any) -> AsyncEngine:
         event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
         return engine
     kwargs.setdefault("pool_pre_ping", True)
+    # Fail fast when the server is unreachable (asyncpg waits 60 s by default): the patient gets
+    # "try again shortly" and the health check turns 503 instead of both hanging.
+    kwargs["connect_args"] = {"timeout": CONNECT_TIMEOUT_SECONDS, **kwargs.get("connect_args", {})}
+    kwargs.setdefault("pool_timeout", POOL_TIMEOUT_SECONDS)
     return create_async_engine(url, **kwargs)
 
 

@@ -6,11 +6,15 @@ from pathlib import Path
 
 from alembic import command
 from alembic.config import Config
+from sqlalchemy import text
 from sqlalchemy.engine import Connection
 
 from bot.db.engine import Database
 
 ROOT = Path(__file__).resolve().parents[2]
+# Several instances may start at once against one PostgreSQL database: the first to take this
+# transaction-scoped advisory lock migrates, the others wait and then find nothing to do.
+MIGRATION_LOCK_ID = 7_201_106_001
 
 
 def alembic_config(url: str) -> Config:
@@ -28,4 +32,6 @@ async def upgrade(db: Database, revision: str = "head") -> None:
         command.upgrade(cfg, revision)
 
     async with db.engine.begin() as conn:
+        if conn.dialect.name == "postgresql":
+            await conn.execute(text("SELECT pg_advisory_xact_lock(:id)"), {"id": MIGRATION_LOCK_ID})
         await conn.run_sync(_run)

@@ -1,0 +1,49 @@
+"""Exactly-once update handling across instances: a claim row per Telegram update_id.
+
+Telegram redelivers an update when a webhook answer is lost or late, and with several instances
+behind a balancer the second delivery can reach another process. Before any handler runs, the
+update is claimed with an insert-or-ignore keyed by update_id; only the instance whose insert
+took effect processes it. Rows are pruned after RETENTION: Telegram keeps an undelivered update
+for at most 24 hours, and update ids may restart at random after a week without updates.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+from sqlalchemy import BigInteger, delete
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.orm import Mapped, mapped_column
+
+from bot.db.engine import Database
+from bot.db.models import Base
+from bot.db.types import UTCDateTime
+
+RETENTION = timedelta(hours=48)
+
+
+class ProcessedUpdate(Base):
+    __tablename__ = "processed_updates"
+
+    update_id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    processed_at: Mapped[datetime] = mapped_column(UTCDateTime(), index=True)
+
+
+async def claim(db: Database, update_id: int, now: datetime) -> bool:
+    """True if this call claimed `update_id` (first delivery), False for a duplicate."""
+    insert = pg_insert if db.dialect == "postgresql" else sqlite_insert
+    stmt = (insert(ProcessedUpdate)
+            .values(update_id=update_id, processed_at=now)
+            .on_conflict_do_nothing(index_elements=["update_id"]))
+    async with db.session() as session:
+        result = await session.execute(stmt)
+    return result.rowcount == 1  # type: ignore[attr-defined]
+
+
+async def prune(db: Database, now: datetime, retention: timedelta = RETENTION) -> int:
+    """Delete claims older than `retention`; returns how many went."""
+    async with db.session() as session:
+        result = await session.execute(
+            delete(ProcessedUpdate).where(ProcessedUpdate.processed_at < now - retention))
+    return result.rowcount  # type: ignore[attr-defined]

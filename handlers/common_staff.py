@@ -1,0 +1,27 @@
+"""The staff check, done on every staff command and every staff button press, and recorded."""
+
+from __future__ import annotations
+
+from telegram import Update
+from telegram.ext import ContextTypes
+
+from bot import audit
+from bot.staff import is_staff
+from handlers.common import services
+
+
+async def require_staff(update: Update, context: ContextTypes.DEFAULT_TYPE, action: str) -> bool:
+    """True for staff. Anyone else gets a polite refusal, and the attempt is audited."""
+    svc = services(context)
+    user = update.effective_user
+    if is_staff(svc.settings, user.id if user else None):
+        return True
+    async with svc.db.session() as session:
+        await audit.record(session, now=svc.clock.now(), action="staff_denied",
+                           actor_user_id=user.id if user else None, subject=action[:64])
+    text = svc.messages.get("staff_only")
+    if update.callback_query is not None:
+        await update.callback_query.answer(text, show_alert=True)
+    elif update.effective_chat is not None:
+        await context.bot.send_message(update.effective_chat.id, text)
+    return False

@@ -1,0 +1,177 @@
+"""Content loading: the document becomes the menu; broken content fails with file:line."""
+
+from __future__ import annotations
+
+import re
+import shutil
+from pathlib import Path
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from bot import telegram_html
+from bot.content import ContentError, load_content
+from bot.menu import TEXT_LIMIT, MenuRenderer, paginate, parse_callback
+
+CONTENT = Path(__file__).resolve().parent.parent / "content"
+MEDICAL_TERMS = [
+    "inject", "needle", "fat", "cellulite", "anesthe", "infection", "swelling", "bruis", "redness",
+    "recover", "downtime", "result", "session", "safe", "painless", "guarantee", "cure", "vitamin",
+    "hormone", "mg", "ml", "price", "cost", "€", "$", "£", "side effect", "allerg", "pregnan",
+]
+
+
+@pytest.fixture
+def content_dir(tmp_path: Path) -> Path:
+    target = tmp_path / "content"
+    shutil.copytree(CONTENT, target)
+    return target
+
+
+def test_real_content_loads_into_the_expected_menu():
+    content = load_content(CONTENT)
+    labels = [n.label for n in content.root.children]
+    assert labels[:6] == ["What is mesotherapy?", "Uses of Mesotherapy", "The Mesotherapy Procedure",
+                          "Benefits of Mesotherapy", "Recovery After Mesotherapy",
+                          "Risks and Considerations"]
+    uses = content.root.children[1]
+    assert [c.title for c in uses.children] == [
+        "1. Facial Rejuvenation", "2. Fat Reduction", "3. Cellulite Treatment",
+        "4. Hair Restoration", "5. Stretch Mark Reduction"]
+
+
+def test_ui_texts_make_no_medical_claims():
+    content = load_content(CONTENT)
+    offenders = []
+    for key, value in content.messages._data.items():
+        texts = value.values() if isinstance(value, dict) else [value]
+        for text in texts:
+            if not isinstance(text, str):
+                continue
+            low = text.lower()
+            offenders += [(key, term) for term in MEDICAL_TERMS if re.search(r"\b" + re.escape(term), low)]
+    assert offenders == []
+
+
+def test_every_screen_fits_telegram_limits():
+    content = load_content(CONTENT)
+    menu = MenuRenderer(content)
+    for node in content.nodes.values():
+        for screen in (menu.node(node), menu.read_all(node)):
+            assert len(telegram_html.check(screen.text)) <= TEXT_LIMIT
+            for row in screen.rows:
+                for label, data in row:
+                    assert len(data.encode()) <= 64 and label
+                    assert parse_callback(data) is not None
+
+
+def test_a_new_section_needs_only_content(content_dir: Path):
+    doc = content_dir / "mesotherapy.md"
+    doc.write_text(doc.read_text() + "\n## Aftercare Notes\n\n### Sun\n\nClinic text here.\n")
+    content = load_content(content_dir)
+    assert "Aftercare Notes" in [n.label for n in content.root.children]
+
+
+def test_a_second_treatment_document_adds_a_treatment_list(content_dir: Path):
+    (content_dir / "peels.md").write_text(
+        "---\nid: peels\nmenu_label: Chemical peels\n---\n# Chemical Peels\n\nIntro.\n\n## Uses\n\nText.\n")
+    content = load_content(content_dir)
+    assert [n.label for n in content.root.children][:2] == ["Mesotherapy", "Chemical peels"]
+    screen = MenuRenderer(content).main()
+    assert screen.text.startswith("<b>Treatments</b>")
+
+
+@pytest.mark.parametrize(
+    ("body", "line", "problem"),
+    [
+        ("# T\n\n### Orphan\n\ntext\n", 3, "without a parent"),
+        ("intro\n# T\n", 1, "before the first"),
+        ("# T\n\n## A\n\ntext\n\n## A\n\nagain\n", 7, "duplicate heading"),
+        ("# T\n\n## Empty\n\n## B\n\ntext\n", 3, "has no text"),
+        ("## No title\n\ntext\n", 1, "without a parent"),
+        ("# T\n\n## A\n\n<b>bold</b>\n", 3, "markup"),
+        ("# T\n# U\n", 2, "only one"),
+    ],
+)
+def test_broken_documents_fail_with_file_and_line(content_dir: Path, body: str, line: int, problem: str):
+    (content_dir / "mesotherapy.md").write_text(body)
+    with pytest.raises(ContentError) as err:
+        load_content(content_dir)
+    assert err.value.line == line
+    assert problem in err.value.problem
+    assert re.match(rf".*mesotherapy\.md:{line}: ", str(err.value))
+
+
+def test_front_matter_lines_count_toward_the_reported_line(content_dir: Path):
+    (content_dir / "mesotherapy.md").write_text("---\nid: x\n---\n\n# T\n\n### Orphan\n\ntext\n")
+    with pytest.raises(ContentError) as err:
+        load_content(content_dir)
+    assert err.value.line == 7
+
+
+@pytest.mark.parametrize(
+    ("mutate", "line", "problem"),
+    [
+        (lambda t: t.replace('main_menu: "<b>Main menu</b>', 'main_menu: "<b>Main menu'), None, "unclosed"),
+        (lambda t: t.replace("error:", "eror:"), 1, "missing message 'error'"),
+        (lambda t: t + "\nbroken: [unclosed\n", None, ""),
+        (lambda t: t.replace("{first_name}", "{first_name"), None, "placeholder"),
+        (lambda t: t.replace("Tom & Co", "") + '\nbutton_long: "' + "x" * 80 + '"\n', None, "longer"),
+    ],
+)
+def test_broken_messages_fail_with_file_and_line(content_dir: Path, mutate, line, problem):
+    path = content_dir / "messages.yaml"
+    path.write_text(mutate(path.read_text()))
+    with pytest.raises(ContentError) as err:
+        load_content(content_dir)
+    assert "messages.yaml:" in str(err.value)
+    assert err.value.line >= 1
+    if line is not None:
+        assert err.value.line == line
+    assert problem in str(err.value)
+
+
+def test_html_error_names_the_line_of_its_key(content_dir: Path):
+    path = content_dir / "messages.yaml"
+    text = path.read_text().replace('main_menu: "<b>Main menu</b>', 'main_menu: "<b>Main menu')
+    path.write_text(text)
+    expected = next(i for i, line in enumerate(text.splitlines(), 1) if line.startswith("main_menu:"))
+    with pytest.raises(ContentError) as err:
+        load_content(content_dir)
+    assert err.value.line == expected
+
+
+def test_long_sections_are_paged_under_the_limit(content_dir: Path):
+    sentences = " ".join(f"Sentence number {i} of the clinic's long text & more." for i in range(400))
+    doc = content_dir / "mesotherapy.md"
+    doc.write_text(doc.read_text() + f"\n## Long Section\n\n{sentences}\n\n{sentences}\n")
+    content = load_content(content_dir)
+    node = next(n for n in content.root.children if n.title == "Long Section")
+    menu = MenuRenderer(content)
+    first = menu.node(node, 0)
+    assert "Page 1 of" in first.text
+    pages = int(re.search(r"Page 1 of (\d+)", first.text).group(1))
+    assert pages >= 6
+    shown = []
+    for page in range(pages):
+        screen = menu.node(node, page)
+        visible = telegram_html.check(screen.text)
+        assert len(visible) <= TEXT_LIMIT and len(screen.text) <= TEXT_LIMIT
+        shown.append(visible)
+    joined = " ".join(shown)
+    assert joined.count("of the clinic's long text & more.") == 800
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.text(min_size=0, max_size=3000), min_size=0, max_size=8),
+       st.integers(min_value=50, max_value=4000))
+def test_paginate_keeps_every_word_and_respects_the_budget(fragments, budget):
+    import html
+
+    escaped = [html.escape(f, quote=False) for f in fragments]
+    pages = paginate(escaped, budget)
+    assert all(len(p) <= budget for p in pages)
+    assert "".join("".join(pages).split()) == "".join("".join(escaped).split())
+    for page in pages:
+        telegram_html.check(page) if page.strip() else None

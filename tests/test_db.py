@@ -1,0 +1,68 @@
+"""UTC timestamps on SQLite, migrations, and the patient record."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta, timezone
+
+import pytest
+from sqlalchemy import inspect, select, text
+from sqlalchemy.exc import StatementError
+
+from bot import patients
+from bot.db import Database, Patient
+from bot.db.migrate import upgrade
+
+
+@pytest.fixture
+async def db(db_url):
+    database = Database(db_url)
+    await upgrade(database)
+    yield database
+    await database.dispose()
+
+
+async def test_migrations_create_the_schema_and_are_idempotent(db):
+    await upgrade(db)  # a second run is a no-op
+    async with db.engine.connect() as conn:
+        tables = await conn.run_sync(lambda c: inspect(c).get_table_names())
+        version = (await conn.execute(text("select version_num from alembic_version"))).scalar()
+    assert "patients" in tables
+    assert version is not None
+
+
+async def test_timestamps_round_trip_as_aware_utc(db):
+    paris = timezone(timedelta(hours=1))
+    at = datetime(2026, 3, 29, 2, 30, tzinfo=paris)
+    async with db.session() as session:
+        patient = await patients.upsert_from_telegram(session, user_id=1, chat_id=1, first_name="A",
+                                                      language_code=None, now=at)
+        pid = patient.id
+    async with db.session() as session:
+        loaded = await session.get(Patient, pid)
+        assert loaded.created_at == at
+        assert loaded.created_at.tzinfo is UTC
+        assert loaded.created_at.hour == 1
+
+
+async def test_naive_datetimes_are_refused(db):
+    with pytest.raises(StatementError, match="naive datetime"):
+        async with db.session() as session:
+            session.add(Patient(telegram_user_id=2, created_at=datetime(2026, 1, 1),  # noqa: DTZ001
+                                last_seen_at=datetime(2026, 1, 1)))  # noqa: DTZ001
+
+
+async def test_upsert_updates_the_same_patient(db):
+    t0 = datetime(2026, 1, 1, tzinfo=UTC)
+    async with db.session() as session:
+        await patients.upsert_from_telegram(session, user_id=9, chat_id=9, first_name="Old",
+                                            language_code="en", now=t0)
+    async with db.session() as session:
+        p = await patients.upsert_from_telegram(session, user_id=9, chat_id=9, first_name="New",
+                                                language_code="fr", now=t0 + timedelta(days=1))
+        p.unreachable = True
+    async with db.session() as session:
+        rows = (await session.scalars(select(Patient))).all()
+        assert len(rows) == 1 and rows[0].first_name == "New" and rows[0].created_at == t0
+        p = await patients.upsert_from_telegram(session, user_id=9, chat_id=9, first_name="New",
+                                                language_code="fr", now=t0)
+        assert p.unreachable is False

@@ -1,0 +1,186 @@
+"""PostgreSQL: the same migrations, the foundation end to end, and two instances on one database.
+
+Needs the server at 127.0.0.1:5432 (trust auth, database `test`, user postgres); each test works
+in its own freshly created database, dropped afterwards. Skipped with the reason where no server
+answers.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+
+import pytest
+from sqlalchemy import func, select, text
+
+from bot.db import processed_updates
+from bot.db.engine import Database
+from bot.db.migrate import alembic_config, upgrade
+from bot.db.models import Patient
+from bot.db.processed_updates import ProcessedUpdate
+from tests.conftest import make_settings
+from tests.fake_bot_api import FakeBotAPI
+from tests.harness import BotRunner, TgUser
+from tests.scale_helpers import pg_database, pg_reachable, webhook_instance
+from tests.test_dedupe import T0
+from tests.test_webhook import press_update, text_update, webhook_settings
+
+pytestmark = pytest.mark.postgres
+
+
+@pytest.fixture
+async def pg_url() -> AsyncIterator[str]:
+    reason = await pg_reachable()
+    if reason:
+        pytest.skip(reason)
+    async with pg_database() as url:
+        yield url
+
+
+async def test_migrations_up_down_up_on_postgresql(pg_url: str):
+    from alembic import command
+
+    db = Database(pg_url)
+    try:
+        await upgrade(db)
+        async with db.engine.connect() as conn:
+            columns = {row.column_name: row for row in await conn.execute(text(
+                "SELECT column_name, data_type FROM information_schema.columns "
+                "WHERE table_name IN ('patients', 'processed_updates')"))}
+            version = await conn.scalar(text("SELECT version_num FROM alembic_version"))
+        assert columns["processed_at"].data_type == "timestamp with time zone"
+        assert columns["update_id"].data_type == "bigint"
+        assert columns["telegram_user_id"].data_type == "bigint"
+        from alembic.script import ScriptDirectory
+
+        assert version == ScriptDirectory.from_config(alembic_config(pg_url)).get_current_head()
+
+        def _down(conn):
+            cfg = alembic_config(pg_url)
+            cfg.attributes["connection"] = conn
+            command.downgrade(cfg, "base")
+
+        async with db.engine.begin() as conn:
+            await conn.run_sync(_down)
+            tables = await conn.run_sync(lambda c: c.dialect.get_table_names(c))
+        assert set(tables) <= {"alembic_version"}
+        await upgrade(db)
+        assert await processed_updates.claim(db, 1, T0) is True
+        assert await processed_updates.claim(db, 1, T0) is False
+        async with db.session() as session:
+            stored = await session.scalar(select(ProcessedUpdate.processed_at))
+        assert stored == T0 and stored.utcoffset() is not None
+    finally:
+        await db.dispose()
+
+
+async def test_concurrent_start_up_migrates_once(pg_url: str):
+    """Several instances starting together on an empty database: one migrates, none fails."""
+    dbs = [Database(pg_url) for _ in range(4)]
+    try:
+        await asyncio.gather(*(upgrade(db) for db in dbs))
+        async with dbs[0].engine.connect() as conn:
+            assert await conn.scalar(text("SELECT count(*) FROM alembic_version")) == 1
+    finally:
+        for db in dbs:
+            await db.dispose()
+
+
+async def test_foundation_end_to_end_on_postgresql(fake: FakeBotAPI, pg_url: str):
+    runner = BotRunner(fake, make_settings(fake, pg_url))
+    await runner.start()
+    try:
+        patient = TgUser(runner, first_name="Zoë <b>")
+        shown = await patient.send("/start")
+        assert len(shown) == 1 and "Hello, Zoë &lt;b&gt;!" in shown[0].text
+        labels = patient.labels(shown[0])
+        assert "Uses of Mesotherapy" in labels
+        shown = await patient.press("Uses of Mesotherapy")
+        assert shown and shown[0].message_id == patient.fake.last_message(patient.id).message_id
+        shown = await patient.press("‹ Back")
+        assert patient.labels(shown[0]) == labels
+        await runner.restart()
+        shown = await patient.send("/menu")
+        assert "Uses of Mesotherapy" in patient.labels(shown[0])
+        db = runner.app.bot_data["services"].db
+        assert db.dialect == "postgresql"
+        async with db.session() as session:
+            stored = await session.scalar(select(Patient).where(Patient.telegram_user_id == patient.id))
+        assert stored is not None and stored.first_name == "Zoë <b>"
+        assert stored.created_at.utcoffset() is not None
+    finally:
+        await runner.stop()
+
+
+async def test_two_instances_on_one_database_share_the_work(fake: FakeBotAPI, pg_url: str):
+    settings = webhook_settings(fake, pg_url)
+    async with webhook_instance(settings) as a, webhook_instance(settings) as b:
+        # Any instance answers any update: a patient's updates alternate between them and the
+        # conversation carries on (no state in memory).
+        assert await a.post(text_update(fake, 7201, "/start")) == 200
+        assert await b.post(press_update(fake, 7201, "Uses of Mesotherapy")) == 200
+        assert await a.post(press_update(fake, 7201, "‹ Back")) == 200
+        assert await b.post(text_update(fake, 7201, "/help")) == 200
+        assert len(fake.calls_to("sendMessage", chat_id=7201)) == 2
+        assert len(fake.calls_to("editMessageText", chat_id=7201)) == 2
+        assert len(fake.calls_to("answerCallbackQuery")) == 2
+
+        # Telegram delivers one update to both instances at once: it is processed once.
+        for n in range(5):
+            update = text_update(fake, 7300 + n, "/start")
+            await asyncio.gather(a.post(update), b.post(update))
+            assert len(fake.calls_to("sendMessage", chat_id=7300 + n)) == 1
+
+        # Many patients spread over both instances at once: everyone answered exactly once.
+        updates = [text_update(fake, 7400 + n, "/start") for n in range(20)]
+        await asyncio.gather(*((a if n % 2 else b).post(u) for n, u in enumerate(updates)))
+        for n in range(20):
+            assert len(fake.calls_to("sendMessage", chat_id=7400 + n)) == 1
+        async with a.db.session() as session:
+            patients = await session.scalar(select(func.count()).select_from(Patient))
+        assert patients == 1 + 5 + 20
+
+
+async def test_a_new_patient_hitting_two_instances_at_once_is_answered_twice(fake: FakeBotAPI,
+                                                                            pg_url: str):
+    """Two different updates from one brand-new patient race to create the patient row."""
+    settings = webhook_settings(fake, pg_url)
+    async with webhook_instance(settings) as a, webhook_instance(settings) as b:
+        for n in range(10):
+            chat = 7500 + n
+            await asyncio.gather(a.post(text_update(fake, chat, "/start")),
+                                 b.post(text_update(fake, chat, "/start")))
+            sent = fake.calls_to("sendMessage", chat_id=chat)
+            assert len(sent) == 2 and all("Hello, Anna!" in c.params["text"] for c in sent)
+        async with a.db.session() as session:
+            assert await session.scalar(select(func.count()).select_from(Patient)) == 10
+
+
+async def test_connections_killed_by_the_server_are_replaced(fake: FakeBotAPI, pg_url: str,
+                                                            caplog):
+    """PostgreSQL restarts or a failover drop every pooled connection: the next update works."""
+    import logging
+
+    import asyncpg
+
+    from tests.scale_helpers import PG_ADMIN_DSN
+
+    runner = BotRunner(fake, make_settings(fake, pg_url))
+    await runner.start()
+    try:
+        patient = TgUser(runner)
+        assert "Hello, Anna!" in (await patient.send("/start"))[0].text
+        admin = await asyncpg.connect(PG_ADMIN_DSN)
+        try:
+            killed = await admin.fetchval(
+                "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+                "WHERE datname = $1 AND pid <> pg_backend_pid()", pg_url.rsplit("/", 1)[1])
+        finally:
+            await admin.close()
+        assert killed >= 1
+        with caplog.at_level(logging.WARNING):
+            shown = await patient.send("/start")
+        assert "Hello, Anna!" in shown[0].text
+        assert not [r for r in caplog.records if r.levelno >= logging.WARNING]
+    finally:
+        await runner.stop()
