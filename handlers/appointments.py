@@ -24,13 +24,14 @@ from bot import patients
 from bot.db.appointment_models import Appointment, Reminder
 from bot.db.models import Patient
 from bot.menu import Screen
+from bot.reminders import privacy as reminder_privacy
 from bot.reminders import service
 from bot.reminders.dispatcher import Dispatcher
 from bot.reminders.parse import InputError, parse_book, parse_when, split_args
 from bot.reminders.plans import ReminderContent, content_from_messages
 from bot.reminders.render import appointment_buttons, when, when_plain
 from bot.services import Services
-from bot.staff import is_staff, notification_chats
+from bot.staff import notification_chats
 from handlers.common import send_screen, services, show_screen
 
 log = logging.getLogger(__name__)
@@ -66,15 +67,12 @@ def args_of(update: Update) -> str:
 
 
 async def staff_guard(update: Update, context: ContextTypes.DEFAULT_TYPE) -> bool:
-    svc = services(context)
-    user = update.effective_user
-    if is_staff(svc.settings, user.id if user else None):
-        return True
-    if update.callback_query is not None:
-        await update.callback_query.answer(rc(context).texts.get("staff_only"), show_alert=True)
-    else:
-        await reply(update, context, rc(context).texts.get("staff_only"))
-    return False
+    """The staff check on every command and button press (audited when refused)."""
+    from handlers.common_staff import require_staff
+
+    action = (update.callback_query.data if update.callback_query is not None
+              else (update.effective_message.text or "").split(maxsplit=1)[0]) or "appointments"
+    return await require_staff(update, context, action[:64])
 
 
 def _who_label(patient: Patient | None) -> str:
@@ -85,8 +83,8 @@ def _who_label(patient: Patient | None) -> str:
 
 
 def _nav_rows(context: ContextTypes.DEFAULT_TYPE) -> list[list[tuple[str, str]]]:
-    svc, texts = services(context), rc(context).texts
-    return [[(texts.get("button_my_appointments"), "ap:list"),
+    svc = services(context)
+    return [[(svc.messages.get("button_back"), "ap:list"),
              (svc.messages.get("button_main_menu"), "home")]]
 
 
@@ -260,10 +258,24 @@ async def push_confirm(update: Update, context: ContextTypes.DEFAULT_TYPE) -> No
 async def upcoming_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     if not await staff_guard(update, context):
         return
+    arg = args_of(update).strip()
+    days = int(arg) if arg.isdigit() and 1 <= int(arg) <= 60 else None
+    await reply(update, context, await upcoming_text(context, days))
+
+
+async def upcoming_button(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    if not await staff_guard(update, context):
+        return
+    await update.callback_query.answer()
+    svc = services(context)
+    await show_screen(update, context, Screen(await upcoming_text(context, None), [[
+        (svc.messages.get("button_staff_back"), "staff:menu")]]))
+
+
+async def upcoming_text(context: ContextTypes.DEFAULT_TYPE, days: int | None) -> str:
     svc, content = services(context), rc(context)
     texts, now, tz = content.texts, svc.clock.now(), svc.settings.tz
-    arg = args_of(update).strip()
-    days = int(arg) if arg.isdigit() and 1 <= int(arg) <= 60 else content.engine.upcoming_days
+    days = days or content.engine.upcoming_days
     async with svc.db.session() as session:
         rows = (await session.execute(
             select(Appointment, Patient).join(Patient, Patient.id == Appointment.patient_id)
@@ -276,8 +288,7 @@ async def upcoming_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -
             select(Reminder).where(Reminder.appointment_id.in_(ids))
             .order_by(Reminder.due_at))).scalars().all() if ids else []
     if not rows:
-        await reply(update, context, texts.get("staff_upcoming_none", days=days))
-        return
+        return texts.get("staff_upcoming_none", days=days)
     by_appt: dict[int, list[Reminder]] = {}
     for r in reminders:
         by_appt.setdefault(r.appointment_id or 0, []).append(r)
@@ -299,7 +310,7 @@ async def upcoming_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -
     text = "\n".join(lines)
     if len(text) > 4000:
         text = text[:3990].rsplit("\n", 1)[0] + "\n…"
-    await reply(update, context, text)
+    return text
 
 
 # ------------------------------------------------------------------------------ patient side
@@ -329,7 +340,7 @@ async def my_appointments(update: Update, context: ContextTypes.DEFAULT_TYPE) ->
                    Appointment.status.in_(("booked", "confirmed")),
                    Appointment.starts_at > now - timedelta(hours=1))
             .order_by(Appointment.starts_at).limit(10))).scalars().all()
-    back = [(svc.messages.get("button_main_menu"), "home")]
+    back = [(svc.messages.get("button_back"), "home"), (svc.messages.get("button_main_menu"), "home")]
     if not appts:
         await show_screen(update, context, Screen(texts.get("my_appointments_none"), [back]))
         return
@@ -505,7 +516,12 @@ def register(application: Application, svc: Services) -> None:
                       rate_limit=True)
     application.bot_data["reminder_dispatcher"] = disp
     texts = content.texts
+    # UI texts join the shared messages (key clashes fail at start; text checks see them all).
+    svc.content.messages.add(texts.items(), content.path)
     svc.menu.extra_main_buttons.append((texts.get("button_my_appointments"), "ap:list"))
+    svc.staff_menu.append((texts.get("button_staff_upcoming"), "ap:staff:upcoming"))
+    svc.stat_providers.append(reminder_privacy.stats)
+    svc.privacy.register(reminder_privacy.SECTION)
 
     # /start <token> must win over the menu's /start: group -1, then stop.
     application.add_handler(CommandHandler(
@@ -516,6 +532,7 @@ def register(application: Application, svc: Services) -> None:
     application.add_handler(CommandHandler("push", push_command))
     application.add_handler(CommandHandler("upcoming", upcoming_command))
     application.add_handler(CallbackQueryHandler(my_appointments, pattern=r"^ap:list$"))
+    application.add_handler(CallbackQueryHandler(upcoming_button, pattern=r"^ap:staff:upcoming$"))
     application.add_handler(CallbackQueryHandler(appointment_button, pattern=r"^ap:"))
     application.add_handler(CallbackQueryHandler(checkin_button, pattern=r"^ck:"))
     application.add_handler(CallbackQueryHandler(next_session_button, pattern=r"^nx:"))

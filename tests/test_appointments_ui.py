@@ -45,7 +45,7 @@ async def test_staff_commands_check_staff_every_time(fake, rr, staff):
     for command in ("/book 1 tomorrow 10:00", "/reschedule 1 tomorrow 10:00", "/cancel_appt 1",
                     "/push 1", "/upcoming"):
         shown = await eve.send(command)
-        assert shown[-1].text == "This command is for clinic staff.", command
+        assert shown[-1].text == "Sorry, this is only for clinic staff.", command
     assert not await reminders(rr)
     shown = await eve.press_data("ps:1", fake.last_message(eve.id))
     assert any(c.params.get("show_alert") for c in fake.calls_to("answerCallbackQuery"))

@@ -116,6 +116,9 @@ class Texts:
     def has(self, key: str) -> bool:
         return key in self._data
 
+    def items(self) -> dict[str, str]:
+        return dict(self._data)
+
 
 @dataclass
 class ReminderContent:
