@@ -8,9 +8,9 @@ Create Date: 2026-11-24
 from collections.abc import Sequence
 
 import sqlalchemy as sa
+from alembic import op
 
 import bot.db.types
-from alembic import op
 
 revision: str = "0003_appointments"
 down_revision: str | None = "0006_privacy"
