@@ -186,3 +186,30 @@ async def test_deep_link_links_a_patient_booked_before_they_opened_the_bot(fake,
     # A plain /start still shows the usual greeting.
     shown = await jane.send("/start")
     assert "Hello, Jane!" in shown[0].text
+
+
+async def test_mydata_includes_appointments_and_forget_erases_them(fake, rr, clock, staff):
+    import json
+
+    anna, appt = await booked(rr, staff)
+    await dispatch(rr, clock)
+    shown = await anna.send("/mydata")
+    data = json.loads(fake.files[shown[-1].document["file_id"]])
+    assert data["appointments"]["appointments"][0]["treatment_area"] == "face"
+    assert {r["kind"] for r in data["appointments"]["reminders"]} >= {"confirmation", "preparation"}
+    await anna.send("/forget")
+    await anna.press("🗑 Yes")
+    assert await reminders(rr) == []
+    clock.advance(days=20)
+    await dispatch(rr, clock)
+    assert len(fake.calls_to("sendMessage", chat_id=anna.id)) == len(sent_texts(fake, anna.id))
+    assert not any("anesthetic" in t for t in sent_texts(fake, anna.id))
+
+
+async def test_staff_console_lists_upcoming_and_stats_count_reminders(fake, rr, clock, staff):
+    anna, appt = await booked(rr, staff, "2026-11-27 14:30 60 face 1/4")
+    await staff.send("/staff")
+    shown = await staff.press("📅 Upcoming appointments")
+    assert f"#{appt}" in shown[-1].text
+    shown = await staff.send("/stats")
+    assert "Reminders waiting: 6" in shown[-1].text.replace("</b>", "").replace("<b>", "")
