@@ -31,7 +31,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import and_, select, update
+from sqlalchemy import bindparam, select, update
 from telegram import Bot, InlineKeyboardButton, InlineKeyboardMarkup
 from telegram.constants import ParseMode
 from telegram.error import BadRequest, Forbidden, NetworkError, RetryAfter, TelegramError, TimedOut
@@ -308,23 +308,28 @@ class Dispatcher:
         if pause is not None and self.limiter is not None:
             self.limiter.pause(pause)
         unreachable: dict[int, int] = {}
+        # Record every outcome in one transaction: one executemany per shape of outcome.
+        groups: dict[tuple[str, ...], list[dict[str, Any]]] = {}
+        for job in jobs:
+            status = job.outcome.get("status")
+            groups.setdefault(tuple(sorted(job.outcome)), []).append(
+                {"rid": job.row.id, **{f"v_{k}": v for k, v in job.outcome.items()}})
+            if status == "sent":
+                stats.sent += 1
+            elif status == "dead":
+                stats.dead += 1
+            elif status == "cancelled":
+                stats.cancelled += 1
+            elif job.retry_after is not None:
+                stats.rate_limited += 1
+            elif status == "pending":
+                stats.retried += 1
+        table = Reminder.__table__
         async with self.db.session() as session:
-            for job in jobs:
-                status = job.outcome.get("status")
+            for keys, params in groups.items():
                 await session.execute(
-                    update(Reminder).where(and_(Reminder.id == job.row.id,
-                                                Reminder.status == "sending"))
-                    .values(**job.outcome).execution_options(synchronize_session=False))
-                if status == "sent":
-                    stats.sent += 1
-                elif status == "dead":
-                    stats.dead += 1
-                elif status == "cancelled":
-                    stats.cancelled += 1
-                elif job.retry_after is not None:
-                    stats.rate_limited += 1
-                elif status == "pending":
-                    stats.retried += 1
+                    update(table).where(table.c.id == bindparam("rid"), table.c.status == "sending")
+                    .values({k: bindparam(f"v_{k}") for k in keys}), params)
             for job in jobs:
                 pid = job.unreachable_patient
                 if pid is None or pid in unreachable:

@@ -88,7 +88,7 @@ class Plan:
 @dataclass(frozen=True)
 class Engine:
     interval_seconds: float = 5
-    batch_size: int = 50
+    batch_size: int = 100
     max_per_second: float = 27
     per_chat_seconds: float = 1
     concurrency: int = 8
