@@ -217,6 +217,8 @@ async def _queue_push(context: ContextTypes.DEFAULT_TYPE, appt_id: int) -> bool:
         if appt is None:
             return False
         await service.push(session, appt, now=svc.clock.now(), content=content)
+    # Now, not at the next tick: a dispatcher run right away (serialised with the job's).
+    context.application.create_task(dispatch_job(context), name=f"push-{appt_id}")
     return True
 
 

@@ -147,8 +147,10 @@ async def test_push_sends_now_through_the_outbox_and_asks_at_night(fake, rr, clo
     clock.advance(minutes=5)
     shown = await staff.send(f"/push {appt}")
     assert "queued" in shown[-1].text
-    await dispatch(rr, clock)
-    assert "Your appointment is on Thu 3 Dec at 14:30" in sent_texts(fake, anna.id)[-1]
+    # Sent right away by a dispatcher run the command starts, not at the next tick.
+    await fake.wait_for(lambda c: c.method == "sendMessage" and c.status == 200
+                        and "Your appointment is on Thu 3 Dec at 14:30" in c.params["text"])
+    await dispatch(rr, clock)  # waits for that run to finish recording (runs are serialised)
     assert [r.status for r in await reminders(rr) if ":push:" in r.key] == ["sent"]
     clock.set(datetime(2026, 11, 25, 22, 30, tzinfo=UTC))  # quiet hours
     shown = await staff.send(f"/push {appt}")

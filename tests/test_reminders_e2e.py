@@ -318,3 +318,14 @@ async def test_server_errors_back_off_then_dead_letter_and_tell_staff(fake, rr, 
     assert row.status == "dead" and "NetworkError" in row.last_error
     assert waits[0] < waits[1] < waits[2] <= timedelta(minutes=30)
     assert any(f"appt:{appt}:confirmation" in t for t in sent_texts(fake, 42))
+
+
+async def test_one_repeating_job_dispatches_with_no_misfire_grace_and_coalescing(fake, rr, clock, staff):
+    jobs = rr.app.job_queue.get_jobs_by_name("reminder-dispatcher")
+    assert len(jobs) == 1
+    job = jobs[0].job
+    assert job.misfire_grace_time is None and job.coalesce is True and job.max_instances == 1
+    anna = await new_patient(rr)
+    await book(staff, f"{anna.id} 2026-03-05 12:00 60 face")
+    await jobs[0].run(rr.app)  # what the scheduler does at each tick
+    assert len([t for t in sent_texts(fake, anna.id) if "Appointment booked" in t]) == 1
