@@ -245,6 +245,21 @@ async def push_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> No
     await reply(update, context, texts.get("staff_pushed", id=appt_id))
 
 
+async def retry_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    if not await staff_guard(update, context):
+        return
+    parsed = await _appointment_arg(update, context, "staff_retry_usage")
+    if parsed is None:
+        return
+    appt_id, _ = parsed
+    svc, texts = services(context), rc(context).texts
+    async with svc.db.session() as session:
+        count = await service.retry_dead(session, appt_id, now=svc.clock.now())
+    await reply(update, context, texts.get("staff_retried", id=appt_id, count=count))
+    if count:
+        context.application.create_task(dispatch_job(context), name=f"retry-{appt_id}")
+
+
 async def push_confirm(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     query = update.callback_query
     if not await staff_guard(update, context):
@@ -533,6 +548,7 @@ def register(application: Application, svc: Services) -> None:
     application.add_handler(CommandHandler("cancel_appt", cancel_command))
     application.add_handler(CommandHandler("push", push_command))
     application.add_handler(CommandHandler("upcoming", upcoming_command))
+    application.add_handler(CommandHandler("retry_dead", retry_command))
     application.add_handler(CallbackQueryHandler(my_appointments, pattern=r"^ap:list$"))
     application.add_handler(CallbackQueryHandler(upcoming_button, pattern=r"^ap:staff:upcoming$"))
     application.add_handler(CallbackQueryHandler(appointment_button, pattern=r"^ap:"))

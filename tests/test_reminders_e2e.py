@@ -281,6 +281,13 @@ async def test_bad_request_is_a_dead_letter_and_staff_are_alerted(fake, rr, cloc
     clock.advance(minutes=5)
     await dispatch(rr, clock)
     assert (await reminders(rr, id=row.id))[0].status == "dead"  # never retried by itself
+    eve = TgUser(rr, "Eve")
+    await eve.send(f"/retry_dead {appt}")
+    assert (await reminders(rr, id=row.id))[0].status == "dead"  # staff only
+    shown = await staff.send(f"/retry_dead {appt}")
+    assert "1 dead-lettered reminder(s)" in shown[-1].text
+    await dispatch(rr, clock)
+    assert (await reminders(rr, id=row.id))[0].status == "sent"
 
 
 async def test_timeout_is_outcome_unknown_with_backoff(fake, rr, clock, staff):

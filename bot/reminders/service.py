@@ -206,3 +206,13 @@ async def redeem_invite(session: AsyncSession, *, token: str, user_id: int, chat
     invite.used_at, invite.used_by = now, user_id
     await session.flush()
     return target
+
+
+async def retry_dead(session: AsyncSession, appointment_id: int, *, now: datetime) -> int:
+    """Staff retry of dead letters: back to pending, due now, while still valid."""
+    result = await session.execute(
+        update(Reminder).where(Reminder.appointment_id == appointment_id,
+                               Reminder.status == "dead", Reminder.expires_at > now)
+        .values(status="pending", due_at=now, attempts=0, last_error="retried by staff")
+        .execution_options(synchronize_session=False))
+    return result.rowcount or 0
