@@ -9,6 +9,12 @@
   python run_bot.py check-content   validate content/ and exit
   python run_bot.py import-appointments FILE
                                     book appointments from a CSV file (see --help)
+  python run_bot.py new-key         print a new ENCRYPTION_KEYS key
+  python run_bot.py rotate-keys     re-encrypt stored answers under the first ENCRYPTION_KEYS key
+
+Health answers are encrypted at rest with ENCRYPTION_KEYS (comma-separated Fernet keys; the first
+encrypts, all decrypt). `run` refuses to start without it. The sandbox, if it is unset, creates
+a key file next to its database (sandbox.db.key) and reuses it; delete both to start afresh.
 """
 
 from __future__ import annotations
@@ -37,6 +43,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     webhook = getattr(args, "webhook", False)
     if webhook:
         settings.require_webhook()
+    settings.encryption_key_list()  # no key, no start: health answers are never stored in clear
     secrets = [token]
     if settings.webhook_secret_token is not None:
         secrets.append(settings.webhook_secret_token.get_secret_value())
@@ -59,10 +66,57 @@ def cmd_sandbox(args: argparse.Namespace) -> int:
     if args.database_url:
         overrides["database_url"] = args.database_url
     settings = load_settings(**overrides)
+    if settings.encryption_keys is None:
+        settings = load_settings(**overrides, encryption_keys=_sandbox_key(settings.database_url))
     setup_logging("WARNING")
     request = SandboxRequest()
     application = build_application(settings, request=request, token=SANDBOX_TOKEN)
     asyncio.run(run_sandbox(application, request))
+    return 0
+
+
+def _sandbox_key(database_url: str) -> str:
+    """The sandbox's own key, kept in a file next to its database (owner-only permissions)."""
+    import os
+    from pathlib import Path
+
+    from bot.crypto import new_key
+
+    db_file = database_url.split(":///", 1)[-1] if database_url.startswith("sqlite") else "sandbox"
+    path = Path(f"{db_file}.key")
+    if path.exists():
+        return path.read_text(encoding="utf-8").strip()
+    key = new_key()
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as handle:
+        handle.write(key + "\n")
+    print(f"(sandbox: ENCRYPTION_KEYS is not set; created a sandbox-only key in {path})")
+    return key
+
+
+def cmd_new_key(args: argparse.Namespace) -> int:
+    from bot.crypto import new_key
+
+    print(new_key())
+    return 0
+
+
+def cmd_rotate_keys(args: argparse.Namespace) -> int:
+    from bot.app import build_services
+
+    settings = load_settings()
+    settings.encryption_key_list()
+    setup_logging(settings.log_level)
+    svc = build_services(settings)
+
+    async def _go() -> int:
+        try:
+            async with svc.db.session() as session:
+                return await svc.intake.rotate_keys(session)  # type: ignore[union-attr]
+        finally:
+            await svc.db.dispose()
+
+    print(f"re-encrypted {asyncio.run(_go())} questionnaire(s) under the first key")
     return 0
 
 
@@ -88,11 +142,17 @@ def cmd_migrate(args: argparse.Namespace) -> int:
 def cmd_check_content(args: argparse.Namespace) -> int:
     settings = load_settings()
     content = load_content(settings.content_dir)
+    from bot.intake.spec import load_intake
+    from bot.qa import build_qa
+
+    intake = load_intake(settings.content_dir / "intake.yaml")
+    qa = build_qa(content, settings.content_dir)
     from bot.reminders.plans import content_from_messages
 
     reminders = content_from_messages(settings.content_dir, content.messages)
     print(f"content OK: {len(content.documents)} document(s), {len(content.nodes)} menu screens, "
-          f"{len(reminders.plans)} reminder plans")
+          f"{len(intake.questions)} intake questions, {len(qa.config.synonyms)} synonyms, "
+          f"{len(qa.config.red_flags)} red-flag phrases, {len(reminders.plans)} reminder plans")
     return 0
 
 
@@ -167,6 +227,9 @@ def main(argv: list[str] | None = None) -> int:
     imp.add_argument("--bot-username", help="print full t.me links for new patients")
     imp.add_argument("--quiet", action="store_true", help="no progress bar")
     imp.set_defaults(func=cmd_import_appointments)
+    sub.add_parser("new-key", help="print a new encryption key").set_defaults(func=cmd_new_key)
+    sub.add_parser("rotate-keys", help="re-encrypt stored answers under the first key"
+                   ).set_defaults(func=cmd_rotate_keys)
     args = parser.parse_args(argv)
     func = getattr(args, "func", cmd_run)
     try:

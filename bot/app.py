@@ -12,19 +12,34 @@ from telegram.request import BaseRequest
 from bot.clock import Clock, SystemClock
 from bot.config import Settings
 from bot.content import Content, load_content
+from bot.crypto import CryptoBox
 from bot.db.engine import Database
 from bot.db.migrate import upgrade
+from bot.intake.flow import IntakeFlow
+from bot.intake.spec import load_intake
 from bot.menu import MenuRenderer
+from bot.qa import build_qa
 from bot.services import Services
+from bot.update_processor import PerChatOrderedProcessor
 
 log = logging.getLogger(__name__)
 
 
 def feature_modules() -> list:
     """Handler modules in registration order; the fallback (never-silence) goes last."""
-    from handlers import appointments, dedupe, errors, fallback, menu, privacy, staff
+    from handlers import (
+        appointments,
+        dedupe,
+        errors,
+        fallback,
+        intake,
+        menu,
+        privacy,
+        questions,
+        staff,
+    )
 
-    return [dedupe, menu, privacy, staff, appointments, errors, fallback]
+    return [dedupe, menu, intake, privacy, staff, appointments, errors, questions, fallback]
 
 
 def build_services(
@@ -32,12 +47,24 @@ def build_services(
     db: Database | None = None,
 ) -> Services:
     content = content or load_content(settings.content_dir)
+    intake_file = settings.content_dir / "intake.yaml"
+    # A broken intake.yaml stops the start (ContentError file:line); a missing one disables it.
+    spec = load_intake(intake_file, clinic_name=str(content.messages.raw("clinic_name"))) \
+        if intake_file.exists() else None
+    crypto = CryptoBox(settings.encryption_key_list()) if settings.encryption_keys else None
+    if spec is None:
+        log.warning("%s not found: the consultation questionnaire is disabled", intake_file)
+    elif crypto is None:
+        log.warning("ENCRYPTION_KEYS is not set: the consultation questionnaire is disabled")
     return Services(
         settings=settings,
         db=db or Database(settings.database_url),
         content=content,
         clock=clock or SystemClock(),
         menu=MenuRenderer(content),
+        qa=build_qa(content, settings.content_dir),
+        crypto=crypto,
+        intake=IntakeFlow(spec, crypto, settings.tz) if crypto and spec else None,
     )
 
 
@@ -58,6 +85,7 @@ def build_application(
         .base_url(settings.telegram_api_base_url)
         .defaults(Defaults(parse_mode=ParseMode.HTML, tzinfo=settings.tz,
                            link_preview_options=LinkPreviewOptions(is_disabled=True)))
+        .concurrent_updates(PerChatOrderedProcessor(settings.max_concurrent_updates))
         .post_init(_post_init(svc, migrate))
         .post_shutdown(_post_shutdown(svc))
     )

@@ -43,6 +43,11 @@ class Settings(BaseSettings):
     content_dir: Path = ROOT / "content"
     rate_limiter: bool = True
     log_level: str = "INFO"
+    # Updates of different chats handled at once (one chat's updates always stay in order).
+    max_concurrent_updates: int = Field(default=32, ge=1, le=512)
+    # Fernet keys (urlsafe base64, 32 bytes), comma-separated: the FIRST encrypts, all decrypt.
+    # Rotate by putting a new key first, running `run_bot.py rotate-keys`, then dropping the old.
+    encryption_keys: SecretStr | None = Field(default=None, description="ENCRYPTION_KEYS")
 
     # Webhook mode (`run_bot.py run --webhook`); polling is the default and needs none of these.
     webhook_url: str | None = Field(
@@ -75,6 +80,16 @@ class Settings(BaseSettings):
                 raise ValueError("must be Telegram user ids separated by commas, e.g. 1234,5678") from None
         if isinstance(value, int):
             return frozenset({value})
+        return value
+
+    @field_validator("encryption_keys")
+    @classmethod
+    def _keys(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is None or not value.get_secret_value().strip():
+            return None
+        from bot.crypto import parse_keys
+
+        parse_keys(value.get_secret_value())  # raises ValueError naming the position, never the key
         return value
 
     @field_validator("clinic_timezone")
@@ -145,6 +160,17 @@ class Settings(BaseSettings):
                 "(or run `python run_bot.py sandbox` to try the bot without one)"
             )
         return self.bot_token.get_secret_value()
+
+    def encryption_key_list(self) -> list[str]:
+        """The configured keys; a missing setting is a clear ConfigError (health data needs it)."""
+        if self.encryption_keys is None:
+            raise ConfigError(
+                "ENCRYPTION_KEYS is not set: health answers are encrypted at rest. Generate a key "
+                "with `python run_bot.py new-key` and put ENCRYPTION_KEYS=<key> in .env"
+            )
+        from bot.crypto import parse_keys
+
+        return parse_keys(self.encryption_keys.get_secret_value())
 
     def is_staff(self, user_id: int | None) -> bool:
         return user_id is not None and user_id in self.staff_ids

@@ -92,6 +92,9 @@ class Messages:
         self._data = data
         self.path = path
 
+    def has(self, key: str) -> bool:
+        return key in self._data
+
     def raw(self, key: str) -> Any:
         return self._data[key]
 

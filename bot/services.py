@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from bot.clock import Clock
 from bot.config import Settings
@@ -10,7 +11,12 @@ from bot.content import Content
 from bot.db.engine import Database
 from bot.menu import MenuRenderer
 from bot.privacy import PrivacyRegistry
+from bot.qa import QAEngine
 from bot.stats import StatProvider, patient_stats
+
+if TYPE_CHECKING:
+    from bot.crypto import CryptoBox
+    from bot.intake.flow import IntakeFlow
 
 
 @dataclass
@@ -24,6 +30,9 @@ class Services:
     # Staff console entries (label, callback_data) and /stats providers, added by features.
     staff_menu: list[tuple[str, str]] = field(default_factory=list)
     stat_providers: list[StatProvider] = field(default_factory=lambda: [patient_stats])
+    qa: QAEngine | None = None  # questions in the patient's own words (content/qa.yaml)
+    crypto: CryptoBox | None = None  # None when ENCRYPTION_KEYS is unset (run mode refuses that)
+    intake: IntakeFlow | None = None  # None without a crypto box: no health data unencrypted
 
     @property
     def messages(self):  # noqa: ANN201 - a Messages; kept short for handlers

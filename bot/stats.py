@@ -10,7 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.db.models import Patient
 
-# (message key of the label, value) pairs
+# (label, value) pairs; the label is a key of content/*.yaml messages, or the label text itself
 StatLines = list[tuple[str, str]]
 StatProvider = Callable[[AsyncSession, datetime], Awaitable[StatLines]]
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 from telegram import Update
 from telegram.ext import Application, CallbackQueryHandler, CommandHandler, ContextTypes, filters
 
@@ -55,8 +57,8 @@ async def navigate(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         await query.answer()
         await show_screen(update, context, svc.menu.main(intro=svc.messages.get("stale_button")))
         return
-    await query.answer()
-    await show_screen(update, context, screen)
+    # Answer the press and redraw at once: two independent Bot API calls.
+    await asyncio.gather(query.answer(), show_screen(update, context, screen))
 
 
 def register(application: Application, svc: Services) -> None:

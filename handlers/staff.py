@@ -24,7 +24,8 @@ async def stats_screen(svc: Services) -> Screen:
     async with svc.db.session() as session:
         for provider in svc.stat_providers:
             for key, value in await provider(session, now):
-                lines.append(svc.messages.get("staff_stat_line", label=svc.messages.get(key), value=value))
+                label = svc.messages.get(key) if svc.messages.has(key) else key
+                lines.append(svc.messages.get("staff_stat_line", label=label, value=value))
     return Screen("\n".join(lines), [[(svc.messages.get("button_staff_back"), "staff:menu")]])
 
 

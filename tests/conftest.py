@@ -12,10 +12,14 @@ from bot.config import Settings, load_settings
 from tests.fake_bot_api import FakeBotAPI
 from tests.harness import BotRunner, TgUser
 
+# A fixed Fernet key for tests only (never used outside the test suite).
+TEST_ENCRYPTION_KEY = "QWnQV48kbI2quCoFXnBDe7JgQOtYATKY37HpQZ2ij8c="
+
 # Tests must never read a developer's .env or environment by accident.
 for _name in list(os.environ):
     if _name.upper() in {"BOT_TOKEN", "DATABASE_URL", "STAFF_IDS", "STAFF_CHAT_ID",
-                         "CLINIC_TIMEZONE", "TELEGRAM_API_BASE_URL"}:
+                         "CLINIC_TIMEZONE", "TELEGRAM_API_BASE_URL",
+                         "ENCRYPTION_KEYS"}:
         del os.environ[_name]
 
 
@@ -40,6 +44,7 @@ def make_settings(fake: FakeBotAPI, db_url: str, **overrides: object) -> Setting
         "rate_limiter": False,
         "staff_ids": "42",
         "clinic_timezone": "Europe/London",
+        "encryption_keys": TEST_ENCRYPTION_KEY,
         "_env_file": None,
     }
     values.update(overrides)

@@ -71,7 +71,8 @@ class StoredMessage:
                 message["caption"] = self.text
         elif self.text:
             message["text"] = telegram_html.plain(self.text) if params.get("parse_mode") == "HTML" else self.text
-        if self.reply_markup:
+        if self.reply_markup and "inline_keyboard" in self.reply_markup:
+            # Like Telegram: a Message carries only an inline keyboard, never a reply keyboard.
             message["reply_markup"] = self.reply_markup
         return message
 

@@ -116,3 +116,18 @@ def test_every_table_holding_patient_data_is_covered_by_export_and_erasure(runne
     holding = {t.name for t in Base.metadata.sorted_tables
                if t.name == "patients" or "patient_id" in t.columns}
     assert holding - exempt <= covered, f"not covered by /mydata and /forget: {holding - exempt - covered}"
+
+
+async def test_questions_are_exported_and_erased(fake, runner, db_path):
+    eve = TgUser(runner, first_name="Eve")
+    await eve.send("/start")
+    await eve.send("Does it hurt? My zebra-code 7781")
+    shown = await eve.send("/mydata")
+    data = json.loads(fake.files[shown[0].document["file_id"]])
+    assert data["questions"][0]["question"] == "Does it hurt? My zebra-code 7781"
+    stored = b"".join(p.read_bytes() for p in db_path.parent.glob(db_path.name + "*"))
+    assert b"zebra-code" not in stored  # questions are health data: encrypted at rest
+    await eve.send("/forget")
+    await eve.press("🗑 Yes")
+    with sqlite3.connect(db_path) as conn:
+        assert conn.execute("select count(*) from questions").fetchone() == (0,)

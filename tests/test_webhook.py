@@ -15,7 +15,7 @@ import pytest
 
 import run_bot
 from bot.config import ConfigError
-from tests.conftest import make_settings
+from tests.conftest import TEST_ENCRYPTION_KEY, make_settings
 from tests.fake_bot_api import TOKEN, FakeBotAPI
 from tests.scale_helpers import (
     WEBHOOK_SECRET,
@@ -158,6 +158,7 @@ async def test_run_bot_webhook_process_end_to_end(fake: FakeBotAPI, tmp_path: Pa
         "DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path / 'bot.db'}", "RATE_LIMITER": "false",
         "WEBHOOK_URL": WEBHOOK_URL, "WEBHOOK_SECRET_TOKEN": WEBHOOK_SECRET,
         "WEBHOOK_LISTEN": "127.0.0.1", "WEBHOOK_PORT": str(port), "LOG_LEVEL": "INFO",
+        "ENCRYPTION_KEYS": TEST_ENCRYPTION_KEY,
     })
     proc = await asyncio.create_subprocess_exec(
         sys.executable, str(ROOT / "run_bot.py"), "run", "--webhook",

@@ -1,0 +1,1 @@
+"""Consultation intake: questions as data (spec), answer parsing (answers), the flow (flow)."""

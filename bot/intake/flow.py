@@ -1,0 +1,730 @@
+"""The intake questionnaire as a state machine over database rows. No Telegram in here.
+
+Every step loads the patient's row, applies one event (a typed answer, a button, /cancel), saves,
+and returns what to show as plain data (`Reply`). Progress lives only in the database, so a
+restart, another process, or a patient returning days later continues exactly where they were.
+
+Navigation rule: after any answer the patient goes to the first question (in file order) that
+applies and is unanswered; when none is left, to the review. Back shows the previous applicable
+question; Edit (from the review) shows that question. Both therefore return naturally.
+
+Callback data (<= 64 bytes; the intake id is re-checked against the pressing patient):
+  ik:go                      entry: resume, returning-patient screen, or consent
+  ik:cy:<ver> / ik:cn:<ver>  agree / decline consent version <ver>
+  ik:<id>:a:<q>:<opt>        answer choice/yes-no question <q> with <opt>
+  ik:<id>:t:<q>:<opt>        toggle <opt> of multi-choice <q>;  ik:<id>:d:<q>  done
+  ik:<id>:s:<q>              skip optional <q>;  ik:<id>:b  back;  ik:<id>:e:<q>  edit <q>
+  ik:<id>:sub                submit;  ik:<id>:x  cancel
+  ik:view / ik:upd / ik:del / ik:delok   returning patient: view, update, delete (confirmed)
+  iks:<id>                   staff: show the patient's phone number
+"""
+
+from __future__ import annotations
+
+import html
+import logging
+import re
+from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import delete, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from bot import audit
+from bot.crypto import CryptoBox
+from bot.db.intake_models import ACTIVE, SUBMITTED, SUPERSEDED, Intake, IntakeConsent
+from bot.db.models import Patient
+from bot.intake import answers as parse
+from bot.intake.spec import IntakeSpec, Question
+
+log = logging.getLogger(__name__)
+
+Button = tuple[str, str]  # (label, callback_data); a label starting "url:" is never used
+REVIEW_ANSWER_LIMIT = 300
+STAFF_BLOCK = 3000  # characters per block of the staff summary (a page holds up to 3800)
+
+
+@dataclass
+class Out:
+    """One message to show. `edit` replaces the pressed message (a button press) if possible."""
+
+    text: str
+    rows: list[list[Button]] = field(default_factory=list)
+    contact_keyboard: list[list[str]] | None = None  # reply keyboard: first button shares contact
+    remove_keyboard: bool = False
+    edit: bool = False
+
+
+@dataclass
+class StaffNotice:
+    intake_id: int
+    patient_telegram_id: int | None
+    patient_name: str
+    text_parts: list[str]  # HTML fragments, flags first; the handler pages them
+    contact_label: str
+    chat_label: str
+
+
+@dataclass
+class Reply:
+    messages: list[Out] = field(default_factory=list)
+    staff: StaffNotice | None = None
+    show_menu: bool = False  # the handler follows with the main menu
+    toast: str | None = None
+
+
+@dataclass
+class State:
+    row: Intake
+    answers: dict[str, Any]
+    draft: dict[str, list[str]]
+
+
+class IntakeFlow:
+    def __init__(self, spec: IntakeSpec, box: CryptoBox, tz: ZoneInfo) -> None:
+        self.spec = spec
+        self.box = box
+        self.tz = tz
+
+    # ------------------------------------------------------------------ persistence
+    @staticmethod
+    def _context(patient_id: int) -> str:
+        return f"intake:{patient_id}"
+
+    def _load(self, row: Intake) -> State:
+        data = self.box.decrypt_json(row.data, context=self._context(row.patient_id))
+        return State(row, dict(data.get("answers", {})), dict(data.get("draft", {})))
+
+    def _save(self, state: State, now: datetime) -> None:
+        state.row.data = self.box.encrypt_json({"answers": state.answers, "draft": state.draft},
+                                               context=self._context(state.row.patient_id))
+        state.row.updated_at = now
+
+    async def _active(self, session: AsyncSession, patient: Patient) -> State | None:
+        row = await session.scalar(select(Intake).where(
+            Intake.patient_id == patient.id, Intake.status == ACTIVE))
+        return self._load(row) if row is not None else None
+
+    async def _submitted(self, session: AsyncSession, patient: Patient) -> Intake | None:
+        return await session.scalar(select(Intake).where(
+            Intake.patient_id == patient.id, Intake.status == SUBMITTED
+        ).order_by(Intake.submitted_at.desc(), Intake.id.desc()))
+
+    async def has_active_question(self, session: AsyncSession, patient: Patient) -> bool:
+        row = await session.scalar(select(Intake.stage).where(
+            Intake.patient_id == patient.id, Intake.status == ACTIVE))
+        return row == "question"
+
+    # ------------------------------------------------------------------ question order
+    def applies(self, question: Question, answers: dict[str, Any]) -> bool:
+        if question.ask_if is None:
+            return True
+        target, values = question.ask_if
+        return answers.get(target) in values
+
+    def applicable(self, answers: dict[str, Any]) -> list[Question]:
+        return [q for q in self.spec.questions if self.applies(q, answers)]
+
+    def _next_unanswered(self, answers: dict[str, Any]) -> Question | None:
+        return next((q for q in self.applicable(answers) if q.id not in answers), None)
+
+    def _goto_next(self, state: State) -> None:
+        nxt = self._next_unanswered(state.answers)
+        state.row.stage = "question" if nxt else "review"
+        state.row.current = nxt.id if nxt else None
+
+    # ------------------------------------------------------------------ rendering
+    def t(self, key: str, **params: object) -> str:
+        return self.spec.t(key, **params)
+
+    def answer_text(self, question: Question, value: Any, limit: int | None = None) -> str:
+        """The patient-readable answer, HTML-escaped."""
+        if value is None:
+            return self.t("skipped")
+        if question.kind == "yes_no":
+            return self.t("button_yes" if value == "yes" else "button_no")
+        if question.kind == "choice":
+            option = question.option(str(value))
+            return html.escape(option.label if option else str(value), quote=False)
+        if question.kind == "multi_choice":
+            labels = [o.label for o in question.options if o.id in (value or [])]
+            return html.escape(", ".join(labels) or "-", quote=False)
+        if question.kind == "phone":
+            return html.escape(parse.format_phone(str(value)), quote=False)
+        if question.kind == "date":
+            try:
+                return date.fromisoformat(str(value)).strftime("%d %b %Y")
+            except ValueError:
+                return html.escape(str(value), quote=False)
+        text = str(value)
+        if limit and len(text) > limit:
+            text = text[:limit].rstrip() + "…"
+        return html.escape(text, quote=False)
+
+    def _question_out(self, state: State, question: Question, note: str | None = None) -> Out:
+        applicable = self.applicable(state.answers)
+        ids = [q.id for q in applicable]
+        n = ids.index(question.id) + 1 if question.id in ids else 1
+        parts = []
+        if note:
+            parts.append(note)
+        parts.append(self.t("progress", n=n, total=len(applicable)))
+        parts.append(question.text)
+        if question.id in state.answers and question.kind != "multi_choice":
+            parts.append(self.t("current_answer",
+                                answer=_plain(self.answer_text(question, state.answers[question.id],
+                                                               REVIEW_ANSWER_LIMIT))))
+        parts.append(self.t("hint_cancel"))
+        text = "\n\n".join(parts)
+        iid = state.row.id
+        rows: list[list[Button]] = []
+        if question.kind == "phone":
+            nav = [self.t("button_cancel")]
+            if n > 1:
+                nav.insert(0, self.t("button_back"))
+            keyboard = [[self.t("button_share_phone")], nav]
+            return Out(text, contact_keyboard=keyboard)
+        if question.kind == "yes_no":
+            rows.append([(self.t("button_yes"), f"ik:{iid}:a:{question.id}:yes"),
+                         (self.t("button_no"), f"ik:{iid}:a:{question.id}:no")])
+        elif question.kind == "choice":
+            rows.extend([(o.label, f"ik:{iid}:a:{question.id}:{o.id}")] for o in question.options)
+        elif question.kind == "multi_choice":
+            selected = state.draft.get(question.id, [])
+            rows.extend([(("✅ " if o.id in selected else "▫️ ") + o.label,
+                          f"ik:{iid}:t:{question.id}:{o.id}")] for o in question.options)
+            rows.append([(self.t("button_done"), f"ik:{iid}:d:{question.id}")])
+        if question.optional:
+            rows.append([(self.t("button_skip"), f"ik:{iid}:s:{question.id}")])
+        nav_row = [(self.t("button_cancel"), f"ik:{iid}:x")]
+        if n > 1:
+            nav_row.insert(0, (self.t("button_back"), f"ik:{iid}:b"))
+        rows.append(nav_row)
+        return Out(text, rows)
+
+    def _review_out(self, state: State) -> Out:
+        lines = [self.t("review_title"), ""]
+        rows: list[list[Button]] = []
+        pair: list[Button] = []
+        for question in self.applicable(state.answers):
+            value = state.answers.get(question.id)
+            lines.append(self.spec.texts["review_line"].format(
+                label=html.escape(question.short, quote=False),
+                answer=self.answer_text(question, value, REVIEW_ANSWER_LIMIT)))
+            pair.append((self.t("button_edit", label=question.short), f"ik:{state.row.id}:e:{question.id}"))
+            if len(pair) == 2:
+                rows.append(pair)
+                pair = []
+        if pair:
+            rows.append(pair)
+        rows.append([(self.t("button_submit"), f"ik:{state.row.id}:sub")])
+        rows.append([(self.t("button_back"), f"ik:{state.row.id}:b"),
+                     (self.t("button_cancel"), f"ik:{state.row.id}:x")])
+        return Out("\n".join(lines), rows)
+
+    def _consent_out(self, note: str | None = None) -> Out:
+        text = self.spec.consent()
+        if note:
+            text = f"{note}\n\n{text}"
+        version = self.spec.consent_version
+        return Out(text, [[(self.t("button_agree"), f"ik:cy:{version}")],
+                          [(self.t("button_decline"), f"ik:cn:{version}")]])
+
+    def _current_out(self, state: State, note: str | None = None) -> Out:
+        if state.row.stage == "question":
+            question = self.spec.question(state.row.current)
+            if question is not None and self.applies(question, state.answers):
+                return self._question_out(state, question, note)
+            self._goto_next(state)  # the content changed under a saved intake
+            if state.row.stage == "question":
+                return self._current_out(state, note)
+        out = self._review_out(state)
+        if note:
+            out.text = f"{note}\n\n{out.text}"
+        return out
+
+    def _show_state(self, state: State, previous: Question | None, now: datetime,
+                    pre: list[Out] | None = None, note: str | None = None) -> Reply:
+        """Save, then show where the patient now is (closing a share-contact keyboard first)."""
+        self._save(state, now)
+        messages = list(pre or [])
+        out = self._current_out(state, note)
+        if previous is not None and previous.kind == "phone" and out.contact_keyboard is None:
+            if not any(m.remove_keyboard for m in messages):
+                messages.append(Out(self.t("keyboard_closed"), remove_keyboard=True))
+        messages.append(out)
+        return Reply(messages)
+
+    # ------------------------------------------------------------------ entry & consent
+    async def entry(self, session: AsyncSession, patient: Patient, now: datetime) -> Reply:
+        state = await self._active(session, patient)
+        if state is not None:
+            return self._show_state(state, None, now, note=self.t("resumed")) \
+                if state.answers else self._show_state(state, None, now)
+        submitted = await self._submitted(session, patient)
+        if submitted is not None:
+            return Reply([self._returning_out(submitted)])
+        return Reply([self._consent_out()])
+
+    def _returning_out(self, row: Intake) -> Out:
+        when = row.submitted_at.astimezone(self.tz).strftime("%d %b %Y") if row.submitted_at else "-"
+        return Out(self.t("returning", date=when), [
+            [(self.t("button_review"), "ik:view")],
+            [(self.t("button_update"), "ik:upd")],
+            [(self.t("button_delete"), "ik:del")],
+        ])
+
+    async def consent(self, session: AsyncSession, patient: Patient, version: str, agree: bool,
+                      now: datetime) -> Reply:
+        if not agree:
+            # Decline collects nothing: no consent row, no questionnaire row.
+            return Reply([Out(self.t("declined"), edit=True)], show_menu=True)
+        if version != self.spec.consent_version:
+            out = self._consent_out(self.t("consent_changed"))
+            out.edit = True
+            return Reply([out])
+        state = await self._active(session, patient)
+        if state is None:
+            consent = IntakeConsent(patient_id=patient.id, version=version,
+                                    text_sha256=self.spec.consent_sha256, agreed_at=now)
+            session.add(consent)
+            await session.flush()
+            row = Intake(patient_id=patient.id, consent_id=consent.id, status=ACTIVE,
+                         stage="question", current=None, data=b"", created_at=now, updated_at=now)
+            session.add(row)
+            await session.flush()
+            state = State(row, {}, {})
+            self._goto_next(state)
+        agreed = Out(self.t("answered", question=_first_line(self.spec.consent()),
+                            answer=_label_text(self.t("button_agree"))), edit=True)
+        return self._show_state(state, None, now, pre=[agreed])
+
+    # ------------------------------------------------------------------ answering
+    async def typed(self, session: AsyncSession, patient: Patient, text: str | None,
+                    now: datetime, *, is_contact: bool = False) -> Reply | None:
+        """A message typed (or a contact shared) while a question is open; None: not ours."""
+        state = await self._active(session, patient)
+        if state is None or state.row.stage != "question":
+            return None
+        question = self.spec.question(state.row.current)
+        if question is None or not self.applies(question, state.answers):
+            return self._show_state(state, None, now)
+        if text is None:
+            return self._invalid(state, question, parse.Invalid("error_not_text"), now)
+        if question.kind == "phone" and not is_contact:
+            label = parse.clean_text(text)
+            if label == parse.clean_text(self.spec.texts["button_back"]):
+                return await self._back(state, now)
+            if label == parse.clean_text(self.spec.texts["button_cancel"]):
+                return await self._cancel_state(session, state)
+            if label == parse.clean_text(self.spec.texts["button_share_phone"]):
+                return self._invalid(state, question, parse.Invalid("error_phone_invalid"), now)
+        if is_contact and text.strip().isdigit():
+            text = "+" + text.strip()  # Telegram sends a shared contact's number without the +
+        if is_contact and question.kind != "phone":
+            return self._invalid(state, question, parse.Invalid("error_not_text"), now)
+        result = parse.parse_typed(question, text, now.astimezone(self.tz).date())
+        if isinstance(result, parse.Invalid):
+            return self._invalid(state, question, result, now)
+        pre = [Out(self.t("contact_saved"), remove_keyboard=True)] if question.kind == "phone" else []
+        return self._record(state, question, result.value, now, pre=pre)
+
+    def _invalid(self, state: State, question: Question, problem: parse.Invalid, now: datetime) -> Reply:
+        log.info("intake %s: invalid answer to %s (%s)", state.row.id, question.id, problem.key)
+        note = "⚠️ " + self.t(problem.key, **problem.params)
+        self._save(state, now)
+        return Reply([self._question_out(state, question, note)])
+
+    def _record(self, state: State, question: Question, value: Any, now: datetime,
+                pre: list[Out] | None = None) -> Reply:
+        state.answers[question.id] = value
+        state.draft.pop(question.id, None)
+        # Answers to follow-up questions that no longer apply are dropped (data minimisation).
+        for other in self.spec.questions:
+            if other.id in state.answers and not self.applies(other, state.answers):
+                del state.answers[other.id]
+        self._goto_next(state)
+        return self._show_state(state, question, now, pre=pre)
+
+    async def press(self, session: AsyncSession, patient: Patient, data: str,
+                    now: datetime) -> Reply:
+        """Any ik:* button. Unknown, forged or stale data re-shows the current step."""
+        if data == "ik:go":
+            return await self.entry(session, patient, now)
+        if m := re.fullmatch(r"ik:c([yn]):([A-Za-z0-9._-]{1,32})", data):
+            return await self.consent(session, patient, m.group(2), m.group(1) == "y", now)
+        if data in ("ik:view", "ik:upd", "ik:del", "ik:delok"):
+            return await self._returning_action(session, patient, data[3:], now)
+        m = re.fullmatch(r"ik:(\d{1,12}):(a|t|d|s|b|e|sub|x)(?::([a-z0-9_]{1,20}))?(?::([a-z0-9_]{1,20}))?",
+                         data)
+        state = await self._active(session, patient)
+        if m is None or state is None or state.row.id != int(m.group(1)):
+            return await self._stale(session, patient, state, now)
+        action, qid, opt = m.group(2), m.group(3), m.group(4)
+        question = self.spec.question(qid)
+        current = self.spec.question(state.row.current) if state.row.stage == "question" else None
+        if action == "x":
+            return await self._cancel_state(session, state)
+        if action == "b":
+            return await self._back(state, now)
+        if action == "sub":
+            if state.row.stage != "review":
+                return await self._stale(session, patient, state, now)
+            return await self._submit(session, patient, state, now)
+        if action == "e":
+            if question is None or not self.applies(question, state.answers):
+                return await self._stale(session, patient, state, now)
+            state.row.stage, state.row.current = "question", question.id
+            self._seed_draft(state, question)
+            self._save(state, now)
+            return Reply([self._question_out(state, question)])
+        # a, t, d, s act on the open question only
+        if question is None or current is None or question.id != current.id:
+            return await self._stale(session, patient, state, now)
+        if action == "s":
+            if not question.optional:
+                return await self._stale(session, patient, state, now)
+            reply = self._record(state, question, None, now,
+                                 pre=[self._answered_out(question, None)])
+            return reply
+        if action == "a":
+            valid = {c.id for c in question.choices} if question.kind in ("choice", "yes_no") else set()
+            if opt not in valid:
+                return await self._stale(session, patient, state, now)
+            return self._record(state, question, opt, now, pre=[self._answered_out(question, opt)])
+        if question.kind != "multi_choice":
+            return await self._stale(session, patient, state, now)
+        if action == "t":
+            if question.option(opt or "") is None:
+                return await self._stale(session, patient, state, now)
+            selected = list(state.draft.get(question.id, []))
+            if opt in selected:
+                selected.remove(opt)
+            else:
+                option = question.option(opt or "")
+                if option is not None and option.exclusive:
+                    selected = []
+                else:
+                    selected = [s for s in selected if not (question.option(s) and question.option(s).exclusive)]
+                selected.append(opt)
+            state.draft[question.id] = [o.id for o in question.options if o.id in selected]
+            self._save(state, now)
+            out = self._question_out(state, question)
+            out.edit = True
+            return Reply([out])
+        # action == "d": done
+        selected = state.draft.get(question.id, [])
+        problem = parse.check_selection(question, selected)
+        if problem is not None:
+            reply = self._invalid(state, question, problem, now)
+            reply.messages[0].edit = True
+            return reply
+        return self._record(state, question, list(selected), now,
+                            pre=[self._answered_out(question, list(selected))])
+
+    def _answered_out(self, question: Question, value: Any) -> Out:
+        return Out(self.t("answered", question=_plain_keep(question.text),
+                          answer=_plain(self.answer_text(question, value, REVIEW_ANSWER_LIMIT))),
+                   edit=True)
+
+    def _seed_draft(self, state: State, question: Question) -> None:
+        if question.kind == "multi_choice" and question.id in state.answers:
+            state.draft[question.id] = list(state.answers[question.id] or [])
+
+    async def _back(self, state: State, now: datetime) -> Reply:
+        applicable = self.applicable(state.answers)
+        ids = [q.id for q in applicable]
+        previous_q = self.spec.question(state.row.current) if state.row.stage == "question" else None
+        if state.row.stage == "review":
+            target = applicable[-1]
+        elif previous_q is not None and previous_q.id in ids and ids.index(previous_q.id) > 0:
+            target = applicable[ids.index(previous_q.id) - 1]
+        else:
+            return self._show_state(state, None, now)
+        state.row.stage, state.row.current = "question", target.id
+        self._seed_draft(state, target)
+        return self._show_state(state, previous_q, now)
+
+    async def _stale(self, session: AsyncSession, patient: Patient, state: State | None,
+                     now: datetime) -> Reply:
+        if state is None:
+            reply = await self.entry(session, patient, now)
+            reply.messages[-1].text = f"{self.t('stale')}\n\n{reply.messages[-1].text}"
+            return reply
+        return self._show_state(state, None, now, note=self.t("stale"))
+
+    async def cancel(self, session: AsyncSession, patient: Patient) -> Reply | None:
+        state = await self._active(session, patient)
+        if state is None:
+            return None
+        return await self._cancel_state(session, state)
+
+    async def _cancel_state(self, session: AsyncSession, state: State) -> Reply:
+        await session.delete(state.row)  # the answers go with it
+        await session.flush()
+        return Reply([Out(self.t("cancelled"), remove_keyboard=True)], show_menu=True)
+
+    # ------------------------------------------------------------------ submit & staff
+    async def _submit(self, session: AsyncSession, patient: Patient, state: State,
+                      now: datetime) -> Reply:
+        missing = self._next_unanswered(state.answers)
+        if missing is not None:
+            self._goto_next(state)
+            return self._show_state(state, None, now)
+        keep = {q.id for q in self.applicable(state.answers)}
+        state.answers = {k: v for k, v in state.answers.items() if k in keep}
+        state.draft = {}
+        previous = await self._submitted(session, patient)
+        if previous is not None:
+            previous.status = SUPERSEDED
+            previous.data = self.box.encrypt_json({"answers": {}, "draft": {}},
+                                                  context=self._context(patient.id))
+            previous.updated_at = now
+        state.row.status, state.row.stage, state.row.current = SUBMITTED, "review", None
+        state.row.submitted_at = now
+        self._save(state, now)
+        await session.flush()
+        await audit.record(session, now=now, action="intake_submitted",
+                           actor_user_id=patient.telegram_user_id, patient_id=patient.id,
+                           subject=f"intake:{state.row.id}")
+        phone_q = next((q for q in self.spec.questions if q.kind == "phone"), None)
+        phone = self.answer_text(phone_q, state.answers.get(phone_q.id)) if phone_q else "-"
+        consent = await session.get(IntakeConsent, state.row.consent_id)
+        staff = self._staff_notice(patient, state, consent, is_update=state.row.replaces_id is not None)
+        done = Out(self.spec.texts["submitted"].format(
+            clinic_name=html.escape(self.spec.clinic_name, quote=False), phone=phone), edit=True)
+        return Reply([done], staff=staff, show_menu=True)
+
+    def flags(self, answers: dict[str, Any]) -> list[tuple[Question, Any]]:
+        flagged = []
+        for question in self.applicable(answers):
+            value = answers.get(question.id)
+            values = value if isinstance(value, list) else [value]
+            if question.flag and any(v in question.flag for v in values if v is not None):
+                flagged.append((question, value))
+        return flagged
+
+    def _staff_notice(self, patient: Patient, state: State, consent: IntakeConsent | None,
+                      is_update: bool) -> StaffNotice:
+        name = patient.first_name or "patient"
+        title_key = "staff_title_update" if is_update else "staff_title"
+        parts = [self.t(title_key, name=name, patient_id=patient.id)]
+        flags = self.flags(state.answers)
+        if flags:  # contraindication flags FIRST, before anything else
+            lines = [self.t("staff_flags", count=len(flags))]
+            for q, v in flags:
+                answer = self.answer_text(q, v)
+                # The follow-up details (e.g. which allergy) belong next to the flag.
+                for follow in self.applicable(state.answers):
+                    if follow.ask_if and follow.ask_if[0] == q.id and \
+                            state.answers.get(follow.id) is not None:
+                        answer += " — " + self.answer_text(follow, state.answers[follow.id],
+                                                           REVIEW_ANSWER_LIMIT)
+                lines.append(self.spec.texts["staff_flag_line"].format(
+                    note=html.escape(q.flag_note, quote=False),
+                    label=html.escape(q.short, quote=False), answer=answer))
+            parts.append("\n".join(lines))
+        else:
+            parts.append(self.t("staff_no_flags"))
+        # Answers one per line, in blocks that fit a Telegram message (the handler pages blocks).
+        block: list[str] = []
+        for question in self.applicable(state.answers):
+            line = self.spec.texts["review_line"].format(
+                label=html.escape(question.short, quote=False),
+                answer=self.answer_text(question, state.answers.get(question.id)))
+            if block and len("\n".join([*block, line])) > STAFF_BLOCK:
+                parts.append("\n".join(block))
+                block = []
+            block.append(line)
+        if block:
+            parts.append("\n".join(block))
+        if consent is not None:
+            parts.append(self.t("staff_consent", version=consent.version,
+                                when=consent.agreed_at.astimezone(self.tz).strftime("%d %b %Y %H:%M")))
+        return StaffNotice(intake_id=state.row.id, patient_telegram_id=patient.telegram_user_id,
+                           patient_name=name, text_parts=parts,
+                           contact_label=self.t("staff_button_contact"),
+                           chat_label=_plain(self.t("staff_button_chat", name=name))[:60])
+
+    async def audit(self, session: AsyncSession, intake_id: int, actor_user_id: int | None,
+                    action: str, now: datetime) -> None:
+        row = await session.get(Intake, intake_id)
+        if row is not None:
+            await audit.record(session, now=now, action=action, actor_user_id=actor_user_id,
+                               patient_id=row.patient_id, subject=f"intake:{intake_id}")
+
+    async def staff_recent(self, session: AsyncSession, staff_user_id: int, now: datetime,
+                           limit: int = 10) -> list[tuple[int, str, str]]:
+        """(intake id, escaped button label, ...) of the latest submitted requests, flags counted.
+
+        Counting flags reads health answers, so each listed request gets an audit row.
+        """
+        rows = (await session.execute(
+            select(Intake, Patient).join(Patient, Patient.id == Intake.patient_id)
+            .where(Intake.status == SUBMITTED)
+            .order_by(Intake.submitted_at.desc(), Intake.id.desc()).limit(limit))).all()
+        listed = []
+        for row, patient in rows:
+            flags = len(self.flags(self._load(row).answers))
+            await audit.record(session, now=now, action="intake_flags_read",
+                               actor_user_id=staff_user_id, patient_id=row.patient_id,
+                               subject=f"intake:{row.id}")
+            when = row.submitted_at.astimezone(self.tz).strftime("%d %b %H:%M") \
+                if row.submitted_at else "-"
+            label = self.spec.texts["staff_list_line"].format(
+                name=html.escape((patient.first_name or "patient")[:24], quote=False), when=when,
+                flags=f"⚠️ {flags}" if flags else "✅")
+            listed.append((row.id, _plain(label)[:60], row.patient_id))
+        return listed
+
+    async def staff_view(self, session: AsyncSession, intake_id: int, staff_user_id: int,
+                         now: datetime) -> StaffNotice | None:
+        """The full summary (flags first) for a staff member; the read is audited."""
+        row = await session.get(Intake, intake_id)
+        if row is None or row.status != SUBMITTED:
+            return None
+        patient = await session.get(Patient, row.patient_id)
+        consent = await session.get(IntakeConsent, row.consent_id)
+        await audit.record(session, now=now, action="intake_read", actor_user_id=staff_user_id,
+                           patient_id=row.patient_id, subject=f"intake:{intake_id}")
+        return self._staff_notice(patient, self._load(row), consent,
+                                  is_update=row.replaces_id is not None)
+
+    async def stats(self, session: AsyncSession, now: datetime) -> list[tuple[str, str]]:
+        rows = await session.scalars(select(Intake).where(
+            Intake.status == SUBMITTED, Intake.submitted_at >= now - timedelta(days=7)))
+        submitted = list(rows)
+        flagged = sum(1 for row in submitted if self.flags(self._load(row).answers))
+        return [(self.t("stat_intakes_week"), str(len(submitted))),
+                (self.t("stat_intakes_flagged_week"), str(flagged))]
+
+    async def staff_contact(self, session: AsyncSession, intake_id: int, staff_user_id: int | None,
+                            now: datetime) -> str:
+        row = await session.get(Intake, intake_id)
+        if row is None or row.status != SUBMITTED:
+            return self.t("staff_not_found")
+        await audit.record(session, now=now, action="intake_contact_viewed",
+                           actor_user_id=staff_user_id, patient_id=row.patient_id,
+                           subject=f"intake:{intake_id}")
+        patient = await session.get(Patient, row.patient_id)
+        answers = self._load(row).answers
+        phone_q = next((q for q in self.spec.questions if q.kind == "phone"), None)
+        phone = self.answer_text(phone_q, answers.get(phone_q.id)) if phone_q else "-"
+        name = (patient.first_name if patient else None) or "patient"
+        return self.spec.texts["staff_contact"].format(
+            name=html.escape(name, quote=False), patient_id=row.patient_id, phone=phone)
+
+    # ------------------------------------------------------------------ returning patient
+    async def _returning_action(self, session: AsyncSession, patient: Patient, action: str,
+                                now: datetime) -> Reply:
+        submitted = await self._submitted(session, patient)
+        active = await self._active(session, patient)
+        if action == "delok":
+            await self.erase(session, patient, now)
+            await audit.record(session, now=now, action="intake_deleted",
+                               actor_user_id=patient.telegram_user_id, patient_id=patient.id)
+            return Reply([Out(self.t("deleted"), remove_keyboard=True)], show_menu=True)
+        if action == "del":
+            if submitted is None and active is None:
+                return await self._stale(session, patient, active, now)
+            return Reply([Out(self.t("delete_confirm"), [
+                [(self.t("button_delete_confirm"), "ik:delok")],
+                [(self.t("button_keep"), "ik:go")]], edit=True)])
+        if active is not None or submitted is None:
+            return await self._stale(session, patient, active, now)
+        if action == "view":
+            state = self._load(submitted)
+            lines = []
+            for question in self.applicable(state.answers):
+                lines.append(self.spec.texts["review_line"].format(
+                    label=html.escape(question.short, quote=False),
+                    answer=self.answer_text(question, state.answers.get(question.id),
+                                            REVIEW_ANSWER_LIMIT)))
+            out = self._returning_out(submitted)
+            out.text = "\n".join(lines) + "\n\n" + out.text
+            out.rows = [r for r in out.rows if r[0][1] != "ik:view"]
+            return Reply([out])
+        # update: a new questionnaire, pre-filled with the submitted answers, opened at the review
+        old = self._load(submitted)
+        consent_id = submitted.consent_id
+        consent = await session.get(IntakeConsent, consent_id)
+        if consent is None or consent.version != self.spec.consent_version:
+            return Reply([self._consent_out(self.t("consent_changed"))])
+        row = Intake(patient_id=patient.id, consent_id=consent_id, status=ACTIVE, stage="review",
+                     current=None, data=b"", replaces_id=submitted.id, created_at=now,
+                     updated_at=now)
+        session.add(row)
+        await session.flush()
+        state = State(row, dict(old.answers), {})
+        self._goto_next(state)  # new questions added since go first
+        return self._show_state(state, None, now)
+
+    # ------------------------------------------------------------------ /mydata and /forget
+    async def export(self, session: AsyncSession, patient: Patient) -> dict[str, Any]:
+        """Everything the intake holds about the patient, answers decrypted, for /mydata."""
+        consents = (await session.scalars(select(IntakeConsent).where(
+            IntakeConsent.patient_id == patient.id).order_by(IntakeConsent.id))).all()
+        rows = (await session.scalars(select(Intake).where(
+            Intake.patient_id == patient.id).order_by(Intake.id))).all()
+        questionnaires = []
+        for row in rows:
+            answers = self._load(row).answers if row.data else {}
+            questionnaires.append({
+                "status": row.status,
+                "started": row.created_at.isoformat(),
+                "submitted": row.submitted_at.isoformat() if row.submitted_at else None,
+                "answers": {
+                    (self.spec.by_id[k].short if k in self.spec.by_id else k):
+                        _plain(self.answer_text(self.spec.by_id[k], v)) if k in self.spec.by_id
+                        else v
+                    for k, v in answers.items()},
+            })
+        return {"consents": [{"version": c.version, "agreed_at": c.agreed_at.isoformat()}
+                             for c in consents],
+                "questionnaires": questionnaires}
+
+    async def erase(self, session: AsyncSession, patient: Patient, now: datetime) -> None:
+        await erase_intake(session, patient, now)
+
+    # ------------------------------------------------------------------ key rotation
+    async def rotate_keys(self, session: AsyncSession) -> int:
+        """Re-encrypt every intake under the primary key; returns how many rows changed."""
+        changed = 0
+        for row in (await session.scalars(select(Intake))).all():
+            if row.data and self.box.needs_rotation(row.data):
+                row.data = self.box.rotate(row.data)
+                changed += 1
+        await session.flush()
+        return changed
+
+
+async def erase_intake(session: AsyncSession, patient: Patient, now: datetime) -> None:
+    """Delete every questionnaire and consent record of the patient (no key needed)."""
+    await session.execute(delete(Intake).where(Intake.patient_id == patient.id))
+    await session.execute(delete(IntakeConsent).where(IntakeConsent.patient_id == patient.id))
+    await session.flush()
+
+
+def _plain(fragment: str) -> str:
+    """Visible text of an HTML fragment (for re-escaping inside another template)."""
+    from bot import telegram_html
+
+    return telegram_html.plain(fragment)
+
+
+def _label_text(label_html: str) -> str:
+    """A button label without its leading emoji or symbols ("✅ I agree" -> "I agree")."""
+    text = _plain(label_html)
+    start = next((i for i, ch in enumerate(text) if ch.isalnum()), 0)
+    return text[start:]
+
+
+def _plain_keep(question_html: str) -> str:
+    """The question's first line as plain text (its bold title)."""
+    return _first_line(question_html)
+
+
+def _first_line(text_html: str) -> str:
+    return (_plain(text_html).strip().split("\n", 1) or [""])[0]

@@ -1,0 +1,411 @@
+"""Free-text questions -> the best section of the clinic's document, with a confidence score.
+
+No Telegram here. The engine only ever points at menu nodes of `Content`: the answer shown to a
+patient is the node's own text, quoted, never generated.
+
+Pipeline for one message (all offline; well under a millisecond for typical questions):
+  1. normalise and tokenise (lower case, apostrophes dropped: "don't" -> dont);
+  2. correct typos: a word the bot does not know is replaced by the closest known word
+     (rapidfuzz ratio, only for words of 4+ letters, with a strict cut-off);
+  3. red flags (content/qa.yaml): if any phrase matches, stop - the patient must get help now;
+  4. lay phrases -> the document's words (synonyms, longest phrase first), stop words dropped;
+  5. BM25 over the nodes that have text (title and parent title count too), snowball stemming;
+  6. confidence = share of the question's weight (idf) that the best node explains; a word the
+     document never uses (a price, a weekday, another treatment) weighs as much as the rarest
+     document word. Below the threshold the bot does not answer but offers a handoff to staff.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+import string
+import unicodedata
+from collections import Counter
+from dataclasses import dataclass, field
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+import snowballstemmer
+from rapidfuzz import fuzz, process
+
+from bot import telegram_html
+from bot.content import Content, ContentError, Node, load_yaml
+
+QA_FILE = "qa.yaml"
+REQUIRED_TEXTS = (
+    "answer", "answer_more", "no_answer", "empty_question", "greeting", "thanks", "red_flag",
+    "red_flag_staff_alerted",
+    "button_ask_clinic", "button_send_to_staff", "button_main_menu", "handoff_done",
+    "handoff_already", "handoff_failed", "question_unknown", "reply_to_patient", "staff_question",
+    "staff_red_flag", "button_reply", "button_cancel_reply", "staff_reply_prompt",
+    "staff_reply_sent", "staff_reply_undeliverable", "staff_reply_cancelled", "staff_reply_usage",
+    "staff_question_not_found", "staff_only", "staff_reply_empty",
+)
+BUTTON_LIMIT = 64
+
+_STEMMER = snowballstemmer.stemmer("english")
+
+
+@lru_cache(maxsize=20000)
+def stem(word: str) -> str:
+    return _STEMMER.stemWord(word)
+
+
+def flag_stem(word: str) -> str:
+    """Stemming for red flags: short words stay as typed ("its" must not become "it")."""
+    return stem(word) if len(word) > 3 else word
+
+
+_TOKEN = re.compile(r"[a-z0-9]+")
+
+
+def tokenize(text: str) -> list[str]:
+    """Lower-case words; apostrophes vanish so "can't" is one token (cant)."""
+    text = unicodedata.normalize("NFKC", text).lower()
+    text = re.sub(r"['’`´]", "", text)
+    return _TOKEN.findall(text)
+
+
+# --------------------------------------------------------------------------------- config
+
+@dataclass
+class RedFlag:
+    category: str
+    phrase: str
+    stems: tuple[str, ...]
+
+
+@dataclass
+class QAConfig:
+    texts: dict[str, str]
+    threshold: float
+    unknown_word_weight: float
+    not_covered_weight: float
+    reply_window_minutes: int
+    stopwords: frozenset[str]
+    not_covered: frozenset[str]
+    synonyms: dict[tuple[str, ...], tuple[str, ...]]  # stemmed phrase -> stemmed document words
+    synonym_source: dict[tuple[str, ...], str]  # stemmed phrase -> as written, for errors
+    red_flags: list[RedFlag]
+    smalltalk: dict[str, str]  # normalised whole message -> kind
+    raw_words: frozenset[str] = frozenset()  # every word the config itself knows, for typos
+    path: Path = Path(QA_FILE)
+
+    def text(self, key: str, **params: object) -> str:
+        import html
+
+        values = {k: html.escape(str(v), quote=False) for k, v in params.items()}
+        return self.texts[key].format(**values)
+
+
+def _line_of(path: Path, needle: str) -> int:
+    try:
+        for i, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+            if needle in line:
+                return i
+    except OSError:
+        pass
+    return 1
+
+
+def _words(value: Any, path: Path, key: str) -> list[str]:
+    if isinstance(value, list):
+        value = " ".join(str(v) for v in value)
+    if not isinstance(value, str):
+        raise ContentError(path, _line_of(path, f"{key}:"), f"{key}: expected words")
+    return tokenize(value)
+
+
+def load_qa_config(path: Path) -> QAConfig:
+    data = load_yaml(path)
+    if not isinstance(data, dict):
+        raise ContentError(path, 1, "must be a mapping (texts, synonyms, red_flags, ...)")
+    for key in ("texts", "confidence_threshold", "stopwords", "synonyms", "red_flags"):
+        if key not in data:
+            raise ContentError(path, 1, f"missing {key!r}")
+
+    texts = data["texts"]
+    if not isinstance(texts, dict):
+        raise ContentError(path, _line_of(path, "texts:"), "texts: expected a mapping")
+    formatter = string.Formatter()
+    for key in REQUIRED_TEXTS:
+        if key not in texts:
+            raise ContentError(path, _line_of(path, "texts:"), f"missing text {key!r}")
+    for key, value in texts.items():
+        line = _line_of(path, f"  {key}:")
+        if not isinstance(value, str) or not value.strip():
+            raise ContentError(path, line, f"{key}: expected a text")
+        try:
+            names = [f for _, f, _, _ in formatter.parse(value) if f]
+            sample = value.format(**{n: "x" for n in names})
+            telegram_html.check(sample)
+        except (ValueError, IndexError) as exc:
+            raise ContentError(path, line, f"{key}: {exc}") from None
+        if key.startswith("button_") and len(sample) > BUTTON_LIMIT:
+            raise ContentError(path, line, f"{key}: button label longer than {BUTTON_LIMIT}")
+
+    threshold = data["confidence_threshold"]
+    if not isinstance(threshold, int | float) or not 0 < threshold < 1:
+        raise ContentError(path, _line_of(path, "confidence_threshold:"),
+                           "confidence_threshold: a number between 0 and 1")
+    weights = {}
+    for key, default, top in (("unknown_word_weight", 0.5, 1.0), ("not_covered_weight", 1.5, 5.0)):
+        value = data.get(key, default)
+        if not isinstance(value, int | float) or not 0 < value <= top:
+            raise ContentError(path, _line_of(path, f"{key}:"), f"{key}: a number in (0, {top}]")
+        weights[key] = float(value)
+    window = data.get("reply_window_minutes", 30)
+    if not isinstance(window, int) or not 1 <= window <= 24 * 60:
+        raise ContentError(path, _line_of(path, "reply_window_minutes:"),
+                           "reply_window_minutes: whole minutes, 1 to 1440")
+
+    stopwords = frozenset(_words(data["stopwords"], path, "stopwords"))
+    not_covered = frozenset(_words(data.get("not_covered", ""), path, "not_covered"))
+    raw_words: set[str] = set(stopwords) | set(not_covered)
+    stopword_stems = {stem(w) for w in stopwords}
+
+    synonyms: dict[tuple[str, ...], tuple[str, ...]] = {}
+    synonym_source: dict[tuple[str, ...], str] = {}
+    if not isinstance(data["synonyms"], dict):
+        raise ContentError(path, _line_of(path, "synonyms:"), "synonyms: expected a mapping")
+    for lay, doc_words in data["synonyms"].items():
+        line = _line_of(path, f"  {lay}:")
+        lay_tokens = tokenize(str(lay))
+        target = _words(doc_words, path, str(lay)) if doc_words is not None else []
+        if not lay_tokens or not target:
+            raise ContentError(path, line, f"synonym {lay!r}: both sides need words")
+        raw_words.update(lay_tokens)
+        key = tuple(stem(t) for t in lay_tokens)
+        if len(key) == 1 and key[0] in stopword_stems:
+            raise ContentError(path, line, f"synonym {lay!r} stems like a stop word")
+        if key in synonyms:
+            raise ContentError(path, line, f"synonym {lay!r} is given twice")
+        synonyms[key] = tuple(stem(t) for t in target if t not in stopwords)
+        synonym_source[key] = str(lay)
+        if not synonyms[key]:
+            raise ContentError(path, line, f"synonym {lay!r}: only stop words on the right")
+
+    red_flags: list[RedFlag] = []
+    if not isinstance(data["red_flags"], dict) or not data["red_flags"]:
+        raise ContentError(path, _line_of(path, "red_flags:"),
+                           "red_flags: a mapping of category -> list of phrases")
+    for category, phrases in data["red_flags"].items():
+        line = _line_of(path, f"  {category}:")
+        if not isinstance(phrases, list) or not phrases:
+            raise ContentError(path, line, f"red_flags.{category}: expected a list of phrases")
+        for phrase in phrases:
+            tokens = tokenize(str(phrase))
+            if not tokens:
+                raise ContentError(path, _line_of(path, f"- {phrase}"), "empty red-flag phrase")
+            raw_words.update(tokens)
+            red_flags.append(RedFlag(str(category), str(phrase), tuple(flag_stem(t) for t in tokens)))
+
+    smalltalk: dict[str, str] = {}
+    for kind, phrases in (data.get("smalltalk") or {}).items():
+        if kind not in ("greeting", "thanks") or not isinstance(phrases, list):
+            raise ContentError(path, _line_of(path, f"  {kind}:"),
+                               f"smalltalk.{kind}: use greeting or thanks with a list")
+        for phrase in phrases:
+            smalltalk[" ".join(tokenize(str(phrase)))] = str(kind)
+
+    return QAConfig(
+        texts={str(k): v for k, v in texts.items()}, threshold=float(threshold), **weights,
+        reply_window_minutes=window, stopwords=stopwords, not_covered=not_covered,
+        synonyms=synonyms, synonym_source=synonym_source, red_flags=red_flags, smalltalk=smalltalk,
+        raw_words=frozenset(raw_words), path=path,
+    )
+
+
+# --------------------------------------------------------------------------------- engine
+
+@dataclass
+class Match:
+    node: Node
+    score: float
+    confidence: float
+
+
+@dataclass
+class Result:
+    """kind: answer | unknown (below threshold) | red_flag | greeting | thanks | empty."""
+
+    kind: str
+    matches: list[Match] = field(default_factory=list)
+    red_flag: RedFlag | None = None
+    confidence: float = 0.0
+
+    @property
+    def best(self) -> Match | None:
+        return self.matches[0] if self.matches else None
+
+
+@dataclass
+class _Concept:
+    """One idea in the question: a word, or the document words a lay phrase stands for."""
+
+    stems: tuple[str, ...]
+    known: bool  # False: a word the document never uses
+    not_covered: bool = False
+
+
+class QAEngine:
+    K1 = 1.2
+    B = 0.5  # short nodes: length normalisation halved (measured: 0.75 ranks the intro lower)
+    TITLE_BOOST = 2  # a node's own title counts this many times
+
+    def __init__(self, content: Content, config: QAConfig) -> None:
+        self.content = content
+        self.config = config
+        self.nodes: list[Node] = [n for n in content.root.walk() if n.blocks and n.key != "#disclaimer"]
+        docs: list[Counter[str]] = []
+        surface: set[str] = set()
+        for node in self.nodes:
+            words = self._node_words(node)
+            surface.update(words)
+            docs.append(Counter(stem(w) for w in words if w not in config.stopwords))
+        self.docs = docs
+        self.doc_len = [sum(d.values()) for d in docs]
+        self.avg_len = sum(self.doc_len) / max(1, len(docs))
+        df: Counter[str] = Counter()
+        for d in docs:
+            df.update(d.keys())
+        n = len(docs)
+        self.idf = {t: math.log(1 + (n - f + 0.5) / (f + 0.5)) for t, f in df.items()}
+        self.max_idf = max(self.idf.values(), default=1.0)
+        self._check_synonyms()
+        # Words a typo may be corrected to: the document's and the config's own words.
+        self.vocabulary = sorted(surface | set(config.raw_words))
+        self._known = frozenset(self.vocabulary)
+        self._typo_cache: dict[str, str] = {}
+        self._max_phrase = max((len(k) for k in config.synonyms), default=1)
+
+    @staticmethod
+    def _node_words(node: Node) -> list[str]:
+        words: list[str] = []
+        title = re.sub(r"^\d+\.\s*", "", node.title)
+        for _ in range(QAEngine.TITLE_BOOST):
+            words += tokenize(title)
+        if node.label and node.label != node.title:
+            words += tokenize(node.label)
+        if node.parent is not None and node.parent.title and node.parent.parent is not None:
+            words += tokenize(node.parent.title)
+        for block in node.blocks:
+            words += tokenize(block.plain())
+        return words
+
+    def _check_synonyms(self) -> None:
+        """A synonym pointing at a word the document never uses is dead: fail at start."""
+        path = self.config.path
+        for lay, target in self.config.synonyms.items():
+            missing = [t for t in target if t not in self.idf]
+            if missing:
+                written = self.config.synonym_source[lay]
+                raise ContentError(path, _line_of(path, f"  {written}:"),
+                                   f"synonym {written!r}: {missing} not in the document")
+
+    # -- steps -------------------------------------------------------------------------------
+    def correct(self, token: str) -> str:
+        if token in self._known or len(token) < 4 or token.isdigit():
+            return token
+        cached = self._typo_cache.get(token)
+        if cached is not None:
+            return cached
+        cutoff = 85 if len(token) <= 5 else 80
+        found = process.extractOne(token, self.vocabulary, scorer=fuzz.ratio, score_cutoff=cutoff)
+        fixed = found[0] if found else token
+        if len(self._typo_cache) < 10000:
+            self._typo_cache[token] = fixed
+        return fixed
+
+    def red_flag(self, stems: list[str]) -> RedFlag | None:
+        present = set(stems)
+        for flag in self.config.red_flags:
+            if not present.issuperset(flag.stems):
+                continue
+            need = set(flag.stems)
+            width = len(flag.stems) + 3
+            for i, s in enumerate(stems):
+                if s in need and need.issubset(stems[i:i + width]):
+                    return flag
+        return None
+
+    def concepts(self, tokens: list[str]) -> list[_Concept]:
+        cfg = self.config
+        stems = [stem(t) for t in tokens]
+        out: list[_Concept] = []
+        i = 0
+        while i < len(tokens):
+            for size in range(min(self._max_phrase, len(tokens) - i), 0, -1):
+                target = cfg.synonyms.get(tuple(stems[i:i + size]))
+                if target is not None:
+                    out.append(_Concept(target, True))
+                    i += size
+                    break
+            else:
+                token = tokens[i]
+                i += 1
+                if token in cfg.stopwords or token.isdigit():
+                    continue
+                if token in cfg.not_covered:
+                    out.append(_Concept((stems[i - 1],), False, not_covered=True))
+                else:
+                    out.append(_Concept((stems[i - 1],), stems[i - 1] in self.idf))
+        return out
+
+    def _term(self, doc: int, term: str) -> float:
+        """BM25 contribution of one stem to one node."""
+        tf = self.docs[doc].get(term)
+        if not tf:
+            return 0.0
+        norm = self.K1 * (1 - self.B + self.B * self.doc_len[doc] / self.avg_len)
+        return self.idf[term] * tf * (self.K1 + 1) / (tf + norm)
+
+    def _score(self, doc: int, concepts: list[_Concept]) -> tuple[float, float]:
+        """(BM25, explained weight): each concept counts once, by its best-matching stem."""
+        score = explained = 0.0
+        d = self.docs[doc]
+        for c in concepts:
+            if not c.known:
+                continue
+            score += max(self._term(doc, s) for s in c.stems)
+            explained += max((self.idf[s] for s in c.stems if s in d), default=0.0)
+        return score, explained
+
+    def _weight(self, concept: _Concept) -> float:
+        if concept.not_covered:
+            return self.max_idf * self.config.not_covered_weight
+        if not concept.known:
+            return self.max_idf * self.config.unknown_word_weight
+        return max(self.idf.get(s, 0.0) for s in concept.stems)
+
+    # -- the question --------------------------------------------------------------------------
+    def ask(self, text: str, limit: int = 3) -> Result:
+        tokens = [self.correct(t) for t in tokenize(text)[:400]]
+        if not tokens:
+            return Result("empty")
+        flag = self.red_flag([flag_stem(t) for t in tokens])
+        if flag is not None:
+            return Result("red_flag", red_flag=flag)
+        small = self.config.smalltalk.get(" ".join(tokens))
+        if small is not None:
+            return Result(small)
+        concepts = self.concepts(tokens)
+        if not concepts:
+            # Only small words: "ok?" shows the menu, but "how much is it" is a real question.
+            return Result("unknown" if len(tokens) >= 3 else "empty")
+        total = sum(self._weight(c) for c in concepts)
+        scored = sorted(((*self._score(i, concepts), i) for i in range(len(self.docs))),
+                        key=lambda x: (-x[0], x[2]))
+        matches = [Match(self.nodes[i], score, explained / total if total else 0.0)
+                   for score, explained, i in scored[:limit] if score > 0]
+        if not matches:
+            return Result("unknown")
+        confidence = matches[0].confidence
+        kind = "answer" if confidence >= self.config.threshold else "unknown"
+        return Result(kind, matches=matches, confidence=confidence)
+
+
+def build_qa(content: Content, content_dir: Path) -> QAEngine:
+    return QAEngine(content, load_qa_config(Path(content_dir) / QA_FILE))

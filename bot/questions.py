@@ -1,0 +1,153 @@
+"""Questions as rows: recording, handoff to staff, and staff replies (no Telegram here).
+
+Every state lives in the database, so a restart (or another instance) loses nothing: which
+question a staff member is answering after pressing Reply is a row too.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+from sqlalchemy import delete, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from bot.crypto import CryptoBox
+from bot.db.models import Patient
+from bot.db.qa_models import (
+    ANSWERED,
+    HANDED_OFF,
+    RED_FLAG,
+    REPLIED,
+    UNANSWERED,
+    Question,
+    StaffReplyTarget,
+)
+from bot.qa import Result
+
+MAX_TEXT = 4096  # Telegram's own limit for a message; anything longer is not from Telegram
+
+
+def _context(question: Question, part: str) -> str:
+    return f"question:{question.patient_id}:{part}"
+
+
+def question_text(crypto: CryptoBox, question: Question) -> str:
+    return crypto.decrypt_json(question.text_enc, context=_context(question, "text"))
+
+
+def reply_text(crypto: CryptoBox, question: Question) -> str | None:
+    if question.reply_enc is None:
+        return None
+    return crypto.decrypt_json(question.reply_enc, context=_context(question, "reply"))
+
+
+async def record(session: AsyncSession, patient: Patient, text: str, result: Result,
+                 now: datetime, crypto: CryptoBox) -> Question:
+    if result.kind == "red_flag":
+        status = RED_FLAG
+    elif result.kind == "answer":
+        status = ANSWERED
+    else:
+        status = UNANSWERED
+    best = result.best
+    question = Question(
+        patient_id=patient.id, status=status,
+        node_id=best.node.id if best and status == ANSWERED else None,
+        confidence=round(result.confidence, 4) if best else None,
+        red_flag=result.red_flag.category if result.red_flag else None,
+        created_at=now,
+        handed_off_at=now if status == RED_FLAG else None,
+    )
+    question.text_enc = crypto.encrypt_json(text[:MAX_TEXT], context=_context(question, "text"))
+    session.add(question)
+    await session.flush()
+    return question
+
+
+async def of_patient(session: AsyncSession, question_id: int, telegram_user_id: int) -> Question | None:
+    """The question, only if it belongs to this Telegram user (callback data is untrusted)."""
+    return await session.scalar(
+        select(Question).join(Patient, Patient.id == Question.patient_id)
+        .where(Question.id == question_id, Patient.telegram_user_id == telegram_user_id)
+    )
+
+
+async def hand_off(session: AsyncSession, question_id: int, now: datetime) -> bool:
+    """Mark as handed off; False if it already was (a double press must not alert twice)."""
+    result = await session.execute(
+        update(Question)
+        .where(Question.id == question_id, Question.status.in_((ANSWERED, UNANSWERED)))
+        .values(status=HANDED_OFF, handed_off_at=now)
+    )
+    return result.rowcount == 1
+
+
+async def undo_hand_off(session: AsyncSession, question_id: int, status: str) -> None:
+    await session.execute(update(Question).where(Question.id == question_id)
+                          .values(status=status, handed_off_at=None))
+
+
+async def with_patient(session: AsyncSession, question_id: int) -> tuple[Question, Patient] | None:
+    row = (await session.execute(
+        select(Question, Patient).join(Patient, Patient.id == Question.patient_id)
+        .where(Question.id == question_id)
+    )).first()
+    return (row[0], row[1]) if row else None
+
+
+async def start_reply(session: AsyncSession, staff_user_id: int, question_id: int, chat_id: int,
+                      now: datetime) -> None:
+    await session.execute(delete(StaffReplyTarget)
+                          .where(StaffReplyTarget.staff_user_id == staff_user_id))
+    session.add(StaffReplyTarget(staff_user_id=staff_user_id, question_id=question_id,
+                                 chat_id=chat_id, started_at=now))
+    await session.flush()
+
+
+async def reply_target(session: AsyncSession, staff_user_id: int, chat_id: int, now: datetime,
+                       window: timedelta) -> StaffReplyTarget | None:
+    """The question this staff member is answering in this chat, if they pressed Reply lately."""
+    target = await session.get(StaffReplyTarget, staff_user_id)
+    if target is None or target.chat_id != chat_id:
+        return None
+    if target.started_at + window < now:
+        await session.delete(target)
+        return None
+    return target
+
+
+async def clear_reply(session: AsyncSession, staff_user_id: int) -> int | None:
+    target = await session.get(StaffReplyTarget, staff_user_id)
+    if target is None:
+        return None
+    await session.delete(target)
+    return target.question_id
+
+
+async def record_reply(session: AsyncSession, question: Question, staff_user_id: int, text: str,
+                       now: datetime, crypto: CryptoBox) -> None:
+    question.status = REPLIED
+    question.reply_enc = crypto.encrypt_json(text[:MAX_TEXT], context=_context(question, "reply"))
+    question.replied_by = staff_user_id
+    question.replied_at = now
+    if question.handed_off_at is None:
+        question.handed_off_at = now
+    await session.execute(delete(StaffReplyTarget)
+                          .where(StaffReplyTarget.staff_user_id == staff_user_id))
+
+
+# ------------------------------------------------------------------ privacy (/mydata, /forget)
+
+async def export_for(session: AsyncSession, patient: Patient,
+                     crypto: CryptoBox) -> list[dict[str, object]]:
+    rows = await session.scalars(select(Question).where(Question.patient_id == patient.id)
+                                 .order_by(Question.id))
+    return [{"asked_at": q.created_at.isoformat(), "question": question_text(crypto, q),
+             "status": q.status, "clinic_reply": reply_text(crypto, q),
+             "replied_at": q.replied_at.isoformat() if q.replied_at else None} for q in rows]
+
+
+async def erase_for(session: AsyncSession, patient: Patient, now: datetime) -> None:
+    ids = select(Question.id).where(Question.patient_id == patient.id)
+    await session.execute(delete(StaffReplyTarget).where(StaffReplyTarget.question_id.in_(ids)))
+    await session.execute(delete(Question).where(Question.patient_id == patient.id))

@@ -1,0 +1,293 @@
+"""Consultation intake in Telegram: thin glue between updates and bot.intake.flow.
+
+Registered handlers:
+  group -5  /start intake (deep link), /cancel while an intake is open, and any message while a
+            question is open (consumed with ApplicationHandlerStop; otherwise later groups run).
+            Its own group, not -1: within a group only the first matching handler runs, so a
+            catch-all here would hide other features' group -1 free-text handlers.
+  group 0   ik:* buttons (patients), iks:* buttons (staff, checked on every press), /cancel
+"""
+
+from __future__ import annotations
+
+import logging
+
+from telegram import (
+    InlineKeyboardButton,
+    InlineKeyboardMarkup,
+    KeyboardButton,
+    ReplyKeyboardMarkup,
+    ReplyKeyboardRemove,
+    Update,
+)
+from telegram.error import BadRequest, TelegramError
+from telegram.ext import (
+    Application,
+    ApplicationHandlerStop,
+    CallbackQueryHandler,
+    CommandHandler,
+    ContextTypes,
+    MessageHandler,
+    filters,
+)
+
+from bot import patients
+from bot.crypto import CryptoError
+from bot.intake.flow import IntakeFlow, Out, Reply, StaffNotice, erase_intake
+from bot.menu import Screen, paginate
+from bot.privacy import DataSection
+from bot.services import Services
+from bot.staff import notification_chats
+from handlers.common import send_screen, services, show_screen
+from handlers.common_staff import require_staff
+
+log = logging.getLogger(__name__)
+PRIVATE = filters.ChatType.PRIVATE
+GROUP = -5  # after dedupe (-100), before the group -1 free-text routers and group 0
+DEEP_LINK = filters.Regex(r"^/start(@\w+)?\s+intake\s*$")
+
+
+def _flow(svc: Services) -> IntakeFlow | None:
+    return svc.intake
+
+
+async def _patient(session, update: Update, svc: Services):  # noqa: ANN001, ANN202
+    user, chat = update.effective_user, update.effective_chat
+    assert user is not None and chat is not None
+    return await patients.upsert_from_telegram(
+        session, user_id=user.id, chat_id=chat.id, first_name=user.first_name,
+        language_code=user.language_code, now=svc.clock.now())
+
+
+def _markup(out: Out):  # noqa: ANN202
+    if out.contact_keyboard:
+        first, *rest = out.contact_keyboard
+        rows = [[KeyboardButton(first[0], request_contact=True)]]
+        rows += [[KeyboardButton(label) for label in row] for row in rest]
+        return ReplyKeyboardMarkup(rows, resize_keyboard=True, is_persistent=True)
+    if out.remove_keyboard:
+        return ReplyKeyboardRemove()
+    if out.rows:
+        return InlineKeyboardMarkup([[InlineKeyboardButton(label, callback_data=data)
+                                      for label, data in row] for row in out.rows])
+    return None
+
+
+async def render(update: Update, context: ContextTypes.DEFAULT_TYPE, reply: Reply) -> None:
+    svc = services(context)
+    chat = update.effective_chat
+    assert chat is not None
+    query = update.callback_query
+    for out in reply.messages:
+        markup = _markup(out)
+        can_edit = (out.edit and query is not None and query.message is not None
+                    and query.message.is_accessible
+                    and not isinstance(markup, ReplyKeyboardMarkup | ReplyKeyboardRemove))
+        if can_edit:
+            try:
+                await query.edit_message_text(out.text, reply_markup=markup)
+                continue
+            except BadRequest as exc:
+                if "not modified" in str(exc).lower():
+                    continue
+                if "can't be edited" not in str(exc).lower() and "not found" not in str(exc).lower():
+                    raise
+        await context.bot.send_message(chat.id, out.text, reply_markup=markup)
+    if reply.show_menu:
+        await send_screen(update, context, svc.menu.main())
+    if reply.staff is not None:
+        await notify_staff_intake(context, reply.staff)
+
+
+async def notify_staff_intake(context: ContextTypes.DEFAULT_TYPE, notice: StaffNotice) -> int:
+    """The summary (flags first), paged to Telegram's limit; buttons on the last page."""
+    svc = services(context)
+    rows = [[InlineKeyboardButton(notice.contact_label, callback_data=f"iks:{notice.intake_id}")]]
+    if notice.patient_telegram_id:
+        rows.append([InlineKeyboardButton(notice.chat_label,
+                                          url=f"tg://user?id={notice.patient_telegram_id}")])
+    pages = paginate(notice.text_parts)
+    delivered = 0
+    for chat_id in notification_chats(svc.settings):
+        try:
+            for i, page in enumerate(pages):
+                last = i == len(pages) - 1
+                await context.bot.send_message(
+                    chat_id, page, reply_markup=InlineKeyboardMarkup(rows) if last else None)
+            delivered += 1
+        except TelegramError as exc:
+            log.warning("staff chat %s not told of intake %s: %s", chat_id, notice.intake_id,
+                        type(exc).__name__)
+    log.info("intake %s submitted; %d staff chat(s) notified", notice.intake_id, delivered)
+    if delivered:
+        async with svc.db.session() as session:
+            await svc.intake.audit(session, notice.intake_id, None, "intake_staff_notified",
+                                   svc.clock.now())
+    return delivered
+
+
+async def entry_deep_link(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    await _run(update, context, "entry")
+    raise ApplicationHandlerStop
+
+
+async def on_button(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    await _run(update, context, "press")
+
+
+async def on_message(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    if await _run(update, context, "typed"):
+        raise ApplicationHandlerStop
+
+
+async def on_cancel_early(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    if await _run(update, context, "cancel"):
+        raise ApplicationHandlerStop
+
+
+async def on_cancel(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    svc = services(context)
+    flow = _flow(svc)
+    text = flow.t("nothing_to_cancel") if flow else svc.messages.get("unknown_text")
+    await send_screen(update, context, svc.menu.main(intro=text))
+
+
+async def _run(update: Update, context: ContextTypes.DEFAULT_TYPE, kind: str) -> bool:
+    """Apply one event in one transaction, then show the result. False: not an intake update."""
+    svc = services(context)
+    flow = _flow(svc)
+    if flow is None:
+        if kind in ("typed", "cancel"):
+            return False
+        log.error("intake unavailable: ENCRYPTION_KEYS not configured")
+        if update.callback_query is not None:
+            await update.callback_query.answer()
+        await context.bot.send_message(update.effective_chat.id, svc.messages.get("error"))
+        return True
+    now = svc.clock.now()
+    message = update.effective_message
+    try:
+        async with svc.db.session() as session:
+            if kind in ("typed", "cancel"):
+                # Every message passes here first: read only, and only patients with an intake.
+                user = update.effective_user
+                patient = await patients.by_telegram_id(session, user.id) if user else None
+                if patient is None or (kind == "typed"
+                                       and not await flow.has_active_question(session, patient)):
+                    return False
+                patient = await _patient(session, update, svc)
+            else:
+                patient = await _patient(session, update, svc)
+            if kind == "entry":
+                reply = await flow.entry(session, patient, now)
+            elif kind == "press":
+                reply = await flow.press(session, patient, update.callback_query.data or "", now)
+            elif kind == "cancel":
+                reply = await flow.cancel(session, patient)
+            else:
+                assert message is not None
+                if message.contact is not None:
+                    reply = await flow.typed(session, patient, message.contact.phone_number, now,
+                                             is_contact=True)
+                else:
+                    reply = await flow.typed(session, patient, message.text, now)
+    except CryptoError:
+        # A key was removed before rotation finished: say so to the operator (no data in logs).
+        log.error("intake data of user %s cannot be decrypted with ENCRYPTION_KEYS",
+                  update.effective_user.id if update.effective_user else None)
+        if update.callback_query is not None:
+            await update.callback_query.answer()
+        await context.bot.send_message(update.effective_chat.id, flow.t("unavailable"))
+        return True
+    if reply is None:
+        return False
+    if update.callback_query is not None:
+        await update.callback_query.answer(reply.toast)
+    await render(update, context, reply)
+    return True
+
+
+async def on_staff_button(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    query = update.callback_query
+    assert query is not None
+    svc = services(context)
+    flow = _flow(svc)
+    user_id = update.effective_user.id if update.effective_user else None
+    if not await require_staff(update, context, "intake_contact"):
+        return
+    if flow is None:
+        await query.answer()
+        return
+    intake_id = int((query.data or "iks:0").split(":", 1)[1])
+    async with svc.db.session() as session:
+        text = await flow.staff_contact(session, intake_id, user_id, svc.clock.now())
+    log.info("staff %s viewed the contact details of intake %s", user_id, intake_id)
+    await query.answer()
+    await context.bot.send_message(update.effective_chat.id, text)
+
+
+async def on_staff_console(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    """Staff console: the latest requests with their flag counts, and one request in full."""
+    query = update.callback_query
+    assert query is not None
+    if not await require_staff(update, context, (query.data or "")[:64]):
+        return
+    svc = services(context)
+    flow = _flow(svc)
+    await query.answer()
+    if flow is None:
+        return
+    staff_id = update.effective_user.id
+    back = [(svc.messages.get("button_staff_back"), "staff:menu")]
+    if query.data == "staff:intakes":
+        async with svc.db.session() as session:
+            listed = await flow.staff_recent(session, staff_id, svc.clock.now())
+        text = flow.t("staff_list_title") if listed else flow.t("staff_list_empty")
+        rows = [[(label, f"staff:intake:{intake_id}")] for intake_id, label, _ in listed]
+        await show_screen(update, context, Screen(text, [*rows, back]))
+        return
+    intake_id = int((query.data or "").rsplit(":", 1)[1])
+    async with svc.db.session() as session:
+        notice = await flow.staff_view(session, intake_id, staff_id, svc.clock.now())
+    if notice is None:
+        await context.bot.send_message(update.effective_chat.id, flow.t("staff_not_found"))
+        return
+    rows = [[InlineKeyboardButton(notice.contact_label, callback_data=f"iks:{notice.intake_id}")]]
+    if notice.patient_telegram_id:
+        rows.append([InlineKeyboardButton(notice.chat_label,
+                                          url=f"tg://user?id={notice.patient_telegram_id}")])
+    pages = paginate(notice.text_parts)
+    for i, page in enumerate(pages):
+        markup = InlineKeyboardMarkup(rows) if i == len(pages) - 1 else None
+        await context.bot.send_message(update.effective_chat.id, page, reply_markup=markup)
+
+
+async def intake_stats(svc: Services, session, now):  # noqa: ANN001, ANN201
+    return await svc.intake.stats(session, now) if svc.intake is not None else []
+
+
+def register(application: Application, svc: Services) -> None:
+    if svc.intake is not None:
+        svc.menu.extra_main_buttons.append((svc.intake.t("menu_button"), "ik:go"))
+        svc.staff_menu.append((svc.intake.t("staff_console_button"), "staff:intakes"))
+        svc.stat_providers.append(lambda session, now: intake_stats(svc, session, now))
+    application.add_handler(CallbackQueryHandler(on_staff_console,
+                                                 pattern=r"^staff:(intakes|intake:\d{1,12})$"))
+
+    async def export(session, patient):  # noqa: ANN001, ANN202
+        if svc.intake is None:
+            return {"note": "not readable: ENCRYPTION_KEYS is not configured"}
+        return await svc.intake.export(session, patient)
+
+    # Registered even when the questionnaire is disabled: /forget must still delete the rows.
+    svc.privacy.register(DataSection("consultation_intake", export, erase_intake,
+                                     ("intakes", "intake_consents")))
+    application.add_handler(
+        CommandHandler("start", entry_deep_link, filters=PRIVATE & DEEP_LINK), group=GROUP)
+    application.add_handler(CommandHandler("cancel", on_cancel_early, filters=PRIVATE), group=GROUP)
+    application.add_handler(
+        MessageHandler(PRIVATE & filters.UpdateType.MESSAGE & ~filters.COMMAND, on_message),
+        group=GROUP)
+    application.add_handler(CallbackQueryHandler(on_button, pattern=r"^ik:"))
+    application.add_handler(CallbackQueryHandler(on_staff_button, pattern=r"^iks:\d{1,12}$"))
+    application.add_handler(CommandHandler("cancel", on_cancel, filters=PRIVATE))

@@ -1,0 +1,342 @@
+"""Free text is a question: answer from the document, hand off to staff, escalate red flags.
+
+Group 0, before the fallback: intake (group -1) consumes its own answers first and stops there.
+Staff replies are caught in group -2, before anything else, and only from staff.
+
+Callback data (<= 64 bytes, re-validated on every press):
+  qa:ask:<question id>     the patient asks for staff (only for their own question)
+  qa:reply:<question id>   staff: the next message in this chat is the reply
+  qa:cancel                staff: forget the pending reply
+"""
+
+from __future__ import annotations
+
+import html
+import logging
+import re
+from datetime import timedelta
+
+from telegram import Update
+from telegram.error import Forbidden
+from telegram.ext import (
+    Application,
+    ApplicationHandlerStop,
+    CallbackQueryHandler,
+    CommandHandler,
+    ContextTypes,
+    MessageHandler,
+    filters,
+)
+
+from bot import patients
+from bot import questions as repo
+from bot.content import Node
+from bot.crypto import CryptoBox
+from bot.menu import Screen, paginate
+from bot.privacy import DataSection
+from bot.qa import QAEngine, Result
+from bot.services import Services
+from bot.staff import is_staff
+from handlers.common import notify_staff, send_screen, services
+from handlers.fallback import unknown_command
+
+log = logging.getLogger(__name__)
+
+PRIVATE = filters.ChatType.PRIVATE
+QUOTE_BUDGET = 2500  # the quote, inside a message with a header and a note
+STAFF_QUOTE = 3000   # a patient's question quoted to staff
+PATIENT_QUOTE = 600  # the patient's own question quoted back with the reply
+_ASK = re.compile(r"^qa:ask:(\d{1,12})$")
+_REPLY = re.compile(r"^qa:reply:(\d{1,12})$")
+
+
+def _crypto(svc: Services) -> CryptoBox:
+    """Questions are health data: stored only encrypted. `run` refuses to start without keys."""
+    if svc.crypto is None:
+        raise RuntimeError("ENCRYPTION_KEYS is not set: patients' questions cannot be stored")
+    return svc.crypto
+
+
+def _engine(svc: Services) -> QAEngine:
+    assert svc.qa is not None, "build_services builds the QA engine"
+    return svc.qa
+
+
+def _cut(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[: limit - 1].rstrip() + "…"
+
+
+def _section_name(node: Node) -> str:
+    parts = [node.label]
+    parent = node.parent
+    while parent is not None and parent.parent is not None:
+        parts.insert(0, parent.label)
+        parent = parent.parent
+    return " › ".join(parts)
+
+
+def answer_screen(svc: Services, result: Result, question_id: int) -> Screen:
+    qa = _engine(svc)
+    best = result.best
+    assert best is not None
+    node = best.node
+    pages = paginate([b.html() for b in node.blocks], QUOTE_BUDGET)
+    quote = pages[0]
+    if len(pages) > 1:
+        quote += "\n" + qa.config.text("answer_more")
+    text = qa.config.texts["answer"].format(section=html.escape(_section_name(node), quote=False),
+                                            quote=quote)
+    rows: list[list[tuple[str, str]]] = [[(node.label, f"n:{node.id}")]]
+    parent = node.parent
+    if parent is not None and parent.parent is not None:
+        rows.append([(parent.label, f"n:{parent.id}")])
+    for other in result.matches[1:]:
+        # A close second is offered as a related entry, never quoted.
+        if other.confidence >= qa.config.threshold and other.score >= 0.8 * best.score \
+                and other.node is not node:
+            rows.append([(other.node.label, f"n:{other.node.id}")])
+            break
+    rows.append([(qa.config.text("button_ask_clinic"), f"qa:ask:{question_id}")])
+    rows.append([(qa.config.text("button_main_menu"), "home")])
+    return Screen(text, rows)
+
+
+# ------------------------------------------------------------------------------ patients
+
+async def on_text(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    svc = services(context)
+    qa = _engine(svc)
+    message, user, chat = update.effective_message, update.effective_user, update.effective_chat
+    if message is None or user is None or chat is None or not message.text:
+        return
+    result = qa.ask(message.text)
+    if result.kind in ("empty", "greeting", "thanks"):
+        intro = qa.config.text("empty_question" if result.kind == "empty" else result.kind)
+        await send_screen(update, context, svc.menu.main(intro=intro))
+        return
+    now = svc.clock.now()
+    async with svc.db.session() as session:
+        patient = await patients.upsert_from_telegram(
+            session, user_id=user.id, chat_id=chat.id, first_name=user.first_name,
+            language_code=user.language_code, now=now)
+        question = await repo.record(session, patient, message.text, result, now, _crypto(svc))
+        question_id, patient_id, name = question.id, patient.id, patient.first_name or "?"
+    log.info("question %s from patient %s: %s", question_id, patient_id, result.kind)
+
+    if result.kind == "red_flag":
+        assert result.red_flag is not None
+        await send_screen(update, context, Screen(
+            qa.config.text("red_flag"),
+            [[(qa.config.text("button_main_menu"), "home")]]))
+        delivered = await notify_staff(
+            context,
+            qa.config.text("staff_red_flag", question_id=question_id, patient_id=patient_id,
+                           name=name, flag=result.red_flag.category.replace("_", " "),
+                           question=_cut(message.text, STAFF_QUOTE)),
+            [[(qa.config.text("button_reply"), f"qa:reply:{question_id}")]])
+        if delivered == 0:
+            log.error("red flag %s: no staff chat could be alerted", question_id)
+        else:
+            await context.bot.send_message(chat.id, qa.config.text("red_flag_staff_alerted"))
+        return
+    if result.kind == "answer":
+        await send_screen(update, context, answer_screen(svc, result, question_id))
+        return
+    await send_screen(update, context, Screen(qa.config.text("no_answer"), [
+        [(qa.config.text("button_send_to_staff"), f"qa:ask:{question_id}")],
+        [(qa.config.text("button_main_menu"), "home")],
+    ]))
+
+
+async def on_ask(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    """The patient asks for staff. Only their own question, and only once."""
+    svc = services(context)
+    qa = _engine(svc)
+    query = update.callback_query
+    assert query is not None and query.data is not None
+    match = _ASK.match(query.data)
+    user = update.effective_user
+    async with svc.db.session() as session:
+        question = await repo.of_patient(session, int(match.group(1)), user.id) if match and user \
+            else None
+        if question is None:
+            await query.answer()
+            await context.bot.send_message(update.effective_chat.id,
+                                           qa.config.text("question_unknown"))
+            return
+        previous = question.status
+        first_time = await repo.hand_off(session, question.id, svc.clock.now())
+        found = await repo.with_patient(session, question.id)
+        assert found is not None
+        _, patient = found
+        question_id, patient_id = question.id, patient.id
+        name, text = patient.first_name or "?", repo.question_text(_crypto(svc), question)
+    await query.answer()
+    chat_id = update.effective_chat.id
+    if not first_time:
+        await context.bot.send_message(chat_id, qa.config.text("handoff_already"))
+        return
+    delivered = await notify_staff(
+        context,
+        qa.config.text("staff_question", question_id=question_id, patient_id=patient_id,
+                       name=name, question=_cut(text, STAFF_QUOTE)),
+        [[(qa.config.text("button_reply"), f"qa:reply:{question_id}")]])
+    if delivered == 0:
+        async with svc.db.session() as session:
+            await repo.undo_hand_off(session, question_id, previous)
+        await context.bot.send_message(chat_id, qa.config.text("handoff_failed"))
+        return
+    log.info("question %s handed off to staff", question_id)
+    await context.bot.send_message(chat_id, qa.config.text("handoff_done"))
+
+
+# ------------------------------------------------------------------------------ staff
+
+async def _refuse(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    qa = _engine(services(context))
+    user = update.effective_user
+    log.warning("staff action refused for user %s", user.id if user else None)
+    if update.callback_query is not None:
+        await update.callback_query.answer(qa.config.text("staff_only"), show_alert=True)
+
+
+async def on_reply_button(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    svc = services(context)
+    qa = _engine(svc)
+    query = update.callback_query
+    user, chat = update.effective_user, update.effective_chat
+    assert query is not None and chat is not None
+    if user is None or not is_staff(svc.settings, user.id):
+        await _refuse(update, context)
+        return
+    match = _REPLY.match(query.data or "")
+    async with svc.db.session() as session:
+        found = await repo.with_patient(session, int(match.group(1))) if match else None
+        if found is None:
+            await query.answer()
+            await context.bot.send_message(chat.id, qa.config.text(
+                "staff_question_not_found", question_id=match.group(1) if match else "?"))
+            return
+        question, patient = found
+        await repo.start_reply(session, user.id, question.id, chat.id, svc.clock.now())
+        question_id, name = question.id, patient.first_name or "?"
+    await query.answer()
+    await send_screen(update, context, Screen(
+        qa.config.text("staff_reply_prompt", question_id=question_id, name=name),
+        [[(qa.config.text("button_cancel_reply"), "qa:cancel")]]))
+
+
+async def on_cancel(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    svc = services(context)
+    qa = _engine(svc)
+    query, user = update.callback_query, update.effective_user
+    assert query is not None
+    if user is None or not is_staff(svc.settings, user.id):
+        await _refuse(update, context)
+        return
+    async with svc.db.session() as session:
+        question_id = await repo.clear_reply(session, user.id)
+    await query.answer()
+    if question_id is not None:
+        await context.bot.send_message(
+            update.effective_chat.id, qa.config.text("staff_reply_cancelled", question_id=question_id))
+
+
+async def relay(context: ContextTypes.DEFAULT_TYPE, staff_chat_id: int, staff_user_id: int,
+                question_id: int, reply: str) -> None:
+    """Send a staff reply to the patient and record it; tell the staff member how it went."""
+    svc = services(context)
+    qa = _engine(svc)
+    reply = reply.strip()
+    if not reply:
+        await context.bot.send_message(staff_chat_id, qa.config.text("staff_reply_empty"))
+        return
+    async with svc.db.session() as session:
+        found = await repo.with_patient(session, question_id)
+        if found is None:
+            await context.bot.send_message(staff_chat_id, qa.config.text(
+                "staff_question_not_found", question_id=question_id))
+            return
+        question, patient = found
+        name = patient.first_name or "?"
+        quoted = _cut(repo.question_text(_crypto(svc), question), PATIENT_QUOTE)
+        chat_id = patient.chat_id
+    text = qa.config.text("reply_to_patient", question=quoted, reply=reply)
+    try:
+        if chat_id is None:
+            raise Forbidden("no chat with this patient")
+        if len(text) > 4096:
+            await context.bot.send_message(chat_id, qa.config.text(
+                "reply_to_patient", question=quoted, reply=""))
+            await context.bot.send_message(chat_id, html.escape(reply, quote=False))
+        else:
+            await context.bot.send_message(chat_id, text)
+    except Forbidden:
+        async with svc.db.session() as session:
+            found = await repo.with_patient(session, question_id)
+            if found is not None:
+                found[1].unreachable = True
+        await context.bot.send_message(staff_chat_id, qa.config.text(
+            "staff_reply_undeliverable", question_id=question_id))
+        return
+    async with svc.db.session() as session:
+        found = await repo.with_patient(session, question_id)
+        if found is not None:
+            await repo.record_reply(session, found[0], staff_user_id, reply, svc.clock.now(),
+                                   _crypto(svc))
+    log.info("staff %s replied to question %s", staff_user_id, question_id)
+    await context.bot.send_message(staff_chat_id, qa.config.text(
+        "staff_reply_sent", question_id=question_id, name=name))
+
+
+async def staff_text(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    """Group -2: a staff member who pressed Reply types the answer. Everyone else passes on."""
+    svc = services(context)
+    message, user, chat = update.effective_message, update.effective_user, update.effective_chat
+    if message is None or user is None or chat is None or not message.text:
+        return
+    if not is_staff(svc.settings, user.id):
+        return
+    window = timedelta(minutes=_engine(svc).config.reply_window_minutes)
+    async with svc.db.session() as session:
+        target = await repo.reply_target(session, user.id, chat.id, svc.clock.now(), window)
+        question_id = target.question_id if target else None
+    if question_id is None:
+        return
+    await relay(context, chat.id, user.id, question_id, message.text)
+    raise ApplicationHandlerStop
+
+
+async def reply_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    """/reply <question id> <text> (staff only; to anyone else it is an unknown command)."""
+    svc = services(context)
+    qa = _engine(svc)
+    message, user, chat = update.effective_message, update.effective_user, update.effective_chat
+    if message is None or chat is None:
+        return
+    if user is None or not is_staff(svc.settings, user.id):
+        log.warning("/reply refused for user %s", user.id if user else None)
+        if chat.type == chat.PRIVATE:
+            await unknown_command(update, context)
+        return
+    parts = (message.text or "").split(maxsplit=2)
+    if len(parts) < 3 or not parts[1].isdigit() or len(parts[1]) > 12:
+        await context.bot.send_message(chat.id, qa.config.text("staff_reply_usage"))
+        return
+    await relay(context, chat.id, user.id, int(parts[1]), parts[2])
+
+
+def register(application: Application, svc: Services) -> None:
+    async def export(session, patient):  # noqa: ANN001, ANN202 - a DataSection exporter
+        return await repo.export_for(session, patient, _crypto(svc))
+
+    svc.privacy.register(DataSection("questions", export, repo.erase_for,
+                                     ("questions", "staff_reply_targets")))
+    text = filters.UpdateType.MESSAGE & filters.TEXT & ~filters.COMMAND
+    application.add_handler(MessageHandler(text, staff_text), group=-2)
+    application.add_handler(CommandHandler("reply", reply_command))
+    application.add_handler(CallbackQueryHandler(on_ask, pattern=r"^qa:ask:"))
+    application.add_handler(CallbackQueryHandler(on_reply_button, pattern=r"^qa:reply:"))
+    application.add_handler(CallbackQueryHandler(on_cancel, pattern=r"^qa:cancel$"))
+    application.add_handler(MessageHandler(text & PRIVATE, on_text))
+

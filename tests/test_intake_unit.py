@@ -1,0 +1,349 @@
+"""bot/ logic of the intake without Telegram: spec loading, answer parsers, crypto, the flow."""
+
+from __future__ import annotations
+
+import shutil
+import uuid
+from datetime import UTC, date, datetime
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+import phonenumbers
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from sqlalchemy import select, text
+
+from bot.config import ROOT, ConfigError, load_settings
+from bot.content import ContentError
+from bot.crypto import CryptoBox, CryptoError, new_key
+from bot.db.engine import Database
+from bot.db.intake_models import Intake
+from bot.db.migrate import upgrade
+from bot.intake import answers
+from bot.intake.flow import IntakeFlow
+from bot.intake.spec import load_intake
+from bot.patients import upsert_from_telegram
+
+SPEC = load_intake(ROOT / "content" / "intake.yaml")
+TODAY = date(2026, 11, 24)
+NOW = datetime(2026, 11, 24, 10, 0, tzinfo=UTC)
+
+
+# ----------------------------------------------------------------------------- spec
+def test_shipped_spec_has_the_issue_questions():
+    ids = [q.id for q in SPEC.questions]
+    for needed in ("goal", "areas", "previous", "allergies", "medications", "pregnancy", "skin",
+                   "chronic", "phone", "days", "notes"):
+        assert needed in ids
+    assert {q.kind for q in SPEC.questions} == {"choice", "multi_choice", "yes_no", "text",
+                                                 "phone", "date"}
+    goal = SPEC.by_id["goal"]
+    # The document's uses, in its words.
+    assert [o.label for o in goal.options][:5] == [
+        "Facial rejuvenation", "Fat reduction", "Cellulite", "Hair restoration", "Stretch marks"]
+    assert SPEC.by_id["medications"].flag == {"blood_thinners"}
+    assert SPEC.by_id["pregnancy"].flag == {"yes"}
+
+
+def _broken(tmp_path: Path, old: str, new: str) -> Path:
+    source = (ROOT / "content" / "intake.yaml").read_text(encoding="utf-8")
+    assert old in source
+    path = tmp_path / "intake.yaml"
+    path.write_text(source.replace(old, new, 1), encoding="utf-8")
+    return path
+
+
+def _line_of(path: Path, needle: str) -> int:
+    return next(i for i, line in enumerate(path.read_text().splitlines(), 1) if needle in line)
+
+
+@pytest.mark.parametrize(("old", "new", "problem", "at"), [
+    ("kind: yes_no", "kind: maybe", "kind must be one of", "- id: allergies"),
+    ('flag: "yes"', "flag: sometimes", "flag ['sometimes']", "- id: allergies"),
+    ("  - id: areas", "  - id: goal", "duplicate question id", "- id: goal\n"),
+    ("ask_if: {question: allergies", "ask_if: {question: notes", "ask_if needs an earlier", "- id: allergies_detail"),
+    ('text: "<b>Which conditions?</b>"', 'text: "<b>Which conditions?"', "unclosed <b>", "- id: chronic_detail"),
+    ("validation: {region: GB}", "validation: {region: XX}", "unknown phone region", "- id: phone"),
+    ('button_submit: "📨 Submit"', 'button_submit: "<i>Submit"', "texts: button_submit", "button_submit"),
+    ('  version: "2026-11-24"', '  version: "bad version!"', "consent version", 'version: "bad'),
+])
+def test_broken_spec_fails_with_file_and_line(tmp_path, old, new, problem, at):
+    path = _broken(tmp_path, old, new)
+    with pytest.raises(ContentError) as info:
+        load_intake(path)
+    assert problem in str(info.value)
+    assert info.value.path == str(path)
+    expected = _line_of(path, at.rstrip("\n")) if at != "- id: goal\n" else \
+        [i for i, line in enumerate(path.read_text().splitlines(), 1) if "- id: goal" in line][1]
+    assert info.value.line == expected, str(info.value)
+
+
+def test_yaml_syntax_error_has_a_line(tmp_path):
+    path = _broken(tmp_path, "questions:", "questions: [")
+    with pytest.raises(ContentError) as info:
+        load_intake(path)
+    assert info.value.line > 1
+
+
+def test_broken_intake_file_stops_the_bot_at_start(tmp_path, fake, db_url):
+    from bot.app import build_services
+    from tests.conftest import make_settings
+
+    content = tmp_path / "content"
+    shutil.copytree(ROOT / "content", content)
+    (content / "intake.yaml").write_text("consent: {version: x}\n", encoding="utf-8")
+    with pytest.raises(ContentError, match="intake.yaml:1"):
+        build_services(make_settings(fake, db_url, content_dir=content))
+
+
+# ----------------------------------------------------------------------------- parsers
+@given(st.text(max_size=60))
+@settings(max_examples=300)
+def test_parse_phone_never_raises_and_valid_means_valid(raw):
+    result = answers.parse_phone(raw, "GB")
+    if isinstance(result, answers.Valid):
+        number = phonenumbers.parse(result.value, None)
+        assert phonenumbers.is_valid_number(number)
+        assert result.value == phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
+    else:
+        assert result.key in SPEC.texts
+
+
+@given(st.lists(st.sampled_from(["", "", " ", "-", ".", " "]), min_size=11, max_size=11),
+       st.sampled_from(["+44", "0044", "0"]))
+def test_parse_phone_accepts_a_number_in_any_spacing(separators, prefix):
+    digits = "7911123456"
+    raw = prefix + "".join(d + sep for d, sep in zip(digits, separators, strict=False))
+    assert answers.parse_phone(raw, "GB") == answers.Valid("+447911123456"), raw
+
+
+@given(st.text(max_size=40))
+@settings(max_examples=300)
+def test_parse_date_never_raises(raw):
+    result = answers.parse_date(SPEC.by_id["earliest"], raw, TODAY)
+    if isinstance(result, answers.Valid):
+        value = date.fromisoformat(result.value)
+        assert TODAY <= value <= date(2027, 11, 24)
+    else:
+        assert result.key in SPEC.texts
+
+
+@given(st.dates(min_value=TODAY, max_value=date(2027, 11, 24)), st.sampled_from(
+    ["%d/%m/%Y", "%d.%m.%Y", "%Y-%m-%d", "%d %B %Y", "%d %b %Y", "%B %d, %Y", "%d-%m-%y"]))
+def test_parse_date_round_trips(value, fmt):
+    assert answers.parse_date(SPEC.by_id["earliest"], value.strftime(fmt), TODAY) == \
+        answers.Valid(value.isoformat())
+
+
+def test_parse_date_without_year_rolls_forward():
+    assert answers.parse_date(SPEC.by_id["earliest"], "15 Jan", TODAY).value == "2027-01-15"
+    assert answers.parse_date(SPEC.by_id["earliest"], "tomorrow", TODAY).value == "2026-11-25"
+
+
+@given(st.text(max_size=1200))
+@settings(max_examples=300)
+def test_parse_text_invariants(raw):
+    question = SPEC.by_id["notes"]
+    result = answers.parse_text(question, raw)
+    if isinstance(result, answers.Valid):
+        assert 1 <= len(result.value) <= 1000 and result.value == result.value.strip()
+        assert any(ch.isalnum() for ch in result.value)
+
+
+def test_choice_and_multi_typed():
+    assert answers.parse_typed(SPEC.by_id["previous"], " no, NEVER ", TODAY).value == "none"
+    assert answers.parse_typed(SPEC.by_id["previous"], "2", TODAY).value == "meso"
+    assert answers.parse_typed(SPEC.by_id["areas"], "thighs and Face, 7", TODAY).value == \
+        ["face", "thighs", "arms"]
+    assert answers.parse_typed(SPEC.by_id["allergies"], "Yes!", TODAY).value == "yes"
+
+
+# ----------------------------------------------------------------------------- crypto
+def test_crypto_round_trip_context_and_rotation():
+    old, new = new_key(), new_key()
+    box_old = CryptoBox([old])
+    token = box_old.encrypt_json({"a": "Warfarin"}, context="intake:1")
+    assert b"Warfarin" not in token
+    with pytest.raises(CryptoError):
+        box_old.decrypt_json(token, context="intake:2")  # copied onto another patient's row
+    rotating = CryptoBox([new, old])
+    assert rotating.decrypt_json(token, context="intake:1") == {"a": "Warfarin"}
+    assert rotating.needs_rotation(token)
+    rotated = rotating.rotate(token)
+    assert not rotating.needs_rotation(rotated)
+    assert CryptoBox([new]).decrypt_json(rotated, context="intake:1") == {"a": "Warfarin"}
+    with pytest.raises(CryptoError):
+        CryptoBox([new_key()]).decrypt_json(token, context="intake:1")
+
+
+def test_encryption_keys_setting():
+    key = new_key()
+    settings_ = load_settings(_env_file=None, encryption_keys=f" {key} , {new_key()} ")
+    assert settings_.encryption_key_list()[0] == key
+    with pytest.raises(ConfigError) as info:
+        load_settings(_env_file=None, encryption_keys="not-a-key-secret-value")
+    assert "ENCRYPTION_KEYS key 1 is not a Fernet key" in str(info.value)
+    assert "secret-value" not in str(info.value)  # never echo a key
+    with pytest.raises(ConfigError, match="ENCRYPTION_KEYS is not set"):
+        load_settings(_env_file=None).encryption_key_list()
+
+
+def test_run_mode_without_keys_is_a_clear_config_error(monkeypatch, capsys, tmp_path):
+    import run_bot
+
+    monkeypatch.chdir(tmp_path)  # no .env here
+    monkeypatch.setenv("BOT_TOKEN", "123456:" + "A" * 35)
+    monkeypatch.delenv("ENCRYPTION_KEYS", raising=False)
+    assert run_bot.main(["run"]) == 2
+    assert "ENCRYPTION_KEYS is not set" in capsys.readouterr().err
+
+
+def test_sandbox_key_file_is_created_once_and_private(tmp_path):
+    import run_bot
+
+    url = f"sqlite+aiosqlite:///{tmp_path / 'sandbox.db'}"
+    key = run_bot._sandbox_key(url)
+    path = tmp_path / "sandbox.db.key"
+    assert path.stat().st_mode & 0o077 == 0
+    assert run_bot._sandbox_key(url) == key
+    CryptoBox([key])
+
+
+# ----------------------------------------------------------------------------- flow over a DB
+async def _flow_db(url: str, **engine_kwargs) -> tuple[Database, IntakeFlow, CryptoBox]:
+    db = Database(url, **engine_kwargs)
+    await upgrade(db)
+    box = CryptoBox([new_key()])
+    return db, IntakeFlow(SPEC, box, ZoneInfoLondon), box
+
+
+ZoneInfoLondon = ZoneInfo("Europe/London")
+
+
+async def _run_through(db: Database, flow: IntakeFlow) -> int:
+    async with db.session() as session:
+        patient = await upsert_from_telegram(session, user_id=77, chat_id=77, first_name="P",
+                                             language_code="en", now=NOW)
+        await flow.consent(session, patient, SPEC.consent_version, True, NOW)
+        row = await session.scalar(select(Intake))
+        iid = row.id
+        for data in (f"ik:{iid}:t:goal:hair", f"ik:{iid}:d:goal", f"ik:{iid}:t:areas:scalp",
+                     f"ik:{iid}:d:areas", f"ik:{iid}:a:previous:none",
+                     f"ik:{iid}:a:allergies:no", f"ik:{iid}:a:medications:none",
+                     f"ik:{iid}:a:pregnancy:yes", f"ik:{iid}:a:skin:no", f"ik:{iid}:a:chronic:no"):
+            await flow.press(session, patient, data, NOW)
+        await flow.typed(session, patient, "07911 123456", NOW)
+        await flow.press(session, patient, f"ik:{iid}:t:days:any", NOW)
+        await flow.press(session, patient, f"ik:{iid}:d:days", NOW)
+        await flow.press(session, patient, f"ik:{iid}:s:earliest", NOW)
+        reply = await flow.press(session, patient, f"ik:{iid}:s:notes", NOW)
+        assert "Please check your answers" in reply.messages[-1].text
+        reply = await flow.press(session, patient, f"ik:{iid}:sub", NOW)
+        assert reply.staff is not None
+        assert "Pregnant" in reply.staff.text_parts[1]  # flags right after the title
+        return iid
+
+
+async def test_flow_on_sqlite_stores_ciphertext_only(tmp_path):
+    db, flow, box = await _flow_db(f"sqlite+aiosqlite:///{tmp_path / 'f.db'}")
+    try:
+        iid = await _run_through(db, flow)
+        async with db.session() as session:
+            row = await session.get(Intake, iid)
+        assert row.status == "submitted" and b"447911123456" not in row.data
+        data = box.decrypt_json(row.data, context=f"intake:{row.patient_id}")
+        assert data["answers"]["phone"] == "+447911123456"
+        assert "allergies_detail" not in data["answers"] and data["answers"]["earliest"] is None
+    finally:
+        await db.dispose()
+
+
+async def test_rotate_keys_reencrypts_every_row(tmp_path):
+    url = f"sqlite+aiosqlite:///{tmp_path / 'r.db'}"
+    old = new_key()
+    db = Database(url)
+    await upgrade(db)
+    flow = IntakeFlow(SPEC, CryptoBox([old]), ZoneInfoLondon)
+    try:
+        await _run_through(db, flow)
+        new = new_key()
+        flow2 = IntakeFlow(SPEC, CryptoBox([new, old]), ZoneInfoLondon)
+        async with db.session() as session:
+            assert await flow2.rotate_keys(session) == 1
+        async with db.session() as session:
+            assert await flow2.rotate_keys(session) == 0
+        flow3 = IntakeFlow(SPEC, CryptoBox([new]), ZoneInfoLondon)  # the old key is gone
+        async with db.session() as session:
+            assert "+44 7911 123456" in await flow3.staff_contact(session, 1, 42, NOW)
+    finally:
+        await db.dispose()
+
+
+@pytest.mark.postgres
+async def test_migration_and_flow_on_postgresql():
+    import asyncpg
+
+    try:
+        conn = await asyncpg.connect("postgresql://postgres@127.0.0.1:5432/test", timeout=3)
+    except (OSError, asyncpg.PostgresError) as exc:
+        pytest.skip(f"PostgreSQL at 127.0.0.1:5432 unreachable: {exc}")
+    schema = f"intake_{uuid.uuid4().hex[:10]}"
+    await conn.execute(f'CREATE SCHEMA "{schema}"')
+    try:
+        db = Database("postgresql+asyncpg://postgres@127.0.0.1:5432/test",
+                      connect_args={"server_settings": {"search_path": schema}})
+        await upgrade(db)
+        flow = IntakeFlow(SPEC, CryptoBox([new_key()]), ZoneInfoLondon)
+        try:
+            await _run_through(db, flow)
+            async with db.session() as session:
+                kinds = await session.scalar(text(
+                    "select count(*) from pg_indexes where indexname = 'uq_intakes_active_patient'"
+                    " and schemaname = current_schema()"))
+            assert kinds == 1
+            from bot.db.migrate import alembic_config
+
+            def _down(sync_conn):  # noqa: ANN001, ANN202
+                from alembic import command
+
+                cfg = alembic_config(db.url)
+                cfg.attributes["connection"] = sync_conn
+                command.downgrade(cfg, "0001")
+
+            async with db.engine.begin() as c:
+                await c.run_sync(_down)
+        finally:
+            await db.dispose()
+    finally:
+        await conn.execute(f'DROP SCHEMA "{schema}" CASCADE')
+        await conn.close()
+
+
+async def test_migration_0002_matches_the_models(tmp_path):
+    from alembic.autogenerate import compare_metadata
+    from alembic.migration import MigrationContext
+
+    import bot.db.intake_models  # noqa: F401 - registers the tables on Base.metadata
+    from bot.db.models import Base
+
+    db = Database(f"sqlite+aiosqlite:///{tmp_path / 'm.db'}")
+    try:
+        await upgrade(db)
+        async with db.engine.connect() as conn:
+            diff = await conn.run_sync(lambda c: compare_metadata(
+                MigrationContext.configure(c, opts={"compare_type": True}), Base.metadata))
+    finally:
+        await db.dispose()
+    assert diff == []
+
+
+def test_without_keys_or_file_the_intake_is_disabled_not_unencrypted(tmp_path, fake, db_url):
+    from bot.app import build_services
+    from tests.conftest import make_settings
+
+    assert build_services(make_settings(fake, db_url, encryption_keys="")).intake is None
+    content = tmp_path / "content"
+    shutil.copytree(ROOT / "content", content)
+    (content / "intake.yaml").unlink()
+    assert build_services(make_settings(fake, db_url, content_dir=content)).intake is None

@@ -1,0 +1,271 @@
+"""Questions through the real bot and the fake Bot API: answer, handoff and reply, red flags."""
+
+from __future__ import annotations
+
+import re
+import uuid
+from datetime import UTC, datetime, timedelta
+
+import asyncpg
+import pytest
+from sqlalchemy import inspect, select, text
+
+from bot import patients, telegram_html
+from bot import questions as repo
+from bot.crypto import CryptoBox, new_key
+from bot.db import Database
+from bot.db.migrate import upgrade
+from bot.db.qa_models import Question, StaffReplyTarget
+from bot.qa import Result
+from tests.harness import BotRunner, TgUser
+from tests.textcheck import SEED, norm
+
+STAFF_ID = 42
+DOCUMENT = norm(SEED.read_text(encoding="utf-8"))
+
+BOX = CryptoBox([new_key()])
+
+
+def staff_messages(fake, since: int = 0):
+    return [c for c in fake.calls_to("sendMessage", STAFF_ID)[since:]]
+
+
+def reply_button(call) -> str:
+    rows = call.params["reply_markup"]["inline_keyboard"]
+    return next(b["callback_data"] for row in rows for b in row if b["text"].startswith("↩️"))
+
+
+async def rows(runner: BotRunner, model):
+    db = Database(runner.settings.database_url)
+    try:
+        async with db.session() as session:
+            return list((await session.scalars(select(model).order_by(text("1")))).all())
+    finally:
+        await db.dispose()
+
+
+async def test_question_is_answered_by_quoting_the_document(fake, patient: TgUser):
+    shown = await patient.send("Can I go to the gym after?")
+    assert len(shown) == 1
+    message = shown[0]
+    assert "Recovery After Mesotherapy › Downtime" in message.text
+    quote = re.search(r"<blockquote>(.*?)</blockquote>", message.text, re.S).group(1)
+    assert "avoid intense exercise" in quote
+    assert norm(telegram_html.plain(quote)) in DOCUMENT  # quoted, never generated
+    labels = patient.labels(message)
+    assert labels[:2] == ["Downtime", "Recovery After Mesotherapy"]
+    assert "💬 Ask the clinic" in labels and "🏠 Main menu" in labels
+    # The related menu entry opens the same section in the menu.
+    shown = await patient.press("Downtime")
+    assert shown[0].text.startswith("<b>Downtime</b>")
+    assert staff_messages(fake) == []  # an answered question bothers nobody
+
+
+async def test_question_handoff_and_staff_reply_relayed_to_the_patient(fake, runner, patient):
+    staff = TgUser(runner, "Staff", user_id=STAFF_ID)
+    shown = await patient.send("How much does it cost?")
+    assert "does not cover that" in shown[0].text and "prices" in shown[0].text
+    assert staff_messages(fake) == []  # nothing goes to staff without the patient's say-so
+    shown = await patient.press("💬 Yes, send it to the clinic")
+    assert "passed to the clinic's staff" in shown[-1].text
+    [alert] = staff_messages(fake)
+    assert "Anna" in alert.params["text"] and "How much does it cost?" in alert.params["text"]
+    data = reply_button(alert)
+
+    # A second press does not alert staff twice.
+    await patient.press("💬 Yes, send it to the clinic")
+    assert len(staff_messages(fake)) == 1
+    assert "already with the clinic" in patient.last_text()
+
+    await staff.press_data(data, fake.messages[STAFF_ID][alert.result["message_id"]])
+    assert "Type your reply to question" in staff.last_text()
+    await runner.restart()  # who is replying to what is a row, not memory
+    await staff.send("It is £150 per session. <Call us> to book & pay.")
+    relayed = fake.last_message(patient.id)
+    assert "Reply from the clinic" in relayed.text
+    assert "How much does it cost?" in relayed.text
+    assert "It is £150 per session. &lt;Call us&gt; to book &amp; pay." in relayed.text
+    assert "sent to Anna" in staff.last_text()
+    [question] = await rows(runner, Question)
+    assert question.status == "replied" and question.replied_by == STAFF_ID
+    assert await rows(runner, StaffReplyTarget) == []
+    # The staff member's next message is not sent to the patient again.
+    before = len(fake.calls_to("sendMessage", patient.id))
+    await staff.send("what is mesotherapy")
+    assert len(fake.calls_to("sendMessage", patient.id)) == before
+
+
+async def test_ask_the_clinic_after_an_answer_and_reply_command(fake, runner, patient):
+    staff = TgUser(runner, "Staff", user_id=STAFF_ID)
+    await patient.send("how many sessions will I need?")
+    await patient.press("💬 Ask the clinic")
+    [alert] = staff_messages(fake)
+    question_id = int(re.search(r"#(\d+)", alert.params["text"]).group(1))
+    await staff.send(f"/reply {question_id} Usually four,\nthree weeks apart.")
+    assert "Usually four,\nthree weeks apart." in fake.last_message(patient.id).text
+    shown = await staff.send("/reply 999 hello")
+    assert "no question #999" in shown[0].text
+    shown = await staff.send("/reply nonsense")
+    assert "Usage: /reply" in shown[0].text
+
+
+async def test_red_flag_tells_the_patient_to_get_help_and_alerts_staff(fake, patient):
+    shown = await patient.send("My lips are swelling up and my throat feels tight")
+    assert len(shown) == 2 and "sent your message to the clinic's staff" in shown[1].text
+    assert "Please get help now" in shown[0].text and "emergency" in shown[0].text
+    assert "<blockquote>" not in shown[0].text  # the brochure is not quoted
+    assert "Ask the clinic" not in " ".join(patient.labels(shown[0]))
+    [alert] = staff_messages(fake)
+    assert "URGENT" in alert.params["text"] and "allergic reaction" in alert.params["text"]
+    assert "My lips are swelling up" in alert.params["text"]
+    assert reply_button(alert).startswith("qa:reply:")
+
+
+async def test_non_staff_cannot_reply_or_touch_other_patients_questions(fake, runner, patient):
+    mallory = TgUser(runner, "Mallory")
+    await patient.send("what are your opening hours")
+    [question] = await rows(runner, Question)
+    # Another patient forges the handoff button of Anna's question: refused, staff not told.
+    await mallory.send("hi")
+    await mallory.press_data(f"qa:ask:{question.id}")
+    assert "no longer available" in mallory.last_text()
+    assert staff_messages(fake) == []
+    # A patient forges the staff Reply button: refused, no reply target stored.
+    before = len(fake.calls_to("sendMessage"))
+    await mallory.press_data(f"qa:reply:{question.id}")
+    answers = fake.calls_to("answerCallbackQuery")
+    assert answers[-1].params.get("text") == "Only the clinic's staff can do that."
+    assert await rows(runner, StaffReplyTarget) == []
+    await mallory.press_data("qa:cancel")
+    assert len(fake.calls_to("sendMessage")) == before
+    # /reply from a patient is an unknown command, and nothing reaches Anna.
+    shown = await mallory.send(f"/reply {question.id} gotcha")
+    assert "don't know the command /reply" in shown[0].text
+    assert all("gotcha" not in m.text for m in fake.messages[patient.id].values())
+    # Staff rights are checked on every press: a former staff member is refused.
+    await patient.press("💬 Yes, send it to the clinic")
+    [alert] = staff_messages(fake)
+    runner.settings.staff_ids = frozenset()
+    staff = TgUser(runner, "Staff", user_id=STAFF_ID)
+    await staff.press_data(reply_button(alert), fake.messages[STAFF_ID][alert.result["message_id"]])
+    assert await rows(runner, StaffReplyTarget) == []
+
+
+async def test_patient_names_with_html_are_escaped_for_staff(fake, runner):
+    eve = TgUser(runner, first_name="<b>Eve</b> & Co")
+    await eve.send("I have a fever and there is pus")
+    [alert] = staff_messages(fake)
+    assert "&lt;b&gt;Eve&lt;/b&gt; &amp; Co" in alert.params["text"]
+    await eve.send("<i>botox price</i> & is it > 100?")
+    await eve.press("💬 Yes, send it to the clinic")
+    alert = staff_messages(fake)[-1]
+    assert "&lt;i&gt;botox price&lt;/i&gt; &amp; is it &gt; 100?" in alert.params["text"]
+    telegram_html.check(alert.params["text"])
+
+
+async def test_a_reply_to_a_patient_who_blocked_the_bot_is_reported(fake, runner, patient):
+    staff = TgUser(runner, "Staff", user_id=STAFF_ID)
+    await patient.send("do you do botox")
+    await patient.press("💬 Yes, send it to the clinic")
+    [question] = await rows(runner, Question)
+    fake.block(patient.id)
+    shown = await staff.send(f"/reply {question.id} No, sorry.")
+    assert "Could not deliver" in shown[0].text
+    [question] = await rows(runner, Question)
+    assert question.status == "handed_off"
+
+
+async def test_greetings_and_empty_text_show_the_menu(fake, patient):
+    shown = await patient.send("hello")
+    assert "Ask me a question" in shown[0].text and "Uses of Mesotherapy" in patient.labels(shown[0])
+    shown = await patient.send("?!")
+    assert "Type your question" in shown[0].text
+    shown = await patient.send("how much is it?")  # only small words, but a real question
+    assert "does not cover that" in shown[0].text
+
+
+async def test_red_flag_without_reachable_staff_does_not_claim_they_were_told(fake, runner, patient):
+    fake.block(STAFF_ID)
+    shown = await patient.send("I have a high temperature")
+    assert len(shown) == 1 and "Please get help now" in shown[0].text
+    assert "staff" not in shown[0].text
+
+
+async def test_migration_creates_and_drops_the_question_tables(db_url):
+    from alembic import command
+
+    from bot.db.migrate import alembic_config
+
+    db = Database(db_url)
+    try:
+        await upgrade(db)
+        async with db.engine.connect() as conn:
+            tables = await conn.run_sync(lambda c: inspect(c).get_table_names())
+        assert {"questions", "staff_reply_targets"} <= set(tables)
+
+        def down(conn):
+            cfg = alembic_config(db_url)
+            cfg.attributes["connection"] = conn
+            command.downgrade(cfg, "0001")
+
+        async with db.engine.begin() as conn:
+            await conn.run_sync(down)
+        async with db.engine.connect() as conn:
+            tables = await conn.run_sync(lambda c: inspect(c).get_table_names())
+        assert "questions" not in tables and "patients" in tables
+    finally:
+        await db.dispose()
+
+
+@pytest.mark.postgres
+async def test_migration_and_handoff_repository_on_postgresql():
+    """The same migration and the guarded handoff UPDATE on PostgreSQL (skipped without a server)."""
+    admin_url = "postgresql://postgres@127.0.0.1:5432/test"
+    try:
+        admin = await asyncpg.connect(admin_url, timeout=3)
+    except (OSError, asyncpg.PostgresError) as exc:
+        pytest.skip(f"PostgreSQL at 127.0.0.1:5432 unreachable: {type(exc).__name__}")
+    name = f"qa_{uuid.uuid4().hex[:12]}"
+    await admin.execute(f'CREATE DATABASE "{name}"')
+    db = Database(f"postgresql+asyncpg://postgres@127.0.0.1:5432/{name}")
+    try:
+        await upgrade(db)
+        now = datetime(2026, 5, 1, 9, tzinfo=UTC)
+        async with db.session() as session:
+            patient = await patients.upsert_from_telegram(
+                session, user_id=7, chat_id=7, first_name="P", language_code=None, now=now)
+            question = await repo.record(session, patient, "prices?", Result("unknown"), now, BOX)
+        async with db.session() as session:
+            assert await repo.of_patient(session, question.id, 8) is None
+            assert await repo.hand_off(session, question.id, now) is True
+            assert await repo.hand_off(session, question.id, now) is False
+            await repo.start_reply(session, 42, question.id, 42, now)
+        async with db.session() as session:
+            target = await repo.reply_target(session, 42, 42, now, timedelta(minutes=5))
+            assert target is not None and target.question_id == question.id
+    finally:
+        await db.dispose()
+        await admin.execute(f'DROP DATABASE IF EXISTS "{name}"')
+        await admin.close()
+
+
+async def test_reply_target_expires_and_belongs_to_one_chat(db_url):
+    db = Database(db_url)
+    try:
+        await upgrade(db)
+        now = datetime(2026, 5, 1, 9, tzinfo=UTC)
+        window = timedelta(minutes=30)
+        async with db.session() as session:
+            patient = await patients.upsert_from_telegram(
+                session, user_id=7, chat_id=7, first_name="P", language_code=None, now=now)
+            question = await repo.record(session, patient, "prices?", Result("unknown"), now, BOX)
+            await repo.start_reply(session, 42, question.id, 42, now)
+        async with db.session() as session:
+            assert await repo.reply_target(session, 42, -100, now, window) is None  # other chat
+            assert await repo.reply_target(session, 42, 42, now + window, window) is not None
+            assert await repo.reply_target(session, 42, 42, now + window + timedelta(seconds=1),
+                                           window) is None
+        async with db.session() as session:  # the expired target was removed
+            assert await session.get(StaffReplyTarget, 42) is None
+    finally:
+        await db.dispose()
