@@ -7,6 +7,8 @@
   python run_bot.py sandbox         chat with the bot in this terminal, no token needed
   python run_bot.py migrate         apply database migrations
   python run_bot.py check-content   validate content/ and exit
+  python run_bot.py import-appointments FILE
+                                    book appointments from a CSV file (see --help)
   python run_bot.py new-key         print a new ENCRYPTION_KEYS key
   python run_bot.py rotate-keys     re-encrypt stored answers under the first ENCRYPTION_KEYS key
 
@@ -145,10 +147,59 @@ def cmd_check_content(args: argparse.Namespace) -> int:
 
     intake = load_intake(settings.content_dir / "intake.yaml")
     qa = build_qa(content, settings.content_dir)
+    from bot.reminders.plans import content_from_messages
+
+    reminders = content_from_messages(settings.content_dir, content.messages)
     print(f"content OK: {len(content.documents)} document(s), {len(content.nodes)} menu screens, "
           f"{len(intake.questions)} intake questions, {len(qa.config.synonyms)} synonyms, "
-          f"{len(qa.config.red_flags)} red-flag phrases")
+          f"{len(qa.config.red_flags)} red-flag phrases, {len(reminders.plans)} reminder plans")
     return 0
+
+
+def cmd_import_appointments(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from tqdm import tqdm
+
+    from bot.clock import SystemClock
+    from bot.db.engine import Database
+    from bot.db.migrate import upgrade
+    from bot.reminders.importer import import_appointments
+    from bot.reminders.parse import InputError
+    from bot.reminders.plans import content_from_messages
+
+    settings = load_settings()
+    setup_logging("WARNING")
+    messages = load_content(settings.content_dir).messages
+    content = content_from_messages(settings.content_dir, messages)
+    path = Path(args.file)
+    if not path.is_file():
+        return _fail(f"{path}: no such file")
+
+    async def _go():
+        db = Database(settings.database_url)
+        try:
+            await upgrade(db)
+            return await import_appointments(
+                path, db, settings, content, now=SystemClock().now(),
+                progress=lambda rows: tqdm(rows, desc="appointments", unit="row",
+                                           disable=args.quiet))
+        finally:
+            await db.dispose()
+
+    try:
+        report = asyncio.run(_go())
+    except (InputError, UnicodeDecodeError, OSError) as exc:
+        return _fail(f"{path}: {exc}")
+    for error in report.errors:
+        print(f"{path}:{error.line}: {error.problem}", file=sys.stderr)
+    for line, who, token in report.invites:
+        link = (f"https://t.me/{args.bot_username}?start={token}" if args.bot_username
+                else f"start={token}")
+        print(f"{path}:{line}: send {who or 'the patient'} this link: {link}")
+    print(f"booked {report.booked}, already booked {report.skipped}, "
+          f"failed {len(report.errors)}")
+    return 1 if report.errors else 0
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -166,6 +217,16 @@ def main(argv: list[str] | None = None) -> int:
     sandbox.set_defaults(func=cmd_sandbox)
     sub.add_parser("migrate", help="apply database migrations").set_defaults(func=cmd_migrate)
     sub.add_parser("check-content", help="validate content/").set_defaults(func=cmd_check_content)
+    imp = sub.add_parser(
+        "import-appointments", help="book appointments from a CSV file",
+        description="CSV columns: patient,date,time[,duration][,area][,session]. patient is a "
+                    "Telegram user id, #patient-id, a phone number or a name; date and time are "
+                    "clinic time. Bad rows are reported (file:line) and never stop good ones; "
+                    "the exit code is 1 if any row failed.")
+    imp.add_argument("file", help="the CSV file")
+    imp.add_argument("--bot-username", help="print full t.me links for new patients")
+    imp.add_argument("--quiet", action="store_true", help="no progress bar")
+    imp.set_defaults(func=cmd_import_appointments)
     sub.add_parser("new-key", help="print a new encryption key").set_defaults(func=cmd_new_key)
     sub.add_parser("rotate-keys", help="re-encrypt stored answers under the first key"
                    ).set_defaults(func=cmd_rotate_keys)

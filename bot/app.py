@@ -27,9 +27,19 @@ log = logging.getLogger(__name__)
 
 def feature_modules() -> list:
     """Handler modules in registration order; the fallback (never-silence) goes last."""
-    from handlers import dedupe, errors, fallback, intake, menu, privacy, questions, staff
+    from handlers import (
+        appointments,
+        dedupe,
+        errors,
+        fallback,
+        intake,
+        menu,
+        privacy,
+        questions,
+        staff,
+    )
 
-    return [dedupe, menu, intake, privacy, staff, errors, questions, fallback]
+    return [dedupe, menu, intake, privacy, staff, appointments, errors, questions, fallback]
 
 
 def build_services(

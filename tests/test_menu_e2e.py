@@ -63,7 +63,9 @@ async def test_every_sentence_of_the_document_is_shown(fake, patient: TgUser):
 async def test_nothing_but_the_document_and_ui_texts_is_shown(fake, patient: TgUser):
     seen = await walk(patient)
     document = norm(SEED.read_text(encoding="utf-8"))
-    ui = ui_line_patterns(CONTENT.messages, [k for k in CONTENT.messages._data])
+    # The running bot's messages: features merge their own texts (e.g. reminders.yaml) at start.
+    messages = patient.runner.app.bot_data["services"].messages
+    ui = ui_line_patterns(messages, [k for k in messages._data])
     unexplained = []
     for text in seen.values():
         for line in text.splitlines():

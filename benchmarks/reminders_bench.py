@@ -1,0 +1,152 @@
+#!/usr/bin/env python3
+"""Reminder engine: plan 100,000 appointments, then dispatch 10,000 due reminders.
+
+1. Planning: the pure planner for N appointments spread over 90 days (rate), then the same
+   plans written to the database in bulk (appointments + reminder rows; rate).
+2. Dispatch: 10,000 of the booking confirmations are left due (the rest marked sent), so the
+   dispatcher claims and sends them while ~5 future reminders per appointment stay stored;
+   against the loopback fake Bot API with the dispatcher's own rate limit off.
+Peak memory is the process's peak resident set size (ru_maxrss) after each phase; the dispatch
+claims in fixed batches, so its memory does not grow with the number of stored reminders.
+
+  python benchmarks/reminders_bench.py                     # 100,000 planned, 10,000 sent
+  python benchmarks/reminders_bench.py --appointments 20000 --dispatch 2000
+  python benchmarks/reminders_bench.py --database postgresql+asyncpg://postgres@127.0.0.1:5432/bench
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import resource
+import sys
+import tempfile
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from sqlalchemy import insert, update  # noqa: E402
+from telegram import Bot  # noqa: E402
+
+from bot.db.appointment_models import Appointment, Reminder  # noqa: E402
+from bot.db.engine import Database  # noqa: E402
+from bot.db.migrate import upgrade  # noqa: E402
+from bot.db.models import Patient  # noqa: E402
+from bot.reminders.dispatcher import Dispatcher  # noqa: E402
+from bot.reminders.planner import AppointmentFacts, QuietHours, plan_appointment  # noqa: E402
+from bot.reminders.plans import load_reminder_content  # noqa: E402
+from tests.conftest import make_settings  # noqa: E402
+from tests.fake_bot_api import TOKEN, FakeBotAPI  # noqa: E402
+
+CHUNK = 2000
+FAKE_SERVER = """
+import asyncio, sys
+sys.path.insert(0, sys.argv[1])
+from tests.fake_bot_api import FakeBotAPI
+async def main():
+    fake = FakeBotAPI()
+    await fake.start()
+    print(fake.port, flush=True)
+    await asyncio.Event().wait()
+asyncio.run(main())
+"""
+
+
+async def fake_in_process() -> tuple[str, asyncio.subprocess.Process]:
+    """The fake Bot API in its own process, so its work does not count as the dispatcher's."""
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-c", FAKE_SERVER, str(ROOT), stdout=asyncio.subprocess.PIPE)
+    assert proc.stdout is not None
+    port = int((await proc.stdout.readline()).decode().strip())
+    return f"http://127.0.0.1:{port}/bot", proc
+
+
+def peak_mib() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+async def main(args: argparse.Namespace) -> None:
+    logging.basicConfig(level=logging.WARNING)
+    fake = FakeBotAPI()  # only for its settings; the server runs in a separate process
+    base_url, server = await fake_in_process()
+    fake.port = int(base_url.split(":")[2].split("/")[0])
+    tmp = tempfile.TemporaryDirectory()
+    url = args.database or f"sqlite+aiosqlite:///{Path(tmp.name) / 'bench.db'}"
+    settings = make_settings(fake, url, rate_limiter=False)
+    content = load_reminder_content(settings.content_dir)
+    quiet = QuietHours(settings.quiet_hours_start, settings.quiet_hours_end, settings.tz)
+    db = Database(url)
+    await upgrade(db)
+    now = datetime(2026, 12, 1, 9, 0, tzinfo=UTC)
+    n = args.appointments
+
+    facts = [AppointmentFacts(i + 1, now + timedelta(hours=3 + (i * 7) % (90 * 24), minutes=(i % 4) * 15),
+                              60, 1 + i % 4, 4) for i in range(n)]
+    started = time.perf_counter()
+    plans = [plan_appointment(f, content.plans, now, quiet) for f in facts]
+    planning = time.perf_counter() - started
+    rows = sum(len(p) for p in plans)
+    print(f"planning (pure):    {n:>7,} appointments in {planning:6.2f} s = "
+          f"{n / planning:>9,.0f} appointments/s ({rows:,} reminders)")
+    print(f"  peak memory after planning: {peak_mib():,.0f} MiB")
+
+    started = time.perf_counter()
+    async with db.session() as session:
+        for lo in range(0, n, CHUNK):
+            part = range(lo, min(lo + CHUNK, n))
+            await session.execute(insert(Patient), [
+                {"id": i + 1, "telegram_user_id": 10_000_000 + i, "chat_id": 10_000_000 + i,
+                 "created_at": now, "last_seen_at": now} for i in part])
+            await session.execute(insert(Appointment), [
+                {"id": facts[i].id, "patient_id": i + 1, "starts_at": facts[i].starts_at,
+                 "duration_min": 60, "area": "face", "session_no": facts[i].session_no,
+                 "course_size": 4, "status": "booked", "plan_version": 1, "created_at": now,
+                 "updated_at": now} for i in part])
+            await session.execute(insert(Reminder), [
+                {"key": p.key, "appointment_id": facts[i].id, "patient_id": i + 1, "kind": p.kind,
+                 "due_at": p.due_at, "expires_at": p.expires_at, "quiet_ok": p.quiet_ok,
+                 "status": "pending", "attempts": 0, "outcome_unknown": False, "created_at": now}
+                for i in part for p in plans[i]])
+    storing = time.perf_counter() - started
+    print(f"planning + storing: {n:>7,} appointments in {storing:6.2f} s = "
+          f"{n / storing:>9,.0f} appointments/s")
+    del plans, facts
+
+    # Leave `dispatch` confirmations due; the others count as already sent.
+    async with db.session() as session:
+        await session.execute(update(Reminder).where(
+            Reminder.kind == "confirmation", Reminder.appointment_id > args.dispatch)
+            .values(status="sent", sent_at=now))
+    bot = Bot(TOKEN, base_url=fake.base_url)
+    await bot.initialize()
+    dispatcher = Dispatcher(db, bot, content, settings, rate_limit=False)
+    before = peak_mib()
+    started, cpu = time.perf_counter(), time.process_time()
+    stats = await dispatcher.run(now)
+    elapsed, cpu = time.perf_counter() - started, time.process_time() - cpu
+    sent = stats.sent
+    assert sent == args.dispatch, stats
+    print(f"dispatch:           {sent:>7,} reminders    in {elapsed:6.2f} s = "
+          f"{sent / elapsed:>9,.0f} reminders/s (fake Bot API in its own process, rate limit off)")
+    print(f"  dispatcher overhead: {cpu:.2f} CPU s in the bot process = {sent / cpu:,.0f} "
+          f"reminders per CPU second (claim, render, PTB request, record)")
+    print(f"  peak memory: {before:,.0f} MiB before dispatch, {peak_mib():,.0f} MiB after "
+          f"({rows - args.dispatch:,} future reminders stored)")
+    await bot.shutdown()
+    await db.dispose()
+    server.terminate()
+    await server.wait()
+    tmp.cleanup()
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--appointments", type=int, default=100_000)
+    parser.add_argument("--dispatch", type=int, default=10_000)
+    parser.add_argument("--database", help="an existing database URL (default: a temp SQLite file)")
+    asyncio.run(main(parser.parse_args()))

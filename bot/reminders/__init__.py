@@ -1,0 +1,1 @@
+"""Appointments and the reminder engine: plans (content), planner, service, dispatcher."""

@@ -1,0 +1,380 @@
+"""The outbox dispatcher: claim due reminder rows, send them, record the outcome.
+
+`Dispatcher.run(now)` is a function of an injected `now` (tests move time by hand); one PTB
+JobQueue job calls it with the service clock. All state lives in the database: a row is
+pending -> sending (claimed) -> sent | failed | dead | expired | cancelled. A row left in
+'sending' by a crash is put back to pending with outcome_unknown set once its lease runs out.
+
+Claiming: `SELECT ... FOR UPDATE SKIP LOCKED` on PostgreSQL (several instances share the work),
+then a guarded `UPDATE ... WHERE status='pending' RETURNING id` (the only guard SQLite needs,
+where one dispatcher process runs).
+
+Errors (subclasses first: BadRequest and TimedOut are NetworkErrors):
+  RetryAfter(n)  -> due = now + n, not an attempt; all sending pauses n seconds
+  Forbidden      -> patient unreachable, their future reminders cancelled, staff told
+  BadRequest     -> dead letter, staff told (usually a bug)
+  TimedOut       -> attempt with outcome unknown, jittered backoff; then dead letter, staff told
+  NetworkError   -> (5xx and the like) the same without the unknown mark
+Pacing: an overall limit of evenly spaced sends (below Telegram's ~30/s, real time) and one message per
+chat per `per_chat_seconds` of the injected time (so at most one per chat per run), on top of
+PTB's AIORateLimiter.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import bindparam, select, update
+from telegram import Bot, InlineKeyboardButton, InlineKeyboardMarkup
+from telegram.constants import ParseMode
+from telegram.error import BadRequest, Forbidden, NetworkError, RetryAfter, TelegramError, TimedOut
+
+from bot.config import Settings
+from bot.db.appointment_models import Appointment, Reminder
+from bot.db.engine import Database
+from bot.db.models import Patient
+from bot.reminders.planner import QuietHours
+from bot.reminders.plans import ReminderContent
+from bot.reminders.render import reminder_message
+
+log = logging.getLogger(__name__)
+
+BEFORE_KINDS = {"confirmation", "preparation", "same_day", "push_before"}
+Notify = Callable[[str], Awaitable[None]]
+
+
+@dataclass
+class DispatchStats:
+    claimed: int = 0
+    sent: int = 0
+    retried: int = 0
+    rate_limited: int = 0
+    dead: int = 0
+    unreachable: int = 0
+    expired: int = 0
+    cancelled: int = 0
+    recovered: int = 0
+    deferred: int = 0
+
+    def add(self, other: DispatchStats) -> None:
+        for name in self.__dataclass_fields__:
+            setattr(self, name, getattr(self, name) + getattr(other, name))
+
+
+class PacedLimiter:
+    """Sends spaced evenly at `rate` per second (monotonic time).
+
+    Even spacing, not bursts: a burst-then-wait window lets requests delayed on their way (a
+    busy event loop) bunch up with the next window's and exceed Telegram's limit; evenly spaced
+    requests need a delay of a whole extra slot to do that."""
+
+    def __init__(self, rate: float, monotonic: Callable[[], float] = time.monotonic,
+                 sleep: Callable[[float], Awaitable[Any]] = asyncio.sleep) -> None:
+        self.interval = 1.0 / rate
+        self._next = 0.0
+        self._lock = asyncio.Lock()
+        self._monotonic, self._sleep = monotonic, sleep
+
+    def pause(self, seconds: float) -> None:
+        """Telegram said RetryAfter: nothing goes out before `seconds` have passed."""
+        self._next = max(self._next, self._monotonic() + seconds)
+
+    async def acquire(self) -> None:
+        async with self._lock:
+            now = self._monotonic()
+            slot = max(now, self._next)
+            self._next = slot + self.interval
+            if slot > now:
+                await self._sleep(slot - now)
+
+
+@dataclass
+class _Job:
+    row: Reminder
+    appt: Appointment | None
+    chat_id: int
+    outcome: dict[str, Any] = field(default_factory=dict)
+    staff_note: str | None = None
+    unreachable_patient: int | None = None
+    retry_after: float | None = None
+
+
+class Dispatcher:
+    def __init__(self, db: Database, bot: Bot, content: ReminderContent, settings: Settings, *,
+                 notify_staff: Notify | None = None, rate_limit: bool = True,
+                 monotonic: Callable[[], float] = time.monotonic,
+                 rng: Callable[[], float] = random.random) -> None:
+        self.db, self.bot, self.content, self.settings = db, bot, content, settings
+        self.engine = content.engine
+        self.quiet = QuietHours(settings.quiet_hours_start, settings.quiet_hours_end, settings.tz)
+        self.notify_staff = notify_staff
+        self._monotonic = monotonic
+        self.limiter = PacedLimiter(self.engine.max_per_second, monotonic) if rate_limit else None
+        self._rng = rng
+        self._chat_last: dict[int, datetime] = {}  # per-chat pacing, in the injected time
+        self._lock = asyncio.Lock()
+        self._recovered_at_start = False
+
+    # ------------------------------------------------------------------ the run
+    async def run(self, now: datetime, *, max_rounds: int = 10_000) -> DispatchStats:
+        """Send everything due at `now` (in rounds of batch_size). Safe to call concurrently
+        (serialised in-process; other processes are kept apart by the claim)."""
+        async with self._lock:
+            stats = DispatchStats()
+            if not self._recovered_at_start:
+                self._recovered_at_start = True
+                if self.db.dialect == "sqlite":  # one dispatcher process: 'sending' = interrupted
+                    stats.recovered += await self.recover_interrupted(now)
+            await self._housekeeping(now, stats)
+            for _ in range(max_rounds):
+                jobs = await self._claim(now, stats)
+                if not jobs:
+                    break
+                paused = await self._send_all(jobs, now, stats)
+                if paused:
+                    break
+            return stats
+
+    async def recover_interrupted(self, now: datetime) -> int:
+        """At start with a single dispatcher (SQLite): any 'sending' row was interrupted."""
+        async with self.db.session() as session:
+            result = await session.execute(
+                update(Reminder).where(Reminder.status == "sending").values(
+                    status="pending", outcome_unknown=True,
+                    last_error="interrupted while sending (restart)")
+                .execution_options(synchronize_session=False))
+        return result.rowcount or 0
+
+    async def _housekeeping(self, now: datetime, stats: DispatchStats) -> None:
+        async with self.db.session() as session:
+            expired = await session.execute(
+                update(Reminder).where(Reminder.status == "pending", Reminder.expires_at <= now)
+                .values(status="expired").execution_options(synchronize_session=False))
+            stats.expired += expired.rowcount or 0
+            recovered = await session.execute(
+                update(Reminder).where(Reminder.status == "sending",
+                                       Reminder.claimed_at <= now - self.engine.sending_lease)
+                .values(status="pending", outcome_unknown=True,
+                        last_error="interrupted while sending")
+                .execution_options(synchronize_session=False))
+            stats.recovered += recovered.rowcount or 0
+
+    async def _claim(self, now: datetime, stats: DispatchStats) -> list[_Job]:
+        batch = self.engine.batch_size
+        async with self.db.session() as session:
+            query = (
+                select(Reminder.id, Reminder.quiet_ok, Reminder.expires_at, Patient.chat_id)
+                .join(Patient, Patient.id == Reminder.patient_id)
+                .where(Reminder.status == "pending", Reminder.due_at <= now,
+                       Reminder.expires_at > now, Patient.chat_id.is_not(None),
+                       Patient.unreachable.is_(False))
+                .order_by(Reminder.due_at, Reminder.id)
+                .limit(batch * 2)
+            )
+            if self.db.dialect == "postgresql":
+                query = query.with_for_update(of=Reminder, skip_locked=True)
+            candidates = (await session.execute(query)).all()
+            if not candidates:
+                return []
+            quiet_now = self.quiet.contains(now)
+            gap = timedelta(seconds=self.engine.per_chat_seconds)
+            if len(self._chat_last) > 10_000:
+                self._chat_last = {c: t for c, t in self._chat_last.items() if now - t < gap}
+            chosen: list[int] = []
+            chats: set[int] = set()
+            for rid, quiet_ok, expires_at, chat_id in candidates:
+                if quiet_now and not quiet_ok:
+                    # Deferrable and it is night (the dispatcher was down, or a retry): morning.
+                    morning = self.quiet.morning_after(now)
+                    values: dict[str, Any] = ({"due_at": morning} if morning < expires_at else
+                                              {"status": "expired",
+                                               "last_error": "quiet hours until expiry"})
+                    await session.execute(update(Reminder).where(
+                        Reminder.id == rid, Reminder.status == "pending").values(**values)
+                        .execution_options(synchronize_session=False))
+                    stats.deferred += "due_at" in values
+                    stats.expired += "status" in values
+                    continue
+                if chat_id in chats:
+                    continue  # one per chat per round
+                last = self._chat_last.get(chat_id)
+                if last is not None and now - last < gap:
+                    continue
+                chats.add(chat_id)
+                chosen.append(rid)
+                if len(chosen) >= batch:
+                    break
+            if not chosen:
+                return []
+            claimed = (await session.execute(
+                update(Reminder).where(Reminder.id.in_(chosen), Reminder.status == "pending")
+                .values(status="sending", claimed_at=now, attempts=Reminder.attempts + 1)
+                .returning(Reminder.id).execution_options(synchronize_session=False))).scalars().all()
+            if not claimed:
+                return []
+            rows = (await session.execute(
+                select(Reminder, Appointment, Patient.chat_id)
+                .join(Patient, Patient.id == Reminder.patient_id)
+                .outerjoin(Appointment, Appointment.id == Reminder.appointment_id)
+                .where(Reminder.id.in_(claimed)).order_by(Reminder.due_at, Reminder.id))).all()
+        stats.claimed += len(rows)
+        return [_Job(row, appt, chat_id) for row, appt, chat_id in rows]
+
+    # ------------------------------------------------------------------ sending
+    def _still_wanted(self, job: _Job) -> bool:
+        appt, kind = job.appt, job.row.kind
+        if appt is None:
+            return True
+        if kind == "cancelled":
+            return appt.status == "cancelled"
+        if appt.status in ("cancelled", "no_show"):
+            return False
+        return not (appt.status == "completed" and kind in BEFORE_KINDS)
+
+    def _backoff(self, attempts: int) -> timedelta:
+        steps = self.engine.backoff
+        base = steps[min(max(attempts, 1) - 1, len(steps) - 1)]
+        return min(base * (0.8 + 0.4 * self._rng()), steps[-1])
+
+    async def _send_one(self, job: _Job, now: datetime, sem: asyncio.Semaphore) -> None:
+        row = job.row
+        if not self._still_wanted(job):
+            job.outcome = {"status": "cancelled", "last_error": "appointment no longer active"}
+            return
+        tz = self.settings.tz
+        assert job.appt is not None
+        text, rows = reminder_message(row.kind, self.content.texts, job.appt, tz, now)
+        markup = InlineKeyboardMarkup(
+            [[InlineKeyboardButton(label, callback_data=data) for label, data in r] for r in rows]
+        ) if rows else None
+        async with sem:
+            if self.limiter is not None:
+                await self.limiter.acquire()
+            self._chat_last[job.chat_id] = now
+            try:
+                message = await self.bot.send_message(
+                    job.chat_id, text, reply_markup=markup, parse_mode=ParseMode.HTML,
+                    read_timeout=self.engine.send_timeout)
+            except RetryAfter as exc:
+                seconds = _retry_after_seconds(exc)
+                job.retry_after = seconds
+                job.outcome = {"status": "pending", "attempts": row.attempts - 1,
+                               "due_at": now + timedelta(seconds=seconds),
+                               "last_error": f"RetryAfter {seconds:g}s"}
+            except Forbidden:
+                job.outcome = {"status": "failed", "last_error": "Forbidden: patient unreachable"}
+                job.unreachable_patient = row.patient_id
+            except BadRequest as exc:
+                job.outcome = {"status": "dead", "last_error": f"BadRequest: {_short(exc)}"}
+                job.staff_note = "BadRequest"
+            except TimedOut:
+                self._retry_or_dead(job, now, "TimedOut", unknown=True)
+            except NetworkError as exc:
+                self._retry_or_dead(job, now, f"NetworkError: {_short(exc)}", unknown=False)
+            except TelegramError as exc:  # ChatMigrated, InvalidToken, Conflict...
+                job.outcome = {"status": "dead", "last_error": f"{type(exc).__name__}: {_short(exc)}"}
+                job.staff_note = type(exc).__name__
+            except Exception as exc:  # noqa: BLE001 - never lose a row to an unexpected error
+                log.exception("reminder %s: unexpected error", row.id)
+                self._retry_or_dead(job, now, f"error: {type(exc).__name__}", unknown=True)
+            else:
+                job.outcome = {"status": "sent", "sent_at": now, "message_id": message.message_id,
+                               "last_error": None}
+
+    def _retry_or_dead(self, job: _Job, now: datetime, error: str, *, unknown: bool) -> None:
+        row = job.row
+        next_due = now + self._backoff(row.attempts)
+        values: dict[str, Any] = {"last_error": error[:200]}
+        if unknown:
+            values["outcome_unknown"] = True
+        if row.attempts >= self.engine.max_attempts or next_due >= row.expires_at:
+            values["status"] = "dead"
+            job.staff_note = error.split(":")[0]
+        else:
+            values.update(status="pending", due_at=next_due)
+        job.outcome = values
+
+    async def _send_all(self, jobs: list[_Job], now: datetime, stats: DispatchStats) -> bool:
+        sem = asyncio.Semaphore(self.engine.concurrency)
+        await asyncio.gather(*(self._send_one(job, now, sem) for job in jobs))
+        pause = max((j.retry_after for j in jobs if j.retry_after is not None), default=None)
+        if pause is not None and self.limiter is not None:
+            self.limiter.pause(pause)
+        unreachable: dict[int, int] = {}
+        # Record every outcome in one transaction: one executemany per shape of outcome.
+        groups: dict[tuple[str, ...], list[dict[str, Any]]] = {}
+        for job in jobs:
+            status = job.outcome.get("status")
+            groups.setdefault(tuple(sorted(job.outcome)), []).append(
+                {"rid": job.row.id, **{f"v_{k}": v for k, v in job.outcome.items()}})
+            if status == "sent":
+                stats.sent += 1
+            elif status == "dead":
+                stats.dead += 1
+            elif status == "cancelled":
+                stats.cancelled += 1
+            elif job.retry_after is not None:
+                stats.rate_limited += 1
+            elif status == "pending":
+                stats.retried += 1
+        table = Reminder.__table__
+        async with self.db.session() as session:
+            for keys, params in groups.items():
+                await session.execute(
+                    update(table).where(table.c.id == bindparam("rid"), table.c.status == "sending")
+                    .values({k: bindparam(f"v_{k}") for k in keys}), params)
+            for job in jobs:
+                pid = job.unreachable_patient
+                if pid is None or pid in unreachable:
+                    continue
+                await session.execute(update(Patient).where(Patient.id == pid)
+                                      .values(unreachable=True))
+                result = await session.execute(
+                    update(Reminder).where(Reminder.patient_id == pid, Reminder.status == "pending")
+                    .values(status="cancelled", last_error="patient unreachable")
+                    .execution_options(synchronize_session=False))
+                unreachable[pid] = result.rowcount or 0
+                stats.unreachable += 1
+        texts = self.content.texts
+        for pid, count in unreachable.items():
+            await self._tell_staff(texts.get("staff_unreachable", patient=pid, count=count))
+        for job in jobs:
+            if job.staff_note and job.outcome.get("status") == "dead":
+                await self._tell_staff(texts.get("staff_dead_letter", reminder=job.row.key,
+                                                 error=job.staff_note))
+        return pause is not None
+
+    async def _tell_staff(self, text: str) -> None:
+        if self.notify_staff is None:
+            return
+        try:
+            await self.notify_staff(text)
+        except Exception:  # noqa: BLE001 - telling staff must never break the dispatcher
+            log.warning("staff notification failed", exc_info=True)
+
+
+def _retry_after_seconds(exc: RetryAfter) -> float:
+    import warnings
+
+    with warnings.catch_warnings():  # PTB 22.2+: int now, timedelta in a future major version
+        warnings.simplefilter("ignore")
+        value = exc.retry_after
+    if isinstance(value, timedelta):
+        return max(value.total_seconds(), 1.0)
+    return max(float(value), 1.0)
+
+
+def _short(exc: Exception) -> str:
+    # Telegram's description, never the message text we sent (it is not part of the error).
+    return str(exc)[:120]
+
+
+async def dispatch_due(dispatcher: Dispatcher, now: datetime) -> DispatchStats:
+    return await dispatcher.run(now)

@@ -1,0 +1,210 @@
+"""Forgiving parsers for staff input: dates and times in the clinic's zone, /book arguments."""
+
+from __future__ import annotations
+
+import re
+import shlex
+from dataclasses import dataclass
+from datetime import date, datetime, time, timedelta
+from zoneinfo import ZoneInfo
+
+import phonenumbers
+
+from bot.reminders.planner import is_nonexistent, resolve_local
+
+MONTHS = {m: i for i, m in enumerate(
+    ["jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec"], 1)}
+WEEKDAYS = {d: i for i, d in enumerate(["mon", "tue", "wed", "thu", "fri", "sat", "sun"])}
+
+
+class InputError(ValueError):
+    """Staff input that cannot be read; str() says what was expected."""
+
+
+def _month(word: str) -> int | None:
+    word = word.lower().rstrip(".")
+    if len(word) >= 3 and word[:3] in MONTHS:
+        full = ["january", "february", "march", "april", "may", "june", "july", "august",
+                "september", "october", "november", "december"][MONTHS[word[:3]] - 1]
+        if full.startswith(word) or word == "sept":
+            return MONTHS[word[:3]]
+    return None
+
+
+def _weekday(word: str) -> int | None:
+    word = word.lower().rstrip(".,")
+    names = ["monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday"]
+    for i, name in enumerate(names):
+        if len(word) >= 3 and name.startswith(word):
+            return i
+    return None
+
+
+def _make_date(y: int, m: int, d: int) -> date:
+    try:
+        return date(y, m, d)
+    except ValueError:
+        raise InputError(f"{d:02d}.{m:02d}.{y} is not a calendar date") from None
+
+
+def _year(text: str) -> int:
+    y = int(text)
+    return y + 2000 if y < 100 else y
+
+
+def parse_date(tokens: list[str], today: date) -> tuple[date, int]:
+    """Read a date from the start of tokens; returns (date, tokens used).
+
+    A date without a year is the next such date from today on."""
+    if not tokens:
+        raise InputError("a date is missing")
+    first = tokens[0].lower().rstrip(",")
+    if first == "today":
+        return today, 1
+    if first == "tomorrow":
+        return today + timedelta(days=1), 1
+    wd = _weekday(first)
+    if wd is not None and _month(first) is None:
+        ahead = (wd - today.weekday()) % 7 or 7
+        return today + timedelta(days=ahead), 1
+    m = re.fullmatch(r"(\d{4})-(\d{1,2})-(\d{1,2})", first)
+    if m:
+        return _make_date(int(m.group(1)), int(m.group(2)), int(m.group(3))), 1
+    m = re.fullmatch(r"(\d{1,2})[./](\d{1,2})(?:[./](\d{2}|\d{4}))?\.?", first)
+    if m:
+        d, mo = int(m.group(1)), int(m.group(2))
+        if m.group(3):
+            return _make_date(_year(m.group(3)), mo, d), 1
+        return _next_date(today, mo, d), 1
+    # 3 Dec [2026] | Dec 3 [2026] | 3rd December
+    m = re.fullmatch(r"(\d{1,2})(?:st|nd|rd|th)?", first)
+    if m and len(tokens) >= 2 and _month(tokens[1].rstrip(",")) is not None:
+        d, mo = int(m.group(1)), _month(tokens[1].rstrip(","))
+        return _with_optional_year(tokens, 2, today, mo, d)  # type: ignore[arg-type]
+    mo = _month(first)
+    if mo is not None and len(tokens) >= 2:
+        m = re.fullmatch(r"(\d{1,2})(?:st|nd|rd|th)?,?", tokens[1])
+        if m:
+            return _with_optional_year(tokens, 2, today, mo, int(m.group(1)))
+    raise InputError(f"cannot read the date {tokens[0]!r} (try 2026-12-03, 3.12, 3 Dec, tomorrow)")
+
+
+def _with_optional_year(tokens: list[str], used: int, today: date, mo: int, d: int) -> tuple[date, int]:
+    if len(tokens) > used and re.fullmatch(r"\d{4},?", tokens[used]):
+        return _make_date(int(tokens[used].rstrip(",")), mo, d), used + 1
+    return _next_date(today, mo, d), used
+
+
+def _next_date(today: date, mo: int, d: int) -> date:
+    for y in (today.year, today.year + 1, today.year + 2, today.year + 3, today.year + 4):
+        try:
+            candidate = date(y, mo, d)
+        except ValueError:
+            continue
+        if candidate >= today:
+            return candidate
+    raise InputError(f"{d}.{mo} is not a calendar date")
+
+
+def parse_time(tokens: list[str]) -> tuple[time, int]:
+    if not tokens:
+        raise InputError("a time is missing (e.g. 14:30)")
+    first = tokens[0].lower()
+    suffix = None
+    used = 1
+    if len(tokens) >= 2 and tokens[1].lower() in ("am", "pm", "a.m.", "p.m."):
+        suffix, used = tokens[1].lower()[0], 2
+    m = re.fullmatch(r"(\d{1,2})(?:[:.h](\d{2}))?\s*(am|pm|a\.m\.|p\.m\.)?", first)
+    if not m or (m.group(2) is None and m.group(3) is None and suffix is None):
+        raise InputError(f"cannot read the time {tokens[0]!r} (try 14:30 or 2:30pm)")
+    h, mi = int(m.group(1)), int(m.group(2) or 0)
+    suffix = suffix or (m.group(3)[0] if m.group(3) else None)
+    if suffix:
+        if not 1 <= h <= 12:
+            raise InputError(f"{tokens[0]!r}: with am/pm the hour is 1-12")
+        h = h % 12 + (12 if suffix == "p" else 0)
+    if not (0 <= h <= 23 and 0 <= mi <= 59):
+        raise InputError(f"{tokens[0]!r} is not a time of day")
+    return time(h, mi), used
+
+
+def parse_when(tokens: list[str], now: datetime, tz: ZoneInfo) -> tuple[datetime, int]:
+    """DATE TIME (clinic time) -> aware UTC datetime, and how many tokens were read."""
+    today = now.astimezone(tz).date()
+    day, used = parse_date(tokens, today)
+    at, used_t = parse_time(tokens[used:])
+    naive = datetime.combine(day, at)
+    if is_nonexistent(naive, tz):
+        raise InputError(f"{day} {at:%H:%M} does not exist in {tz.key} (the clocks go forward)")
+    return resolve_local(naive, tz), used + used_t
+
+
+@dataclass
+class Who:
+    telegram_id: int | None = None
+    patient_id: int | None = None
+    phone: str | None = None
+    name: str | None = None
+
+
+def parse_who(token: str, region: str = "GB") -> Who:
+    token = token.strip()
+    if not token:
+        raise InputError("the patient is missing")
+    if re.fullmatch(r"#\d{1,12}", token):
+        return Who(patient_id=int(token[1:]))
+    if token.startswith("+") or re.fullmatch(r"0[\d\s-]{9,14}", token):
+        try:
+            number = phonenumbers.parse(token, region)
+        except phonenumbers.NumberParseException:
+            raise InputError(f"{token!r} is not a phone number") from None
+        if not phonenumbers.is_possible_number(number):
+            raise InputError(f"{token!r} is not a valid phone number")
+        return Who(phone=phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164))
+    if re.fullmatch(r"\d{1,15}", token):
+        return Who(telegram_id=int(token))
+    if len(token) > 100 or not re.search(r"[^\W\d_]", token):
+        raise InputError("a name must contain letters (quote names with spaces)")
+    return Who(name=" ".join(token.split()))
+
+
+@dataclass
+class BookRequest:
+    who: Who
+    starts_at: datetime
+    duration_min: int
+    area: str
+    session_no: int
+    course_size: int
+
+
+def split_args(text: str) -> list[str]:
+    try:
+        return shlex.split(text)
+    except ValueError:
+        raise InputError("unbalanced quotes") from None
+
+
+def parse_book(args: list[str], now: datetime, tz: ZoneInfo, *, default_minutes: int = 60,
+               default_area: str = "treatment") -> BookRequest:
+    """PATIENT DATE TIME [MINUTES] [AREA words] [N/M]."""
+    if len(args) < 3:
+        raise InputError("need at least PATIENT DATE TIME")
+    who = parse_who(args[0])
+    starts_at, used = parse_when(args[1:], now, tz)
+    rest = args[1 + used:]
+    minutes = default_minutes
+    if rest and re.fullmatch(r"\d{1,3}(min|m)?", rest[0].lower()):
+        minutes = int(re.match(r"\d+", rest[0]).group())  # type: ignore[union-attr]
+        rest = rest[1:]
+    session_no = course_size = 1
+    if rest and re.fullmatch(r"\d{1,2}/\d{1,2}", rest[-1]):
+        n, m = rest[-1].split("/")
+        session_no, course_size = int(n), int(m)
+        rest = rest[:-1]
+        if not 1 <= session_no <= course_size:
+            raise InputError("session must be N/M with 1 <= N <= M")
+    area = " ".join(rest).strip() or default_area
+    if len(area) > 64:
+        raise InputError("the treatment area is longer than 64 characters")
+    return BookRequest(who, starts_at, minutes, area, session_no, course_size)

@@ -1,0 +1,245 @@
+"""content/reminders.yaml: reminder plans, engine tunables and texts, validated at start."""
+
+from __future__ import annotations
+
+import html
+import re
+import string
+from dataclasses import dataclass, field
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+from bot import telegram_html
+from bot.content import BUTTON_LIMIT, ContentError, load_yaml
+
+KINDS = ("confirmation", "preparation", "same_day", "aftercare", "checkin", "next_session")
+ANCHORS = ("booking", "start", "end")
+_PART = re.compile(r"([+-]?)\s*(\d+)\s*([wdhms])")
+REQUIRED_TEXTS = tuple(f"reminder_{k}" for k in KINDS) + (
+    "reminder_cancelled", "reminder_push_before", "reminder_push_after",
+)
+
+
+@dataclass(frozen=True)
+class Offset:
+    """Calendar days (local wall clock) plus an elapsed duration."""
+
+    days: int = 0
+    elapsed: timedelta = timedelta(0)
+
+    @property
+    def approx(self) -> timedelta:
+        return timedelta(days=self.days) + self.elapsed
+
+
+def parse_offset(text: str) -> Offset:
+    """'-1d', '+3w', '-2h', '1d 2h', '0' -> Offset. Raises ValueError."""
+    raw = str(text).strip().replace(" ", "")
+    if raw in ("0", "+0", "-0", ""):
+        return Offset()
+    pos, days, elapsed = 0, 0, timedelta(0)
+    sign_all = 1
+    if raw[0] in "+-":
+        sign_all = -1 if raw[0] == "-" else 1
+        raw = raw[1:]
+    while pos < len(raw):
+        match = _PART.match(raw, pos)
+        if not match:
+            raise ValueError(f"bad offset {text!r}: use e.g. -1d, 3w, -2h, 30m")
+        sign = -1 if match.group(1) == "-" else 1
+        sign *= sign_all
+        n, unit = int(match.group(2)) * sign, match.group(3)
+        if unit == "w":
+            days += 7 * n
+        elif unit == "d":
+            days += n
+        elif unit == "h":
+            elapsed += timedelta(hours=n)
+        elif unit == "m":
+            elapsed += timedelta(minutes=n)
+        else:
+            elapsed += timedelta(seconds=n)
+        pos = match.end()
+    return Offset(days, elapsed)
+
+
+def parse_duration(text: str) -> timedelta:
+    off = parse_offset(text)
+    total = off.approx
+    if total < timedelta(0):
+        raise ValueError(f"duration {text!r} must not be negative")
+    return total
+
+
+@dataclass(frozen=True)
+class Plan:
+    kind: str
+    anchor: str
+    offset: Offset
+    expires_anchor: str | None  # None: valid_for counts from the planned moment
+    expires_offset: Offset
+    valid_for: timedelta | None
+    quiet_ok: bool
+    evening_fallback: bool = False
+    only_if_course_incomplete: bool = False
+
+
+@dataclass(frozen=True)
+class Engine:
+    interval_seconds: float = 5
+    batch_size: int = 100
+    max_per_second: float = 27
+    per_chat_seconds: float = 1
+    concurrency: int = 8
+    max_attempts: int = 5
+    backoff: tuple[timedelta, ...] = (timedelta(seconds=30), timedelta(minutes=2),
+                                      timedelta(minutes=8), timedelta(minutes=30))
+    sending_lease: timedelta = timedelta(minutes=2)
+    invite_valid_for: timedelta = timedelta(days=30)
+    upcoming_days: int = 7
+    send_timeout: float = 10.0  # seconds to wait for Telegram's answer; then TimedOut
+
+
+class Texts:
+    """Templates; placeholder values are HTML-escaped, the templates are trusted HTML."""
+
+    def __init__(self, data: dict[str, str], clinic_name: str) -> None:
+        self._data = data
+        self.clinic_name = clinic_name
+
+    def get(self, key: str, **params: object) -> str:
+        values = {"clinic_name": html.escape(self.clinic_name)}
+        values.update({k: html.escape(str(v), quote=False) for k, v in params.items()})
+        return self._data[key].format(**values)
+
+    def has(self, key: str) -> bool:
+        return key in self._data
+
+    def items(self) -> dict[str, str]:
+        return dict(self._data)
+
+
+@dataclass
+class ReminderContent:
+    plans: dict[str, Plan]
+    engine: Engine
+    texts: Texts
+    push_valid_for: timedelta
+    path: Path = field(default=Path("reminders.yaml"))
+
+
+def _line(path: Path, needle: str) -> int:
+    for i, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+        if line.strip().startswith(f"{needle}:"):
+            return i
+    return 1
+
+
+def load_reminder_content(content_dir: Path, clinic_name: str = "the clinic") -> ReminderContent:
+    path = Path(content_dir) / "reminders.yaml"
+    data = load_yaml(path)
+    if not isinstance(data, dict):
+        raise ContentError(path, 1, "must be a mapping with engine, plans and texts")
+
+    def fail(where: str, problem: str) -> ContentError:
+        return ContentError(path, _line(path, where), problem)
+
+    plans_raw = data.get("plans")
+    if not isinstance(plans_raw, dict):
+        raise fail("plans", "plans: a mapping of reminder kind -> plan is required")
+    plans: dict[str, Plan] = {}
+    for kind in KINDS:
+        if kind not in plans_raw:
+            raise fail("plans", f"plans: missing plan {kind!r}")
+    for kind, raw in plans_raw.items():
+        if kind not in KINDS:
+            raise fail(str(kind), f"unknown reminder kind {kind!r} (known: {', '.join(KINDS)})")
+        if not isinstance(raw, dict):
+            raise fail(kind, f"{kind}: must be a mapping")
+        try:
+            anchor = raw.get("anchor")
+            if anchor not in ANCHORS:
+                raise ValueError(f"anchor must be one of {', '.join(ANCHORS)}")
+            offset = parse_offset(str(raw.get("offset", "0")))
+            expires = raw.get("expires")
+            valid_for = raw.get("valid_for")
+            if (expires is None) == (valid_for is None):
+                raise ValueError("give exactly one of expires or valid_for")
+            if expires is not None:
+                if not isinstance(expires, dict) or expires.get("anchor") not in ANCHORS:
+                    raise ValueError("expires needs an anchor (booking, start or end)")
+                exp_anchor, exp_offset, vf = expires["anchor"], parse_offset(
+                    str(expires.get("offset", "0"))), None
+            else:
+                exp_anchor, exp_offset, vf = None, Offset(), parse_duration(str(valid_for))
+                if vf <= timedelta(0):
+                    raise ValueError("valid_for must be positive")
+            quiet = raw.get("quiet_hours")
+            if quiet not in ("send", "defer"):
+                raise ValueError("quiet_hours must be send or defer")
+            plans[kind] = Plan(kind, anchor, offset, exp_anchor, exp_offset, vf, quiet == "send",
+                               bool(raw.get("evening_fallback", False)),
+                               bool(raw.get("only_if_course_incomplete", False)))
+        except ValueError as exc:
+            raise fail(kind, f"{kind}: {exc}") from None
+
+    eng_raw = data.get("engine") or {}
+    if not isinstance(eng_raw, dict):
+        raise fail("engine", "engine: must be a mapping")
+    try:
+        defaults = Engine()
+        engine = Engine(
+            interval_seconds=float(eng_raw.get("interval_seconds", defaults.interval_seconds)),
+            batch_size=int(eng_raw.get("batch_size", defaults.batch_size)),
+            max_per_second=float(eng_raw.get("max_per_second", defaults.max_per_second)),
+            per_chat_seconds=float(eng_raw.get("per_chat_seconds", defaults.per_chat_seconds)),
+            concurrency=int(eng_raw.get("concurrency", defaults.concurrency)),
+            max_attempts=int(eng_raw.get("max_attempts", defaults.max_attempts)),
+            backoff=tuple(parse_duration(str(b)) for b in eng_raw.get("backoff", ["30s"]))
+            if "backoff" in eng_raw else defaults.backoff,
+            sending_lease=parse_duration(str(eng_raw["sending_lease"]))
+            if "sending_lease" in eng_raw else defaults.sending_lease,
+            invite_valid_for=parse_duration(str(eng_raw["invite_valid_for"]))
+            if "invite_valid_for" in eng_raw else defaults.invite_valid_for,
+            upcoming_days=int(eng_raw.get("upcoming_days", defaults.upcoming_days)),
+            send_timeout=float(eng_raw.get("send_timeout", defaults.send_timeout)),
+        )
+        if engine.batch_size < 1 or engine.concurrency < 1 or engine.max_per_second <= 0 \
+                or engine.max_attempts < 1 or not engine.backoff or engine.interval_seconds <= 0:
+            raise ValueError("batch_size, concurrency, max_per_second, max_attempts, interval "
+                             "must be positive and backoff non-empty")
+    except (ValueError, TypeError) as exc:
+        raise fail("engine", f"engine: {exc}") from None
+    try:
+        push_valid_for = parse_duration(str(data.get("push_valid_for", "1h")))
+    except ValueError as exc:
+        raise fail("push_valid_for", str(exc)) from None
+
+    texts_raw = data.get("texts")
+    if not isinstance(texts_raw, dict):
+        raise fail("texts", "texts: a mapping of text keys is required")
+    for key in REQUIRED_TEXTS:
+        if key not in texts_raw:
+            raise fail("texts", f"texts: missing {key!r}")
+    formatter = string.Formatter()
+    for key, value in texts_raw.items():
+        if not isinstance(value, str) or not value.strip():
+            raise fail(str(key), f"{key}: must be a non-empty text")
+        try:
+            names = [f for _, f, _, _ in formatter.parse(value) if f]
+            sample = value.format(**{n: "x" for n in names})
+            telegram_html.check(sample)
+        except (ValueError, IndexError, KeyError) as exc:
+            raise fail(str(key), f"{key}: {exc}") from None
+        if key.startswith("button_") and len(sample) > BUTTON_LIMIT:
+            raise fail(str(key), f"{key}: button label longer than {BUTTON_LIMIT}")
+    return ReminderContent(plans, engine, Texts(dict(texts_raw), clinic_name), push_valid_for, path)
+
+
+def content_from_messages(content_dir: Path, messages: Any) -> ReminderContent:
+    try:
+        clinic = str(messages.raw("clinic_name"))
+    except KeyError:
+        clinic = "the clinic"
+    return load_reminder_content(content_dir, clinic)

@@ -1,0 +1,61 @@
+"""The appointments' part of /mydata and /forget, and their /stats lines."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import delete, func, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from bot.db.appointment_models import Appointment, PatientInvite, Reminder
+from bot.db.models import Patient
+from bot.privacy import DataSection
+
+
+async def export(session: AsyncSession, patient: Patient) -> dict[str, Any]:
+    appts = (await session.execute(select(Appointment).where(
+        Appointment.patient_id == patient.id).order_by(Appointment.starts_at))).scalars().all()
+    rems = (await session.execute(select(Reminder).where(
+        Reminder.patient_id == patient.id).order_by(Reminder.due_at))).scalars().all()
+    invites = (await session.execute(select(PatientInvite).where(
+        PatientInvite.patient_id == patient.id))).scalars().all()
+    return {
+        "appointments": [{
+            "id": a.id, "starts_at": a.starts_at.isoformat(), "duration_minutes": a.duration_min,
+            "treatment_area": a.area, "session": a.session_no, "course_size": a.course_size,
+            "status": a.status} for a in appts],
+        "reminders": [{
+            "appointment_id": r.appointment_id, "kind": r.kind, "due_at": r.due_at.isoformat(),
+            "status": r.status, "sent_at": r.sent_at.isoformat() if r.sent_at else None}
+            for r in rems],
+        "invitations": [{"name": i.contact_name, "phone": i.contact_phone,
+                         "created_at": i.created_at.isoformat(),
+                         "used_at": i.used_at.isoformat() if i.used_at else None} for i in invites],
+    }
+
+
+async def erase(session: AsyncSession, patient: Patient, now: datetime) -> None:
+    await session.execute(delete(Reminder).where(Reminder.patient_id == patient.id))
+    await session.execute(delete(Appointment).where(Appointment.patient_id == patient.id))
+    await session.execute(delete(PatientInvite).where(PatientInvite.patient_id == patient.id))
+
+
+SECTION = DataSection("appointments", export, erase,
+                      ("appointments", "reminders", "patient_invites"))
+
+
+async def stats(session: AsyncSession, now: datetime) -> list[tuple[str, str]]:
+    async def count(model, *where) -> str:
+        return str(await session.scalar(select(func.count()).select_from(model).where(*where)) or 0)
+
+    return [
+        ("stat_appointments_upcoming", await count(
+            Appointment, Appointment.starts_at >= now,
+            Appointment.starts_at < now + timedelta(days=7),
+            Appointment.status.in_(("booked", "confirmed")))),
+        ("stat_reminders_pending", await count(Reminder, Reminder.status == "pending")),
+        ("stat_reminders_sent_week", await count(
+            Reminder, Reminder.status == "sent", Reminder.sent_at >= now - timedelta(days=7))),
+        ("stat_reminders_dead", await count(Reminder, Reminder.status == "dead")),
+    ]

@@ -1,0 +1,64 @@
+"""Texts and buttons of reminders and appointment screens (pure; no Telegram objects)."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from zoneinfo import ZoneInfo
+
+from bot.db.appointment_models import Appointment
+from bot.reminders.plans import Texts
+
+Button = tuple[str, str]
+
+
+def local_date(at: datetime, tz: ZoneInfo, now: datetime | None = None) -> str:
+    local = at.astimezone(tz)
+    text = f"{local:%a} {local.day} {local:%b}"
+    if now is None or now.astimezone(tz).year != local.year:
+        text += f" {local.year}"
+    return text
+
+
+def when(at: datetime, tz: ZoneInfo, now: datetime) -> str:
+    """'today at 14:30', 'tomorrow at 09:00', 'on Thu 3 Dec at 14:30' (clinic time)."""
+    local, today = at.astimezone(tz), now.astimezone(tz).date()
+    hm = f"{local:%H:%M}"
+    if local.date() == today:
+        return f"today at {hm}"
+    if local.date() == today + timedelta(days=1):
+        return f"tomorrow at {hm}"
+    return f"on {local_date(at, tz, now)} at {hm}"
+
+
+def when_plain(at: datetime, tz: ZoneInfo) -> str:
+    local = at.astimezone(tz)
+    return f"{local_date(at, tz)} {local:%H:%M}"
+
+
+def appointment_buttons(texts: Texts, appt: Appointment) -> list[list[Button]]:
+    rows: list[list[Button]] = []
+    first: list[Button] = []
+    if appt.status == "booked":
+        first.append((texts.get("button_confirm"), f"ap:c:{appt.id}"))
+    first.append((texts.get("button_calendar"), f"ap:i:{appt.id}"))
+    rows.append(first)
+    rows.append([(texts.get("button_reschedule"), f"ap:r:{appt.id}"),
+                 (texts.get("button_cancel"), f"ap:x:{appt.id}")])
+    return rows
+
+
+def reminder_message(kind: str, texts: Texts, appt: Appointment, tz: ZoneInfo,
+                     now: datetime) -> tuple[str, list[list[Button]]]:
+    params = {"when": when(appt.starts_at, tz, now), "minutes": appt.duration_min,
+              "area": appt.area, "session_no": appt.session_no, "course_size": appt.course_size,
+              "date": local_date(appt.starts_at, tz, now)}
+    text = texts.get(f"reminder_{kind}", **params)
+    rows: list[list[Button]] = []
+    if kind in ("confirmation", "preparation", "same_day", "push_before"):
+        rows = appointment_buttons(texts, appt) if appt.active else []
+    elif kind == "checkin":
+        rows = [[(texts.get("button_all_fine"), f"ck:ok:{appt.id}"),
+                 (texts.get("button_concern"), f"ck:cn:{appt.id}")]]
+    elif kind == "next_session":
+        rows = [[(texts.get("button_book_next"), f"nx:{appt.id}")]]
+    return text, rows

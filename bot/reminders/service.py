@@ -1,0 +1,218 @@
+"""Appointment service: book, reschedule, cancel, push. Reminder rows are written, replanned or
+cancelled in the SAME transaction as the appointment change (the outbox rule)."""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from sqlalchemy import select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from bot.config import Settings
+from bot.db.appointment_models import Appointment, PatientInvite, Reminder
+from bot.db.models import Patient
+from bot.reminders.planner import AppointmentFacts, QuietHours, plan_appointment
+from bot.reminders.plans import ReminderContent
+
+OPEN = ("pending",)
+
+
+class BookingError(ValueError):
+    """A booking request that cannot be carried out; str() is shown to staff."""
+
+
+def quiet_hours(settings: Settings) -> QuietHours:
+    return QuietHours(settings.quiet_hours_start, settings.quiet_hours_end, settings.tz)
+
+
+def facts(appt: Appointment) -> AppointmentFacts:
+    return AppointmentFacts(appt.id, appt.starts_at, appt.duration_min, appt.session_no,
+                            appt.course_size, appt.plan_version)
+
+
+def _rows(appt: Appointment, content: ReminderContent, settings: Settings,
+          now: datetime) -> list[Reminder]:
+    planned = plan_appointment(facts(appt), content.plans, now, quiet_hours(settings))
+    return [Reminder(key=p.key, appointment_id=appt.id, patient_id=appt.patient_id, kind=p.kind,
+                     due_at=p.due_at, expires_at=p.expires_at, quiet_ok=p.quiet_ok,
+                     status="pending", attempts=0, outcome_unknown=False, created_at=now)
+            for p in planned]
+
+
+def validate_booking(starts_at: datetime, duration_min: int, area: str, session_no: int,
+                     course_size: int, now: datetime) -> None:
+    if starts_at.tzinfo is None:
+        raise BookingError("the start time has no time zone")
+    if starts_at <= now:
+        raise BookingError("that time is in the past")
+    if starts_at > now + timedelta(days=730):
+        raise BookingError("that is more than two years ahead")
+    if not 5 <= duration_min <= 600:
+        raise BookingError("duration must be 5-600 minutes")
+    if not area.strip() or len(area) > 64:
+        raise BookingError("the treatment area must be 1-64 characters")
+    if not (1 <= session_no <= course_size <= 50):
+        raise BookingError("session must be N/M with 1 <= N <= M <= 50")
+
+
+async def book(session: AsyncSession, *, patient_id: int, starts_at: datetime, duration_min: int,
+               area: str, session_no: int = 1, course_size: int = 1, now: datetime,
+               content: ReminderContent, settings: Settings) -> Appointment:
+    validate_booking(starts_at, duration_min, area, session_no, course_size, now)
+    appt = Appointment(patient_id=patient_id, starts_at=starts_at, duration_min=duration_min,
+                       area=area.strip(), session_no=session_no, course_size=course_size,
+                       status="booked", plan_version=1, created_at=now, updated_at=now)
+    session.add(appt)
+    await session.flush()  # the id goes into the reminder keys
+    session.add_all(_rows(appt, content, settings, now))
+    await session.flush()
+    return appt
+
+
+async def cancel_open_reminders(session: AsyncSession, *, now: datetime, reason: str,
+                                appointment_id: int | None = None,
+                                patient_id: int | None = None) -> int:
+    stmt = update(Reminder).where(Reminder.status.in_(OPEN))
+    if appointment_id is not None:
+        stmt = stmt.where(Reminder.appointment_id == appointment_id)
+    if patient_id is not None:
+        stmt = stmt.where(Reminder.patient_id == patient_id)
+    result = await session.execute(stmt.values(status="cancelled", last_error=reason[:200])
+                                   .execution_options(synchronize_session=False))
+    return result.rowcount or 0
+
+
+async def active_appointment(session: AsyncSession, appointment_id: int) -> Appointment | None:
+    appt = await session.get(Appointment, appointment_id, with_for_update=True)
+    return appt if appt is not None and appt.active else None
+
+
+async def reschedule(session: AsyncSession, appt: Appointment, *, starts_at: datetime,
+                     now: datetime, content: ReminderContent, settings: Settings,
+                     duration_min: int | None = None) -> Appointment:
+    if not appt.active:
+        raise BookingError("the appointment is not active")
+    duration = duration_min or appt.duration_min
+    validate_booking(starts_at, duration, appt.area, appt.session_no, appt.course_size, now)
+    await cancel_open_reminders(session, now=now, reason="rescheduled", appointment_id=appt.id)
+    appt.starts_at, appt.duration_min = starts_at, duration
+    appt.plan_version += 1
+    appt.status = "booked"  # the new time needs a new confirmation
+    appt.updated_at = now
+    session.add_all(_rows(appt, content, settings, now))
+    await session.flush()
+    return appt
+
+
+async def cancel(session: AsyncSession, appt: Appointment, *, now: datetime,
+                 content: ReminderContent, notify_patient: bool) -> Appointment:
+    if not appt.active:
+        raise BookingError("the appointment is not active")
+    appt.status = "cancelled"
+    appt.updated_at = now
+    await cancel_open_reminders(session, now=now, reason="appointment cancelled",
+                                appointment_id=appt.id)
+    if notify_patient and appt.starts_at > now:
+        session.add(Reminder(
+            key=f"appt:{appt.id}:cancelled", appointment_id=appt.id, patient_id=appt.patient_id,
+            kind="cancelled", due_at=now, expires_at=appt.starts_at, quiet_ok=True,
+            status="pending", attempts=0, outcome_unknown=False, created_at=now))
+    await session.flush()
+    return appt
+
+
+async def push(session: AsyncSession, appt: Appointment, *, now: datetime,
+               content: ReminderContent) -> Reminder:
+    """Staff /push: the relevant reminder, now, through the outbox."""
+    kind = "push_before" if now < appt.starts_at else "push_after"
+    row = Reminder(key=f"appt:{appt.id}:push:{int(now.timestamp() * 1000)}",
+                   appointment_id=appt.id, patient_id=appt.patient_id, kind=kind, due_at=now,
+                   expires_at=now + content.push_valid_for, quiet_ok=True, status="pending",
+                   attempts=0, outcome_unknown=False, created_at=now)
+    session.add(row)
+    await session.flush()
+    return row
+
+
+# ------------------------------------------------------------------------------ patients
+def token_hash(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+@dataclass
+class Invitation:
+    patient: Patient
+    token: str | None  # None: the patient is already on Telegram
+
+
+async def patient_for_contact(session: AsyncSession, *, name: str | None, phone: str | None,
+                              now: datetime, content: ReminderContent) -> Invitation:
+    """A placeholder patient for someone not yet on Telegram, with a fresh invite token."""
+    patient: Patient | None = None
+    if phone:
+        invite = await session.scalar(select(PatientInvite).where(
+            PatientInvite.contact_phone == phone).order_by(PatientInvite.id.desc()).limit(1))
+        if invite is not None:
+            patient = await session.get(Patient, invite.patient_id)
+            if patient is not None and patient.chat_id is not None:
+                return Invitation(patient, None)
+    if patient is None:
+        patient = Patient(telegram_user_id=None, chat_id=None, first_name=(name or None),
+                          created_at=now, last_seen_at=now)
+        session.add(patient)
+        await session.flush()
+    token = "lk_" + secrets.token_urlsafe(18)
+    session.add(PatientInvite(patient_id=patient.id, token_hash=token_hash(token),
+                              contact_name=name, contact_phone=phone, created_at=now,
+                              expires_at=now + content.engine.invite_valid_for))
+    await session.flush()
+    return Invitation(patient, token)
+
+
+async def redeem_invite(session: AsyncSession, *, token: str, user_id: int, chat_id: int,
+                        first_name: str | None, now: datetime) -> Patient | None:
+    """Link the chat that opened a deep link; None if the token is unknown, used or expired.
+
+    If this Telegram user already has a patient row, the booked appointments and reminders
+    move to it (one person, one row)."""
+    invite = await session.scalar(select(PatientInvite).where(
+        PatientInvite.token_hash == token_hash(token)).with_for_update())
+    if invite is None or invite.expires_at <= now:
+        return None
+    if invite.used_at is not None:
+        if invite.used_by == user_id:
+            return await session.scalar(select(Patient).where(Patient.telegram_user_id == user_id))
+        return None
+    placeholder = await session.get(Patient, invite.patient_id)
+    existing = await session.scalar(select(Patient).where(Patient.telegram_user_id == user_id))
+    if existing is not None and placeholder is not None and existing.id != placeholder.id:
+        await session.execute(update(Appointment).where(Appointment.patient_id == placeholder.id)
+                              .values(patient_id=existing.id))
+        await session.execute(update(Reminder).where(Reminder.patient_id == placeholder.id)
+                              .values(patient_id=existing.id))
+        target = existing
+    else:
+        target = placeholder
+        assert target is not None
+        target.telegram_user_id = user_id
+    target.chat_id = chat_id
+    target.unreachable = False
+    if first_name and not target.first_name:
+        target.first_name = first_name[:255]
+    target.last_seen_at = now
+    invite.used_at, invite.used_by = now, user_id
+    await session.flush()
+    return target
+
+
+async def retry_dead(session: AsyncSession, appointment_id: int, *, now: datetime) -> int:
+    """Staff retry of dead letters: back to pending, due now, while still valid."""
+    result = await session.execute(
+        update(Reminder).where(Reminder.appointment_id == appointment_id,
+                               Reminder.status == "dead", Reminder.expires_at > now)
+        .values(status="pending", due_at=now, attempts=0, last_error="retried by staff")
+        .execution_options(synchronize_session=False))
+    return result.rowcount or 0

@@ -1,0 +1,565 @@
+"""Appointments and reminders in Telegram: staff commands, the patient's appointment screens,
+reminder buttons, deep-link linking, and the dispatcher job. Logic lives in bot/reminders/."""
+
+from __future__ import annotations
+
+import logging
+import re
+from datetime import timedelta
+
+from icalendar import Calendar, Event
+from sqlalchemy import select
+from telegram import InputFile, Update
+from telegram.error import TelegramError
+from telegram.ext import (
+    Application,
+    ApplicationHandlerStop,
+    CallbackQueryHandler,
+    CommandHandler,
+    ContextTypes,
+    filters,
+)
+
+from bot import patients
+from bot.db.appointment_models import Appointment, Reminder
+from bot.db.models import Patient
+from bot.menu import Screen
+from bot.reminders import privacy as reminder_privacy
+from bot.reminders import service
+from bot.reminders.dispatcher import Dispatcher
+from bot.reminders.parse import InputError, parse_book, parse_when, split_args
+from bot.reminders.plans import ReminderContent, content_from_messages
+from bot.reminders.render import appointment_buttons, when, when_plain
+from bot.services import Services
+from bot.staff import notification_chats
+from handlers.common import send_screen, services, show_screen
+
+log = logging.getLogger(__name__)
+PRIVATE = filters.ChatType.PRIVATE
+DEEP_LINK = re.compile(r"^/start(?:@\w+)?\s+(lk_[A-Za-z0-9_-]{10,60})\s*$")
+STATUS_ICON = {"pending": "⏳", "sending": "📤", "sent": "✅", "failed": "🚫", "expired": "⌛",
+               "cancelled": "✖️", "dead": "❗"}
+
+
+def rc(context: ContextTypes.DEFAULT_TYPE) -> ReminderContent:
+    return context.application.bot_data["reminder_content"]
+
+
+def dispatcher(context: ContextTypes.DEFAULT_TYPE) -> Dispatcher:
+    return context.application.bot_data["reminder_dispatcher"]
+
+
+async def reply(update: Update, context: ContextTypes.DEFAULT_TYPE, text: str,
+                rows: list[list[tuple[str, str]]] | None = None) -> None:
+    await send_screen(update, context, Screen(text, rows or []))
+
+
+async def tell_staff(context: ContextTypes.DEFAULT_TYPE, text: str,
+                     rows: list[list[tuple[str, str]]] | None = None) -> None:
+    from handlers.common import notify_staff
+
+    await notify_staff(context, text, rows)
+
+
+def args_of(update: Update) -> str:
+    text = update.effective_message.text or ""
+    return text.split(maxsplit=1)[1] if len(text.split(maxsplit=1)) > 1 else ""
+
+
+async def staff_guard(update: Update, context: ContextTypes.DEFAULT_TYPE) -> bool:
+    """The staff check on every command and button press (audited when refused)."""
+    from handlers.common_staff import require_staff
+
+    action = (update.callback_query.data if update.callback_query is not None
+              else (update.effective_message.text or "").split(maxsplit=1)[0]) or "appointments"
+    return await require_staff(update, context, action[:64])
+
+
+def _who_label(patient: Patient | None) -> str:
+    if patient is None:
+        return "?"
+    name = patient.first_name or "patient"
+    return f"{name} (#{patient.id})"
+
+
+def _nav_rows(context: ContextTypes.DEFAULT_TYPE) -> list[list[tuple[str, str]]]:
+    svc = services(context)
+    return [[(svc.messages.get("button_back"), "ap:list"),
+             (svc.messages.get("button_main_menu"), "home")]]
+
+
+def _session_label(texts, appt: Appointment) -> str:
+    return texts.get("session_of", n=appt.session_no, m=appt.course_size) if appt.course_size > 1 else ""
+
+
+# ------------------------------------------------------------------------------ staff commands
+async def book_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    if not await staff_guard(update, context):
+        return
+    svc, content = services(context), rc(context)
+    texts, now, tz = content.texts, svc.clock.now(), svc.settings.tz
+    raw = args_of(update)
+    if not raw.strip():
+        await reply(update, context, texts.get("staff_book_usage"))
+        return
+    try:
+        req = parse_book(split_args(raw), now, tz)
+    except InputError as exc:
+        await reply(update, context, texts.get("staff_bad_input", problem=str(exc)) + "\n\n"
+                    + texts.get("staff_book_usage"))
+        return
+    token = None
+    try:
+        async with svc.db.session() as session:
+            patient: Patient | None = None
+            if req.who.telegram_id is not None:
+                patient = await patients.by_telegram_id(session, req.who.telegram_id)
+                if patient is None:
+                    raise service.BookingError(
+                        f"no patient with Telegram id {req.who.telegram_id} has opened the bot; "
+                        "book with a phone number or a quoted name to get a link for them")
+            elif req.who.patient_id is not None:
+                patient = await session.get(Patient, req.who.patient_id)
+                if patient is None:
+                    raise service.BookingError(f"there is no patient #{req.who.patient_id}")
+            else:
+                invitation = await service.patient_for_contact(
+                    session, name=req.who.name, phone=req.who.phone, now=now, content=content)
+                patient, token = invitation.patient, invitation.token
+            appt = await service.book(
+                session, patient_id=patient.id, starts_at=req.starts_at,
+                duration_min=req.duration_min, area=req.area, session_no=req.session_no,
+                course_size=req.course_size, now=now, content=content, settings=svc.settings)
+            if patient.chat_id is None and token is None:
+                invitation = await service.patient_for_contact(
+                    session, name=patient.first_name, phone=None, now=now, content=content)
+                token = invitation.token
+            who = _who_label(patient) if patient.first_name else (req.who.phone or f"#{patient.id}")
+    except service.BookingError as exc:
+        await reply(update, context, texts.get("staff_bad_input", problem=str(exc)))
+        return
+    text = texts.get("staff_booked", id=appt.id, who=who, when=when_plain(appt.starts_at, tz),
+                     minutes=appt.duration_min, area=appt.area, session=_session_label(texts, appt))
+    if token:
+        link = f"https://t.me/{context.bot.username}?start={token}"
+        text += "\n\n" + texts.get("staff_invite", who=who, link=link)
+    await reply(update, context, text)
+
+
+async def _appointment_arg(update: Update, context: ContextTypes.DEFAULT_TYPE,
+                           usage_key: str) -> tuple[int, list[str]] | None:
+    texts = rc(context).texts
+    try:
+        args = split_args(args_of(update))
+    except InputError as exc:
+        await reply(update, context, texts.get("staff_bad_input", problem=str(exc)))
+        return None
+    if not args or not re.fullmatch(r"#?\d{1,12}", args[0]):
+        await reply(update, context, texts.get(usage_key))
+        return None
+    return int(args[0].lstrip("#")), args[1:]
+
+
+async def reschedule_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    if not await staff_guard(update, context):
+        return
+    parsed = await _appointment_arg(update, context, "staff_reschedule_usage")
+    if parsed is None:
+        return
+    appt_id, rest = parsed
+    svc, content = services(context), rc(context)
+    texts, now, tz = content.texts, svc.clock.now(), svc.settings.tz
+    try:
+        starts_at, used = parse_when(rest, now, tz)
+        minutes = int(rest[used]) if len(rest) > used and rest[used].isdigit() else None
+    except InputError as exc:
+        await reply(update, context, texts.get("staff_bad_input", problem=str(exc)) + "\n"
+                    + texts.get("staff_reschedule_usage"))
+        return
+    try:
+        async with svc.db.session() as session:
+            appt = await service.active_appointment(session, appt_id)
+            if appt is None:
+                await reply(update, context, texts.get("staff_no_appointment", id=appt_id))
+                return
+            await service.reschedule(session, appt, starts_at=starts_at, now=now, content=content,
+                                     settings=svc.settings, duration_min=minutes)
+    except service.BookingError as exc:
+        await reply(update, context, texts.get("staff_bad_input", problem=str(exc)))
+        return
+    await reply(update, context, texts.get("staff_rescheduled", id=appt_id,
+                                           when=when_plain(starts_at, tz)))
+
+
+async def cancel_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    if not await staff_guard(update, context):
+        return
+    parsed = await _appointment_arg(update, context, "staff_cancel_usage")
+    if parsed is None:
+        return
+    appt_id, _ = parsed
+    svc, content = services(context), rc(context)
+    async with svc.db.session() as session:
+        appt = await service.active_appointment(session, appt_id)
+        if appt is None:
+            await reply(update, context, content.texts.get("staff_no_appointment", id=appt_id))
+            return
+        await service.cancel(session, appt, now=svc.clock.now(), content=content,
+                             notify_patient=True)
+    await reply(update, context, content.texts.get(
+        "staff_cancelled", id=appt_id, when=when_plain(appt.starts_at, svc.settings.tz)))
+
+
+async def _queue_push(context: ContextTypes.DEFAULT_TYPE, appt_id: int) -> bool:
+    svc, content = services(context), rc(context)
+    async with svc.db.session() as session:
+        appt = await service.active_appointment(session, appt_id)
+        if appt is None:
+            return False
+        await service.push(session, appt, now=svc.clock.now(), content=content)
+    # Now, not at the next tick: a dispatcher run right away (serialised with the job's).
+    context.application.create_task(dispatch_job(context), name=f"push-{appt_id}")
+    return True
+
+
+async def push_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    if not await staff_guard(update, context):
+        return
+    parsed = await _appointment_arg(update, context, "staff_push_usage")
+    if parsed is None:
+        return
+    appt_id, _ = parsed
+    svc, texts = services(context), rc(context).texts
+    if service.quiet_hours(svc.settings).contains(svc.clock.now()):
+        async with svc.db.session() as session:
+            appt = await service.active_appointment(session, appt_id)
+        if appt is None:
+            await reply(update, context, texts.get("staff_no_appointment", id=appt_id))
+            return
+        await reply(update, context, texts.get("staff_push_quiet", id=appt_id),
+                    [[(texts.get("button_push_anyway"), f"ps:{appt_id}")]])
+        return
+    if not await _queue_push(context, appt_id):
+        await reply(update, context, texts.get("staff_no_appointment", id=appt_id))
+        return
+    await reply(update, context, texts.get("staff_pushed", id=appt_id))
+
+
+async def retry_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    if not await staff_guard(update, context):
+        return
+    parsed = await _appointment_arg(update, context, "staff_retry_usage")
+    if parsed is None:
+        return
+    appt_id, _ = parsed
+    svc, texts = services(context), rc(context).texts
+    async with svc.db.session() as session:
+        count = await service.retry_dead(session, appt_id, now=svc.clock.now())
+    await reply(update, context, texts.get("staff_retried", id=appt_id, count=count))
+    if count:
+        context.application.create_task(dispatch_job(context), name=f"retry-{appt_id}")
+
+
+async def push_confirm(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    query = update.callback_query
+    if not await staff_guard(update, context):
+        return
+    texts = rc(context).texts
+    appt_id = int(query.data.split(":")[1])
+    await query.answer()
+    ok = await _queue_push(context, appt_id)
+    key = "staff_pushed" if ok else "staff_no_appointment"
+    await show_screen(update, context, Screen(texts.get(key, id=appt_id)))
+
+
+async def upcoming_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    if not await staff_guard(update, context):
+        return
+    arg = args_of(update).strip()
+    days = int(arg) if arg.isdigit() and 1 <= int(arg) <= 60 else None
+    await reply(update, context, await upcoming_text(context, days))
+
+
+async def upcoming_button(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    if not await staff_guard(update, context):
+        return
+    await update.callback_query.answer()
+    svc = services(context)
+    await show_screen(update, context, Screen(await upcoming_text(context, None), [[
+        (svc.messages.get("button_staff_back"), "staff:menu")]]))
+
+
+async def upcoming_text(context: ContextTypes.DEFAULT_TYPE, days: int | None) -> str:
+    svc, content = services(context), rc(context)
+    texts, now, tz = content.texts, svc.clock.now(), svc.settings.tz
+    days = days or content.engine.upcoming_days
+    async with svc.db.session() as session:
+        rows = (await session.execute(
+            select(Appointment, Patient).join(Patient, Patient.id == Appointment.patient_id)
+            .where(Appointment.starts_at >= now - timedelta(hours=12),
+                   Appointment.starts_at < now + timedelta(days=days),
+                   Appointment.status != "cancelled")
+            .order_by(Appointment.starts_at).limit(60))).all()
+        ids = [a.id for a, _ in rows]
+        reminders = (await session.execute(
+            select(Reminder).where(Reminder.appointment_id.in_(ids))
+            .order_by(Reminder.due_at))).scalars().all() if ids else []
+    if not rows:
+        return texts.get("staff_upcoming_none", days=days)
+    by_appt: dict[int, list[Reminder]] = {}
+    for r in reminders:
+        by_appt.setdefault(r.appointment_id or 0, []).append(r)
+    lines = [texts.get("staff_upcoming_title", days=days)]
+    for appt, patient in rows:
+        parts = []
+        for r in by_appt.get(appt.id, []):
+            if r.status == "cancelled" and r.last_error == "rescheduled":
+                continue
+            label = f"{STATUS_ICON.get(r.status, '?')} {r.kind}"
+            if r.status == "pending":
+                label += f" {r.due_at.astimezone(tz):%a %H:%M}"
+            parts.append(label)
+        lines.append(texts.get(
+            "staff_upcoming_line", id=appt.id, when=when_plain(appt.starts_at, tz),
+            who=_who_label(patient) + (" ⚠ not linked" if patient.chat_id is None else "")
+            + (" ⚠ unreachable" if patient.unreachable else ""),
+            area=appt.area, status=appt.status, reminders=", ".join(parts) or "-"))
+    text = "\n".join(lines)
+    if len(text) > 4000:
+        text = text[:3990].rsplit("\n", 1)[0] + "\n…"
+    return text
+
+
+# ------------------------------------------------------------------------------ patient side
+async def _own_appointment(update: Update, context: ContextTypes.DEFAULT_TYPE,
+                           appt_id: int, session) -> Appointment | None:
+    """The appointment if it belongs to the pressing user; callback data is untrusted."""
+    user = update.effective_user
+    if user is None:
+        return None
+    row = (await session.execute(
+        select(Appointment).join(Patient, Patient.id == Appointment.patient_id)
+        .where(Appointment.id == appt_id, Patient.telegram_user_id == user.id))).scalar_one_or_none()
+    return row
+
+
+async def my_appointments(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    svc, texts = services(context), rc(context).texts
+    now, tz = svc.clock.now(), svc.settings.tz
+    user = update.effective_user
+    query = update.callback_query
+    if query is not None:
+        await query.answer()
+    async with svc.db.session() as session:
+        appts = (await session.execute(
+            select(Appointment).join(Patient, Patient.id == Appointment.patient_id)
+            .where(Patient.telegram_user_id == user.id,
+                   Appointment.status.in_(("booked", "confirmed")),
+                   Appointment.starts_at > now - timedelta(hours=1))
+            .order_by(Appointment.starts_at).limit(10))).scalars().all()
+    back = [(svc.messages.get("button_back"), "home"), (svc.messages.get("button_main_menu"), "home")]
+    if not appts:
+        await show_screen(update, context, Screen(texts.get("my_appointments_none"), [back]))
+        return
+    lines = [texts.get("my_appointments_title")]
+    rows: list[list[tuple[str, str]]] = []
+    for appt in appts:
+        lines.append(texts.get(
+            "appointment_line", when=when(appt.starts_at, tz, now), area=appt.area,
+            minutes=appt.duration_min, session=_session_label(texts, appt),
+            status=texts.get("status_confirmed") if appt.status == "confirmed" else ""))
+        label_when = when_plain(appt.starts_at, tz)
+        for row in appointment_buttons(texts, appt):
+            rows.append([(f"{label} · {label_when}" if len(appts) > 1 else label, data)
+                         for label, data in row])
+    rows.append(back)
+    await show_screen(update, context, Screen("\n".join(lines), rows))
+
+
+async def appointment_button(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    query = update.callback_query
+    svc, content = services(context), rc(context)
+    texts, now, tz = content.texts, svc.clock.now(), svc.settings.tz
+    match = re.fullmatch(r"ap:(c|r|x|xx|k|i):(\d{1,12})", query.data or "")
+    if match is None:
+        await query.answer()
+        return
+    action, appt_id = match.group(1), int(match.group(2))
+    staff_note: str | None = None
+    async with svc.db.session() as session:
+        appt = await _own_appointment(update, context, appt_id, session)
+        if appt is None or not appt.active or (action != "i" and appt.starts_at <= now):
+            await query.answer()
+            await show_screen(update, context, Screen(texts.get("appointment_gone"),
+                                                      _nav_rows(context)))
+            return
+        w = when(appt.starts_at, tz, now)
+        info = {"patient": appt.patient_id, "id": appt.id, "when": when_plain(appt.starts_at, tz)}
+        if action == "c":
+            appt.status, appt.updated_at = "confirmed", now
+            screen = Screen(texts.get("confirm_done", when=w), _nav_rows(context))
+            staff_note = texts.get("staff_patient_confirmed", **info)
+        elif action == "r":
+            screen = Screen(texts.get("reschedule_requested"), _nav_rows(context))
+            staff_note = texts.get("staff_patient_reschedule", **info)
+        elif action == "x":
+            screen = Screen(texts.get("cancel_question", when=w), [[
+                (texts.get("button_cancel_yes"), f"ap:xx:{appt.id}"),
+                (texts.get("button_cancel_no"), f"ap:k:{appt.id}")]])
+        elif action == "xx":
+            await service.cancel(session, appt, now=now, content=content, notify_patient=False)
+            screen = Screen(texts.get("cancel_done", when=w), _nav_rows(context))
+            staff_note = texts.get("staff_patient_cancelled", **info)
+        elif action == "k":
+            screen = Screen(texts.get("cancel_kept", when=w), _nav_rows(context))
+        else:
+            await query.answer()
+            await _send_calendar(update, context, appt)
+            return
+    await query.answer()
+    await show_screen(update, context, screen)
+    if staff_note:
+        await tell_staff(context, staff_note)
+
+
+async def _send_calendar(update: Update, context: ContextTypes.DEFAULT_TYPE, appt: Appointment) -> None:
+    svc, texts = services(context), rc(context).texts
+    cal = Calendar()
+    cal.add("prodid", "-//clinic-bot//appointments//EN")
+    cal.add("version", "2.0")
+    event = Event()
+    event.add("uid", f"appointment-{appt.id}-{appt.plan_version}@clinic-bot")
+    event.add("dtstamp", svc.clock.now())
+    event.add("dtstart", appt.starts_at)
+    event.add("dtend", appt.starts_at + timedelta(minutes=appt.duration_min))
+    # The calendar entry names no treatment: calendars are often shared or synced.
+    event.add("summary", texts.get("calendar_summary"))
+    cal.add_component(event)
+    await context.bot.send_document(
+        update.effective_chat.id,
+        InputFile(cal.to_ical(), filename=f"appointment-{appt.id}.ics"),
+        caption=texts.get("calendar_caption", when=when_plain(appt.starts_at, svc.settings.tz)))
+
+
+async def checkin_button(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    query = update.callback_query
+    svc, texts = services(context), rc(context).texts
+    match = re.fullmatch(r"ck:(ok|cn):(\d{1,12})", query.data or "")
+    await query.answer()
+    if match is None:
+        return
+    async with svc.db.session() as session:
+        appt = await _own_appointment(update, context, int(match.group(2)), session)
+    if appt is None:
+        await show_screen(update, context, Screen(texts.get("appointment_gone"), _nav_rows(context)))
+        return
+    if match.group(1) == "ok":
+        await show_screen(update, context, Screen(texts.get("checkin_fine"), _nav_rows(context)))
+        return
+    await show_screen(update, context, Screen(texts.get("checkin_concern"), _nav_rows(context)))
+    await tell_staff(context, texts.get(
+        "staff_patient_concern", patient=appt.patient_id, id=appt.id,
+        when=when_plain(appt.starts_at, svc.settings.tz)))
+
+
+async def next_session_button(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    query = update.callback_query
+    svc, texts = services(context), rc(context).texts
+    match = re.fullmatch(r"nx:(\d{1,12})", query.data or "")
+    await query.answer()
+    if match is None:
+        return
+    async with svc.db.session() as session:
+        appt = await _own_appointment(update, context, int(match.group(1)), session)
+    if appt is None:
+        await show_screen(update, context, Screen(texts.get("appointment_gone"), _nav_rows(context)))
+        return
+    await show_screen(update, context, Screen(texts.get("next_session_requested"), _nav_rows(context)))
+    await tell_staff(context, texts.get("staff_patient_next", patient=appt.patient_id, id=appt.id,
+                                        n=appt.session_no + 1, m=appt.course_size))
+
+
+async def deep_link_start(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    """/start lk_<token>: link this chat to the patient staff booked; then the usual menu."""
+    svc, texts = services(context), rc(context).texts
+    user, chat = update.effective_user, update.effective_chat
+    match = DEEP_LINK.match(update.effective_message.text or "")
+    if match is None or user is None or chat is None:
+        return
+    async with svc.db.session() as session:
+        patient = await service.redeem_invite(session, token=match.group(1), user_id=user.id,
+                                              chat_id=chat.id, first_name=user.first_name,
+                                              now=svc.clock.now())
+        if patient is None:
+            await patients.upsert_from_telegram(
+                session, user_id=user.id, chat_id=chat.id, first_name=user.first_name,
+                language_code=user.language_code, now=svc.clock.now())
+    if patient is None:
+        await send_screen(update, context, svc.menu.main(intro=texts.get("link_invalid")))
+    else:
+        await send_screen(update, context, svc.menu.main(intro=texts.get("link_done")))
+        await tell_staff(context, texts.get("staff_patient_linked", patient=patient.id))
+    raise ApplicationHandlerStop
+
+
+# ------------------------------------------------------------------------------ the job
+async def dispatch_job(context: ContextTypes.DEFAULT_TYPE) -> None:
+    svc = services(context)
+    try:
+        stats = await dispatcher(context).run(svc.clock.now())
+    except Exception:  # noqa: BLE001 - the next run tries again; never kill the scheduler job
+        log.exception("reminder dispatch failed")
+        return
+    if stats.claimed or stats.expired or stats.recovered:
+        log.info("reminders: %s", stats)
+
+
+def make_staff_notifier(application: Application, svc: Services):
+    async def notify(text: str) -> None:
+        for chat_id in notification_chats(svc.settings):
+            try:
+                await application.bot.send_message(chat_id, text)
+            except TelegramError as exc:
+                log.warning("staff chat %s not notified: %s", chat_id, type(exc).__name__)
+
+    return notify
+
+
+def register(application: Application, svc: Services) -> None:
+    content = content_from_messages(svc.settings.content_dir, svc.messages)
+    application.bot_data["reminder_content"] = content
+    disp = Dispatcher(svc.db, application.bot, content, svc.settings,
+                      notify_staff=make_staff_notifier(application, svc),
+                      rate_limit=True)
+    application.bot_data["reminder_dispatcher"] = disp
+    texts = content.texts
+    # UI texts join the shared messages (key clashes fail at start; text checks see them all).
+    svc.content.messages.add(texts.items(), content.path)
+    svc.menu.extra_main_buttons.append((texts.get("button_my_appointments"), "ap:list"))
+    svc.staff_menu.append((texts.get("button_staff_upcoming"), "ap:staff:upcoming"))
+    svc.stat_providers.append(reminder_privacy.stats)
+    svc.privacy.register(reminder_privacy.SECTION)
+
+    # /start <token> must win over the menu's /start: group -1, then stop.
+    application.add_handler(CommandHandler(
+        "start", deep_link_start, filters=PRIVATE & filters.Regex(DEEP_LINK)), group=-1)
+    application.add_handler(CommandHandler("book", book_command))
+    application.add_handler(CommandHandler("reschedule", reschedule_command))
+    application.add_handler(CommandHandler("cancel_appt", cancel_command))
+    application.add_handler(CommandHandler("push", push_command))
+    application.add_handler(CommandHandler("upcoming", upcoming_command))
+    application.add_handler(CommandHandler("retry_dead", retry_command))
+    application.add_handler(CallbackQueryHandler(my_appointments, pattern=r"^ap:list$"))
+    application.add_handler(CallbackQueryHandler(upcoming_button, pattern=r"^ap:staff:upcoming$"))
+    application.add_handler(CallbackQueryHandler(appointment_button, pattern=r"^ap:"))
+    application.add_handler(CallbackQueryHandler(checkin_button, pattern=r"^ck:"))
+    application.add_handler(CallbackQueryHandler(next_session_button, pattern=r"^nx:"))
+    application.add_handler(CallbackQueryHandler(push_confirm, pattern=r"^ps:\d{1,12}$"))
+
+    if application.job_queue is not None:
+        application.job_queue.run_repeating(
+            dispatch_job, interval=content.engine.interval_seconds, first=1.0,
+            name="reminder-dispatcher",
+            job_kwargs={"misfire_grace_time": None, "coalesce": True, "max_instances": 1})
+    else:  # pragma: no cover - the job-queue extra is a dependency
+        log.error("PTB JobQueue unavailable: reminders will not be sent")

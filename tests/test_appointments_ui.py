@@ -1,0 +1,217 @@
+"""Staff commands and the patient's appointment screens, through the real Application."""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from icalendar import Calendar
+
+from bot.clock import FixedClock
+from tests.harness import BotRunner, TgUser
+from tests.reminder_support import appointment, dispatch, patient_row, reminders, sent_texts
+
+
+@pytest.fixture
+def clock() -> FixedClock:
+    return FixedClock(datetime(2026, 11, 24, 12, 0, tzinfo=UTC))  # Tuesday, GMT
+
+
+@pytest.fixture
+async def rr(fake, settings, clock):
+    runner = BotRunner(fake, settings, clock=clock)
+    await runner.start()
+    yield runner
+    await runner.stop()
+
+
+@pytest.fixture
+def staff(rr) -> TgUser:
+    return TgUser(rr, "Staff", user_id=42)
+
+
+async def booked(rr, staff, args="2026-12-03 14:30 60 face 1/4", name="Anna"):
+    user = TgUser(rr, first_name=name)
+    await user.send("/start")
+    shown = await staff.send(f"/book {user.id} {args}")
+    appt_id = int(re.search(r"#(\d+)", shown[-1].text).group(1))
+    return user, appt_id
+
+
+async def test_staff_commands_check_staff_every_time(fake, rr, staff):
+    eve = TgUser(rr, "Eve")
+    await eve.send("/start")
+    for command in ("/book 1 tomorrow 10:00", "/reschedule 1 tomorrow 10:00", "/cancel_appt 1",
+                    "/push 1", "/upcoming"):
+        shown = await eve.send(command)
+        assert shown[-1].text == "Sorry, this is only for clinic staff.", command
+    assert not await reminders(rr)
+    shown = await eve.press_data("ps:1", fake.last_message(eve.id))
+    assert any(c.params.get("show_alert") for c in fake.calls_to("answerCallbackQuery"))
+    assert not await reminders(rr)
+    shown = await staff.send("/book")
+    assert "Usage: /book" in shown[-1].text
+    shown = await staff.send("/book 424242 31.02.2027 10:00")
+    assert "not a calendar date" in shown[-1].text
+    shown = await staff.send("/book 424242 tomorrow 10:00")
+    assert "has opened the bot" in shown[-1].text  # unknown Telegram id: explained, not booked
+
+
+async def test_book_shows_a_summary_and_upcoming_lists_reminder_status(fake, rr, clock, staff):
+    anna, appt = await booked(rr, staff)
+    assert "Thu 3 Dec 2026 14:30" in staff.last_text() and "session 1 of 4" in staff.last_text()
+    await dispatch(rr, clock)
+    shown = await staff.send("/upcoming 14")
+    text = shown[-1].text
+    assert f"#{appt}" in text and "Anna" in text and "face" in text
+    assert "✅ confirmation" in text and "⏳ preparation Wed 14:30" in text
+
+
+async def test_patient_confirms_reschedule_request_and_cancel(fake, rr, clock, staff):
+    anna, appt = await booked(rr, staff)
+    shown = await anna.send("/menu")
+    shown = await anna.press("📅 My appointments")
+    assert "on Thu 3 Dec at 14:30: face, 60 minutes, session 1 of 4" in shown[-1].text
+    shown = await anna.press("✅ Confirm")
+    assert "is confirmed" in shown[-1].text
+    assert (await appointment(rr, appt)).status == "confirmed"
+    assert any(f"confirmed appointment #{appt}" in t for t in sent_texts(fake, 42))
+    await anna.press_data("ap:list")
+    shown = await anna.press("🔁 Ask to reschedule")
+    assert "will contact you" in shown[-1].text
+    assert any(f"asks to reschedule appointment #{appt}" in t for t in sent_texts(fake, 42))
+    await anna.press_data("ap:list")
+    shown = await anna.press("❌ Cancel")
+    assert "Cancel your appointment" in shown[-1].text
+    shown = await anna.press("No, keep it")
+    assert (await appointment(rr, appt)).status == "confirmed"
+    await anna.press_data(f"ap:x:{appt}")
+    shown = await anna.press("Yes, cancel it")
+    assert "is cancelled" in shown[-1].text
+    assert (await appointment(rr, appt)).status == "cancelled"
+    assert any(f"cancelled appointment #{appt}" in t for t in sent_texts(fake, 42))
+    assert {r.status for r in await reminders(rr, appointment_id=appt)} <= {"cancelled", "sent"}
+    shown = await anna.press_data("ap:list")
+    assert "no upcoming appointments" in shown[-1].text
+
+
+async def test_a_patient_cannot_touch_someone_elses_appointment(fake, rr, staff):
+    anna, appt = await booked(rr, staff)
+    eve = TgUser(rr, "Eve")
+    await eve.send("/start")
+    for data in (f"ap:c:{appt}", f"ap:xx:{appt}", f"ap:i:{appt}", f"ck:cn:{appt}", f"nx:{appt}"):
+        menu = (await eve.send("/menu"))[-1]
+        shown = await eve.press_data(data, menu)
+        assert "can no longer be changed" in shown[-1].text, data
+    assert (await appointment(rr, appt)).status == "booked"
+    assert not fake.calls_to("sendDocument")
+    assert not any("concern" in t or "cancelled" in t for t in sent_texts(fake, 42))
+
+
+async def test_calendar_file(fake, rr, staff):
+    anna, appt = await booked(rr, staff)
+    await anna.press_data("ap:list", fake.last_message(anna.id))
+    await anna.press("🗓 Add to calendar")
+    doc = fake.calls_to("sendDocument", chat_id=anna.id)[-1]
+    assert doc.params["document"].filename == f"appointment-{appt}.ics"
+    cal = Calendar.from_ical(doc.params["document"].data)
+    event = next(iter(cal.walk("VEVENT")))
+    assert event.decoded("dtstart") == datetime(2026, 12, 3, 14, 30, tzinfo=UTC)
+    assert event.decoded("dtend") - event.decoded("dtstart") == timedelta(minutes=60)
+    assert "face" not in str(event.get("summary"))  # no treatment in a shared calendar
+
+
+async def test_checkin_concern_and_next_session_reach_staff(fake, rr, clock, staff):
+    anna, appt = await booked(rr, staff, "2026-11-26 10:00 30 neck 2/3")
+    rows = {r.kind: r for r in await reminders(rr, appointment_id=appt)}
+    clock.set(rows["checkin"].due_at)
+    await dispatch(rr, clock)
+    message = fake.last_message(anna.id)
+    assert "How do you feel" in message.text
+    shown = await anna.press("😟 I have a concern", message)
+    assert "has been told" in shown[-1].text
+    assert any(f"concern after appointment #{appt}" in t for t in sent_texts(fake, 42))
+    clock.set(rows["next_session"].due_at)
+    await dispatch(rr, clock)
+    message = fake.last_message(anna.id)
+    assert "session 2 of 3" in message.text
+    shown = await anna.press("📆 Book my next session", message)
+    assert "next session" in shown[-1].text
+    assert any("wants to book session 3 of 3" in t for t in sent_texts(fake, 42))
+
+
+async def test_push_sends_now_through_the_outbox_and_asks_at_night(fake, rr, clock, staff):
+    anna, appt = await booked(rr, staff)
+    await dispatch(rr, clock)  # confirmation
+    clock.advance(minutes=5)
+    shown = await staff.send(f"/push {appt}")
+    assert "queued" in shown[-1].text
+    # Sent right away by a dispatcher run the command starts, not at the next tick.
+    await fake.wait_for(lambda c: c.method == "sendMessage" and c.status == 200
+                        and "Your appointment is on Thu 3 Dec at 14:30" in c.params["text"])
+    await dispatch(rr, clock)  # waits for that run to finish recording (runs are serialised)
+    assert [r.status for r in await reminders(rr) if ":push:" in r.key] == ["sent"]
+    clock.set(datetime(2026, 11, 25, 22, 30, tzinfo=UTC))  # quiet hours
+    shown = await staff.send(f"/push {appt}")
+    assert "quiet hours" in shown[-1].text
+    assert len([r for r in await reminders(rr) if ":push:" in r.key]) == 1
+    await staff.press("Send now anyway")
+    await dispatch(rr, clock)
+    assert len([r for r in await reminders(rr, status="sent") if ":push:" in r.key]) == 2
+    shown = await staff.send("/push 999")
+    assert "no active appointment #999" in shown[-1].text
+
+
+async def test_deep_link_links_a_patient_booked_before_they_opened_the_bot(fake, rr, clock, staff):
+    shown = await staff.send('/book "Jane Doe" 2026-12-03 14:30 45 "upper arms" 1/2')
+    text = shown[-1].text
+    link = re.search(r"https://t\.me/clinic_test_bot\?start=(lk_[\w-]+)", text)
+    assert link and "Jane Doe" in text
+    assert all(len(x) <= 64 for x in [link.group(1)])
+    stats = await dispatch(rr, clock)
+    assert stats.sent == 0  # nobody to send to yet: the rows wait
+    jane = TgUser(rr, "Jane")
+    shown = await jane.send(f"/start {link.group(1)}")
+    assert "now linked" in shown[0].text
+    assert "📅 My appointments" in jane.labels(shown[0])
+    assert any("opened their link" in t for t in sent_texts(fake, 42))
+    await dispatch(rr, clock)
+    assert "Your appointment is booked on Thu 3 Dec at 14:30" in sent_texts(fake, jane.id)[-1]
+    assert (await patient_row(rr, jane.id)).first_name == "Jane Doe"
+    # The link is single-use: another person gets a polite refusal and the normal menu.
+    mallory = TgUser(rr, "Mallory")
+    shown = await mallory.send(f"/start {link.group(1)}")
+    assert "not valid any more" in shown[0].text
+    shown = await mallory.press_data("ap:list", shown[0])
+    assert "no upcoming appointments" in shown[-1].text
+    # A plain /start still shows the usual greeting.
+    shown = await jane.send("/start")
+    assert "Hello, Jane!" in shown[0].text
+
+
+async def test_mydata_includes_appointments_and_forget_erases_them(fake, rr, clock, staff):
+    import json
+
+    anna, appt = await booked(rr, staff)
+    await dispatch(rr, clock)
+    shown = await anna.send("/mydata")
+    data = json.loads(fake.files[shown[-1].document["file_id"]])
+    assert data["appointments"]["appointments"][0]["treatment_area"] == "face"
+    assert {r["kind"] for r in data["appointments"]["reminders"]} >= {"confirmation", "preparation"}
+    await anna.send("/forget")
+    await anna.press("🗑 Yes")
+    assert await reminders(rr) == []
+    clock.advance(days=20)
+    await dispatch(rr, clock)
+    assert len(fake.calls_to("sendMessage", chat_id=anna.id)) == len(sent_texts(fake, anna.id))
+    assert not any("anesthetic" in t for t in sent_texts(fake, anna.id))
+
+
+async def test_staff_console_lists_upcoming_and_stats_count_reminders(fake, rr, clock, staff):
+    anna, appt = await booked(rr, staff, "2026-11-27 14:30 60 face 1/4")
+    await staff.send("/staff")
+    shown = await staff.press("📅 Upcoming appointments")
+    assert f"#{appt}" in shown[-1].text
+    shown = await staff.send("/stats")
+    assert "Reminders waiting: 6" in shown[-1].text.replace("</b>", "").replace("<b>", "")

@@ -1,0 +1,102 @@
+"""Forgiving staff input: dates and times in the clinic's zone, /book arguments (hypothesis)."""
+
+from datetime import UTC, date, datetime, time, timedelta
+from zoneinfo import ZoneInfo
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from bot.reminders.parse import (
+    InputError,
+    parse_book,
+    parse_date,
+    parse_time,
+    parse_when,
+    parse_who,
+)
+
+LONDON = ZoneInfo("Europe/London")
+NOW = datetime(2026, 11, 24, 12, 0, tzinfo=UTC)  # a Tuesday
+TODAY = date(2026, 11, 24)
+MONTHS = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"]
+
+
+@pytest.mark.parametrize("text,expected", [
+    ("2026-12-03", date(2026, 12, 3)), ("3.12.2026", date(2026, 12, 3)),
+    ("03/12/26", date(2026, 12, 3)), ("3/12", date(2026, 12, 3)), ("3.12.", date(2026, 12, 3)),
+    ("3 Dec", date(2026, 12, 3)), ("Dec 3", date(2026, 12, 3)), ("3rd December 2026", date(2026, 12, 3)),
+    ("today", TODAY), ("tomorrow", date(2026, 11, 25)), ("wed", date(2026, 11, 25)),
+    ("Tuesday", date(2026, 12, 1)), ("5 Jan", date(2027, 1, 5)),
+])
+def test_dates(text, expected):
+    assert parse_date(text.split(), TODAY)[0] == expected
+
+
+@pytest.mark.parametrize("text,expected", [
+    ("14:30", time(14, 30)), ("9:05", time(9, 5)), ("2pm", time(14, 0)), ("2:30pm", time(14, 30)),
+    ("2:30 PM", time(14, 30)), ("12am", time(0, 0)), ("12pm", time(12, 0)), ("14.30", time(14, 30)),
+    ("9h15", time(9, 15)),
+])
+def test_times(text, expected):
+    assert parse_time(text.split())[0] == expected
+
+
+@pytest.mark.parametrize("tokens", [
+    ["31.2.2027", "10:00"], ["2026-13-01", "10:00"], ["soon", "10:00"], [],
+    ["2026-12-03", "25:00"], ["2026-12-03", "14"], ["2026-12-03", "13pm"], ["2026-12-03"],
+])
+def test_bad_input_is_refused_with_a_reason(tokens):
+    with pytest.raises(InputError) as err:
+        parse_when(tokens, NOW, LONDON)
+    assert str(err.value)
+
+
+def test_nonexistent_local_time_is_refused():
+    with pytest.raises(InputError, match="does not exist"):
+        parse_when(["2027-03-28", "01:30"], NOW, LONDON)
+
+
+@given(st.dates(min_value=date(2026, 11, 24), max_value=date(2030, 12, 31)),
+       st.integers(0, 23), st.integers(0, 59),
+       st.sampled_from(["iso", "dots", "slash", "dmy_words", "mdy_words"]))
+def test_any_formatted_date_and_time_round_trips(day, hour, minute, style):
+    text = {
+        "iso": f"{day:%Y-%m-%d}", "dots": f"{day.day}.{day.month}.{day.year}",
+        "slash": f"{day.day:02d}/{day.month:02d}/{day.year}",
+        "dmy_words": f"{day.day} {MONTHS[day.month - 1]} {day.year}",
+        "mdy_words": f"{MONTHS[day.month - 1]} {day.day} {day.year}",
+    }[style]
+    tokens = text.split() + [f"{hour}:{minute:02d}", "60", "face"]
+    naive = datetime(day.year, day.month, day.day, hour, minute)
+    try:
+        at, used = parse_when(tokens, NOW, LONDON)
+    except InputError as exc:
+        assert "does not exist" in str(exc)
+        return
+    assert used == len(tokens) - 2
+    assert at.tzinfo is not None
+    assert at.astimezone(LONDON).replace(tzinfo=None) == naive
+
+
+@given(st.text(max_size=60))
+def test_book_parser_never_crashes(text):
+    try:
+        parse_book(text.split(), NOW, LONDON)
+    except InputError:
+        pass
+
+
+def test_book_example_from_the_issue():
+    req = parse_book("5012 2026-12-03 14:30 60 face 1/4".split(), NOW, LONDON)
+    assert req.who.telegram_id == 5012
+    assert req.starts_at == datetime(2026, 12, 3, 14, 30, tzinfo=UTC)  # GMT in December
+    assert (req.duration_min, req.area, req.session_no, req.course_size) == (60, "face", 1, 4)
+    summer = parse_book(["+44 7700 900123", "1.6.2027", "9:00", "upper", "arms"], NOW, LONDON)
+    assert summer.who.phone == "+447700900123"
+    assert summer.starts_at == datetime(2027, 6, 1, 8, 0, tzinfo=UTC)  # BST
+    assert summer.area == "upper arms" and summer.duration_min == 60
+    assert parse_who("Jane Doe").name == "Jane Doe" and parse_who("#12").patient_id == 12
+    with pytest.raises(InputError):
+        parse_book("5012 2026-12-03 14:30 60 face 5/4".split(), NOW, LONDON)
+    assert parse_book(["5012", "tomorrow", "9am"], NOW, LONDON).starts_at - NOW == timedelta(hours=21)
