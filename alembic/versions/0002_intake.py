@@ -1,7 +1,7 @@
 """Consultation intake: consent records and questionnaires (answers encrypted).
 
 Revision ID: 0002_intake
-Revises: 0006_privacy (written on 0001; relinked when main was merged in)
+Revises: 0001
 Create Date: 2026-11-24
 """
 
@@ -13,7 +13,7 @@ from alembic import op
 import bot.db.types
 
 revision: str = "0002_intake"
-down_revision: str | None = "0006_privacy"
+down_revision: str | None = "0001"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

@@ -1,7 +1,7 @@
 """Appointments, the reminder outbox, and patient invitations (deep links).
 
 Revision ID: 0003_appointments
-Revises: 0004_questions (relinked after merging main; written against 0001)
+Revises: 0002_intake
 Create Date: 2026-11-24
 """
 
@@ -13,7 +13,7 @@ from alembic import op
 import bot.db.types
 
 revision: str = "0003_appointments"
-down_revision: str | None = "0004_questions"
+down_revision: str | None = "0002_intake"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

@@ -1,7 +1,7 @@
 """Questions in the patient's own words: questions, staff reply targets.
 
 Revision ID: 0004_questions
-Revises: 0002_intake
+Revises: 0003_appointments
 Create Date: 2026-11-24
 """
 
@@ -13,7 +13,7 @@ from alembic import op
 import bot.db.types
 
 revision: str = "0004_questions"
-down_revision: str | None = "0002_intake"
+down_revision: str | None = "0003_appointments"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

@@ -1,7 +1,7 @@
 """processed_updates: one claim row per Telegram update_id (duplicate deliveries dropped).
 
 Revision ID: 0005_processed_updates
-Revises: 0001
+Revises: 0004_questions
 Create Date: 2026-11-24
 """
 
@@ -13,7 +13,7 @@ from alembic import op
 import bot.db.types
 
 revision: str = "0005_processed_updates"
-down_revision: str | None = "0001"
+down_revision: str | None = "0004_questions"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
