@@ -67,7 +67,7 @@ async def today_screen(svc: Services, staff_user_id: int) -> Screen:
                 for r in e.reminders:
                     label = f"{STATUS_ICON.get(r.status, '?')} {r.kind}"
                     if r.status == "pending":
-                        label += f" {r.due_at.astimezone(tz):%H:%M}"
+                        label += f" {r.due_at.astimezone(tz):%a %H:%M}"
                     parts.append(label)
                 who = f"{e.patient.first_name or 'patient'} (#{e.patient.id})"
                 if e.patient.chat_id is None:
