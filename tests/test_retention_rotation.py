@@ -118,3 +118,30 @@ async def test_rotate_keys_reencrypts_questionnaires_questions_and_replies(fake,
         assert data["consultation_intake"]
     finally:
         await rr.stop()
+
+
+async def test_migration_0007_matches_the_models(tmp_path):
+    from alembic.autogenerate import compare_metadata
+    from alembic.migration import MigrationContext
+
+    import bot.db.appointment_models  # noqa: F401 - every table on Base.metadata
+    import bot.db.intake_models  # noqa: F401
+    import bot.db.preference_models  # noqa: F401
+    import bot.db.privacy_models  # noqa: F401
+    import bot.db.processed_updates  # noqa: F401
+    import bot.db.qa_models  # noqa: F401
+    from bot.db.engine import Database
+    from bot.db.migrate import upgrade
+    from bot.db.models import Base
+
+    db = Database(f"sqlite+aiosqlite:///{tmp_path / 'm.db'}")
+    try:
+        await upgrade(db)
+        async with db.engine.connect() as conn:
+            diff = await conn.run_sync(lambda c: compare_metadata(
+                MigrationContext.configure(c, opts={"compare_type": True}), Base.metadata))
+            version = (await conn.exec_driver_sql("select version_num from alembic_version")).scalar()
+    finally:
+        await db.dispose()
+    assert diff == []
+    assert version == "0007_preferences"
