@@ -10,7 +10,7 @@
   python run_bot.py import-appointments FILE
                                     book appointments from a CSV file (see --help)
   python run_bot.py new-key         print a new ENCRYPTION_KEYS key
-  python run_bot.py rotate-keys     re-encrypt stored answers under the first ENCRYPTION_KEYS key
+  python run_bot.py rotate-keys     re-encrypt stored answers and questions under the first key
 
 Health answers are encrypted at rest with ENCRYPTION_KEYS (comma-separated Fernet keys; the first
 encrypts, all decrypt). `run` refuses to start without it. The sandbox, if it is unset, creates
@@ -109,14 +109,17 @@ def cmd_rotate_keys(args: argparse.Namespace) -> int:
     setup_logging(settings.log_level)
     svc = build_services(settings)
 
-    async def _go() -> int:
+    from bot.rotation import rotate_all
+
+    async def _go() -> dict[str, int]:
         try:
-            async with svc.db.session() as session:
-                return await svc.intake.rotate_keys(session)  # type: ignore[union-attr]
+            return await rotate_all(svc)
         finally:
             await svc.db.dispose()
 
-    print(f"re-encrypted {asyncio.run(_go())} questionnaire(s) under the first key")
+    counts = asyncio.run(_go())
+    print("re-encrypted under the first key: "
+          + ", ".join(f"{n} {what}" for what, n in counts.items()))
     return 0
 
 

@@ -29,6 +29,7 @@ def feature_modules() -> list:
     """Handler modules in registration order; the fallback (never-silence) goes last."""
     from handlers import (
         appointments,
+        console,
         dedupe,
         errors,
         fallback,
@@ -39,7 +40,8 @@ def feature_modules() -> list:
         staff,
     )
 
-    return [dedupe, menu, intake, privacy, staff, appointments, errors, questions, fallback]
+    return [dedupe, menu, intake, privacy, staff, appointments, console, errors, questions,
+            fallback]
 
 
 def build_services(

@@ -48,6 +48,9 @@ class Settings(BaseSettings):
     # Fernet keys (urlsafe base64, 32 bytes), comma-separated: the FIRST encrypts, all decrypt.
     # Rotate by putting a new key first, running `run_bot.py rotate-keys`, then dropping the old.
     encryption_keys: SecretStr | None = Field(default=None, description="ENCRYPTION_KEYS")
+    # Questionnaires last touched longer ago than this, of patients with no appointment in that
+    # period, are purged by a daily job (bot/retention.py).
+    intake_retention_months: int = Field(default=24, ge=1, le=240)
 
     # Webhook mode (`run_bot.py run --webhook`); polling is the default and needs none of these.
     webhook_url: str | None = Field(

@@ -175,3 +175,20 @@ async def erase_for(session: AsyncSession, patient: Patient, now: datetime) -> N
     ids = select(Question.id).where(Question.patient_id == patient.id)
     await session.execute(delete(StaffReplyTarget).where(StaffReplyTarget.question_id.in_(ids)))
     await session.execute(delete(Question).where(Question.patient_id == patient.id))
+
+
+# ------------------------------------------------------------------ key rotation
+
+async def rotate_keys(session: AsyncSession, crypto: CryptoBox) -> int:
+    """Re-encrypt every question text and staff reply under the primary key; returns how many
+    fields changed. The context inside each ciphertext (question:<patient>:text|reply) is kept."""
+    changed = 0
+    for q in (await session.scalars(select(Question).order_by(Question.id))).all():
+        if q.text_enc and crypto.needs_rotation(q.text_enc):
+            q.text_enc = crypto.rotate(q.text_enc)
+            changed += 1
+        if q.reply_enc is not None and crypto.needs_rotation(q.reply_enc):
+            q.reply_enc = crypto.rotate(q.reply_enc)
+            changed += 1
+    await session.flush()
+    return changed

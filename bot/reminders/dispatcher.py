@@ -40,6 +40,8 @@ from bot.config import Settings
 from bot.db.appointment_models import Appointment, Reminder
 from bot.db.engine import Database
 from bot.db.models import Patient
+from bot.db.preference_models import Broadcast, PatientPreference
+from bot.preferences import from_columns
 from bot.reminders.planner import QuietHours
 from bot.reminders.plans import ReminderContent
 from bot.reminders.render import reminder_message
@@ -62,6 +64,7 @@ class DispatchStats:
     cancelled: int = 0
     recovered: int = 0
     deferred: int = 0
+    opted_out: int = 0
 
     def add(self, other: DispatchStats) -> None:
         for name in self.__dataclass_fields__:
@@ -104,6 +107,7 @@ class _Job:
     staff_note: str | None = None
     unreachable_patient: int | None = None
     retry_after: float | None = None
+    broadcast_text: str | None = None  # kind 'broadcast': the staff-written text (raw)
 
 
 class Dispatcher:
@@ -121,6 +125,7 @@ class Dispatcher:
         self._chat_last: dict[int, datetime] = {}  # per-chat pacing, in the injected time
         self._lock = asyncio.Lock()
         self._recovered_at_start = False
+        self._skipped_in_claim = False  # a claim round that only deferred or skipped rows
 
     # ------------------------------------------------------------------ the run
     async def run(self, now: datetime, *, max_rounds: int = 10_000) -> DispatchStats:
@@ -136,6 +141,8 @@ class Dispatcher:
             for _ in range(max_rounds):
                 jobs = await self._claim(now, stats)
                 if not jobs:
+                    if self._skipped_in_claim:
+                        continue  # those rows left the due set: look at the next ones
                     break
                 paused = await self._send_all(jobs, now, stats)
                 if paused:
@@ -170,8 +177,11 @@ class Dispatcher:
         batch = self.engine.batch_size
         async with self.db.session() as session:
             query = (
-                select(Reminder.id, Reminder.quiet_ok, Reminder.expires_at, Patient.chat_id)
+                select(Reminder.id, Reminder.quiet_ok, Reminder.expires_at, Patient.chat_id,
+                       Reminder.kind, PatientPreference.disabled_kinds,
+                       PatientPreference.quiet_start, PatientPreference.quiet_end)
                 .join(Patient, Patient.id == Reminder.patient_id)
+                .outerjoin(PatientPreference, PatientPreference.patient_id == Reminder.patient_id)
                 .where(Reminder.status == "pending", Reminder.due_at <= now,
                        Reminder.expires_at > now, Patient.chat_id.is_not(None),
                        Patient.unreachable.is_(False))
@@ -181,6 +191,7 @@ class Dispatcher:
             if self.db.dialect == "postgresql":
                 query = query.with_for_update(of=Reminder, skip_locked=True)
             candidates = (await session.execute(query)).all()
+            self._skipped_in_claim = False
             if not candidates:
                 return []
             quiet_now = self.quiet.contains(now)
@@ -189,10 +200,26 @@ class Dispatcher:
                 self._chat_last = {c: t for c, t in self._chat_last.items() if now - t < gap}
             chosen: list[int] = []
             chats: set[int] = set()
-            for rid, quiet_ok, expires_at, chat_id in candidates:
-                if quiet_now and not quiet_ok:
-                    # Deferrable and it is night (the dispatcher was down, or a retry): morning.
-                    morning = self.quiet.morning_after(now)
+            for rid, quiet_ok, expires_at, chat_id, kind, off, q_start, q_end in candidates:
+                prefs = from_columns(off, q_start, q_end)
+                if not prefs.allows(kind):
+                    # The patient turned this kind off in /settings: never sent.
+                    await session.execute(update(Reminder).where(
+                        Reminder.id == rid, Reminder.status == "pending").values(
+                        status="cancelled", last_error="patient opted out")
+                        .execution_options(synchronize_session=False))
+                    stats.opted_out += 1
+                    self._skipped_in_claim = True
+                    continue
+                personal = prefs.quiet(self.settings.tz)
+                quiet = self.quiet if quiet_now else (
+                    personal if personal is not None and personal.contains(now) else None)
+                if quiet is not None and not quiet_ok:
+                    # Deferrable and it is night (the dispatcher was down, or a retry), or the
+                    # patient's own quiet hours: the morning.
+                    morning = quiet.morning_after(now)
+                    if quiet is self.quiet and personal is not None and personal.contains(morning):
+                        morning = personal.morning_after(morning)
                     values: dict[str, Any] = ({"due_at": morning} if morning < expires_at else
                                               {"status": "expired",
                                                "last_error": "quiet hours until expiry"})
@@ -201,6 +228,7 @@ class Dispatcher:
                         .execution_options(synchronize_session=False))
                     stats.deferred += "due_at" in values
                     stats.expired += "status" in values
+                    self._skipped_in_claim = True
                     continue
                 if chat_id in chats:
                     continue  # one per chat per round
@@ -224,8 +252,14 @@ class Dispatcher:
                 .join(Patient, Patient.id == Reminder.patient_id)
                 .outerjoin(Appointment, Appointment.id == Reminder.appointment_id)
                 .where(Reminder.id.in_(claimed)).order_by(Reminder.due_at, Reminder.id))).all()
+            broadcast_ids = {_broadcast_id(row.key) for row, _, _ in rows if row.kind == "broadcast"}
+            broadcast_ids.discard(None)
+            texts = dict((await session.execute(
+                select(Broadcast.id, Broadcast.text).where(Broadcast.id.in_(broadcast_ids)))).all()
+            ) if broadcast_ids else {}
         stats.claimed += len(rows)
-        return [_Job(row, appt, chat_id) for row, appt, chat_id in rows]
+        return [_Job(row, appt, chat_id, broadcast_text=texts.get(_broadcast_id(row.key)))
+                for row, appt, chat_id in rows]
 
     # ------------------------------------------------------------------ sending
     def _still_wanted(self, job: _Job) -> bool:
@@ -249,8 +283,15 @@ class Dispatcher:
             job.outcome = {"status": "cancelled", "last_error": "appointment no longer active"}
             return
         tz = self.settings.tz
-        assert job.appt is not None
-        text, rows = reminder_message(row.kind, self.content.texts, job.appt, tz, now)
+        if row.kind == "broadcast":
+            if job.broadcast_text is None:
+                job.outcome = {"status": "cancelled", "last_error": "broadcast withdrawn"}
+                return
+            # Staff-written text: escaped by Texts.get, shown under a header naming no treatment.
+            text, rows = self.content.texts.get("reminder_broadcast", text=job.broadcast_text), []
+        else:
+            assert job.appt is not None
+            text, rows = reminder_message(row.kind, self.content.texts, job.appt, tz, now)
         markup = InlineKeyboardMarkup(
             [[InlineKeyboardButton(label, callback_data=data) for label, data in r] for r in rows]
         ) if rows else None
@@ -358,6 +399,11 @@ class Dispatcher:
             await self.notify_staff(text)
         except Exception:  # noqa: BLE001 - telling staff must never break the dispatcher
             log.warning("staff notification failed", exc_info=True)
+
+
+def _broadcast_id(key: str) -> int | None:
+    parts = key.split(":")
+    return int(parts[1]) if len(parts) == 3 and parts[0] == "bc" and parts[1].isdigit() else None
 
 
 def _retry_after_seconds(exc: RetryAfter) -> float:

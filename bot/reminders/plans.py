@@ -17,7 +17,7 @@ KINDS = ("confirmation", "preparation", "same_day", "aftercare", "checkin", "nex
 ANCHORS = ("booking", "start", "end")
 _PART = re.compile(r"([+-]?)\s*(\d+)\s*([wdhms])")
 REQUIRED_TEXTS = tuple(f"reminder_{k}" for k in KINDS) + (
-    "reminder_cancelled", "reminder_push_before", "reminder_push_after",
+    "reminder_cancelled", "reminder_push_before", "reminder_push_after", "reminder_broadcast",
 )
 
 

@@ -1,0 +1,358 @@
+"""Staff console additions (today and tomorrow, reminders needing attention with Retry,
+broadcast, /noshow, /stats lines) and the patient's /settings. Logic lives in bot/console.py
+and bot/preferences.py; the retention job in bot/retention.py."""
+
+from __future__ import annotations
+
+import logging
+import re
+
+from telegram import Update
+from telegram.ext import (
+    Application,
+    ApplicationHandlerStop,
+    CallbackQueryHandler,
+    CommandHandler,
+    ContextTypes,
+    MessageHandler,
+    filters,
+)
+
+from bot import audit, console, patients, preferences, retention
+from bot.content import load_yaml
+from bot.menu import Screen
+from bot.reminders.render import local_date
+from bot.services import Services
+from bot.staff import is_staff
+from handlers.common import send_screen, services, show_screen
+from handlers.common_staff import require_staff
+
+log = logging.getLogger(__name__)
+PRIVATE = filters.ChatType.PRIVATE
+STATUS_ICON = {"pending": "⏳", "sending": "📤", "sent": "✅", "failed": "🚫", "expired": "⌛",
+               "cancelled": "✖️", "dead": "❗"}
+DRAFT_GROUP = -3  # before questions' staff replies (-2): a broadcast text is not a reply
+
+
+def _back(svc: Services) -> list[tuple[str, str]]:
+    return [(svc.messages.get("button_staff_back"), "staff:menu")]
+
+
+def _kick_dispatcher(context: ContextTypes.DEFAULT_TYPE, name: str) -> None:
+    from handlers.appointments import dispatch_job
+
+    context.application.create_task(dispatch_job(context), name=name)
+
+
+# ------------------------------------------------------------------ today and tomorrow
+def _confirmation(svc: Services, status: str) -> str:
+    key = {"confirmed": "staff_confirmed", "no_show": "staff_no_show",
+           "completed": "staff_completed"}.get(status, "staff_not_confirmed")
+    return svc.messages.get(key)
+
+
+async def today_screen(svc: Services, staff_user_id: int) -> Screen:
+    now, tz = svc.clock.now(), svc.settings.tz
+    lines: list[str] = []
+    async with svc.db.session() as session:
+        for days_ahead in (0, 1):
+            entries = await console.day_entries(session, now, tz, days_ahead)
+            start, _ = console.local_day_bounds(now, tz, days_ahead)
+            day = ("Today" if days_ahead == 0 else "Tomorrow") + ", " + local_date(start, tz)
+            lines.append(svc.messages.get("staff_day_title", day=day))
+            if not entries:
+                lines.append(svc.messages.get("staff_day_none"))
+            for e in entries:
+                parts = []
+                for r in e.reminders:
+                    label = f"{STATUS_ICON.get(r.status, '?')} {r.kind}"
+                    if r.status == "pending":
+                        label += f" {r.due_at.astimezone(tz):%a %H:%M}"
+                    parts.append(label)
+                who = f"{e.patient.first_name or 'patient'} (#{e.patient.id})"
+                if e.patient.chat_id is None:
+                    who += " ⚠ not linked"
+                if e.patient.unreachable:
+                    who += " ⚠ unreachable"
+                lines.append(svc.messages.get(
+                    "staff_day_line", id=e.appt.id, time=f"{e.appt.starts_at.astimezone(tz):%H:%M}",
+                    who=who, area=e.appt.area, confirmation=_confirmation(svc, e.appt.status),
+                    reminders=", ".join(parts) or "-"))
+            # Each patient whose appointments a staff member saw: one audit row (no content).
+            for pid in sorted({e.patient.id for e in entries}):
+                await audit.record(session, now=now, action="appointments_read",
+                                   actor_user_id=staff_user_id, patient_id=pid,
+                                   subject="today" if days_ahead == 0 else "tomorrow")
+    text = "\n".join(lines)
+    if len(text) > 4000:
+        text = text[:3990].rsplit("\n", 1)[0] + "\n…"
+    return Screen(text, [_back(svc)])
+
+
+# ------------------------------------------------------------------ reminders needing attention
+async def failed_screen(svc: Services, staff_user_id: int) -> Screen:
+    now = svc.clock.now()
+    rows: list[list[tuple[str, str]]] = []
+    async with svc.db.session() as session:
+        items = await console.needing_attention(session, now)
+        for pid in sorted({p.id for _, p in items}):
+            await audit.record(session, now=now, action="reminders_read",
+                               actor_user_id=staff_user_id, patient_id=pid, subject="failed")
+    if not items:
+        return Screen(svc.messages.get("staff_failed_none"), [_back(svc)])
+    lines = [svc.messages.get("staff_failed_title")]
+    for r, p in items:
+        blocked = p.unreachable or p.chat_id is None
+        lines.append(svc.messages.get(
+            "staff_failed_line", id=r.id, kind=r.kind, patient=p.id,
+            appt=f" (appointment #{r.appointment_id})" if r.appointment_id else "",
+            status=r.status, error=(r.last_error or "-")[:80],
+            note=svc.messages.get("staff_failed_unreachable") if blocked else ""))
+        if not blocked:
+            rows.append([(svc.messages.get("button_retry_reminder", id=r.id), f"rt:{r.id}")])
+    rows.append(_back(svc))
+    return Screen("\n".join(lines), rows)
+
+
+async def retry_button(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    query = update.callback_query
+    if not await require_staff(update, context, (query.data or "rt")[:64]):
+        return
+    await query.answer()
+    svc = services(context)
+    match = re.fullmatch(r"rt:(\d{1,12})", query.data or "")
+    if match is None:
+        return
+    rid = int(match.group(1))
+    async with svc.db.session() as session:
+        row = await console.retry_reminder(session, rid, svc.clock.now())
+        if row is not None:
+            await audit.record(session, now=svc.clock.now(), action="reminder_retry",
+                               actor_user_id=query.from_user.id, patient_id=row.patient_id,
+                               subject=f"reminder {rid}")
+    key = "staff_retry_done" if row is not None else "staff_retry_gone"
+    await show_screen(update, context, Screen(svc.messages.get(key, id=rid), [
+        [(svc.messages.get("button_staff_failed"), "staff:failed")], _back(svc)]))
+    if row is not None:
+        _kick_dispatcher(context, f"retry-reminder-{rid}")
+
+
+async def console_button(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    query = update.callback_query
+    if not await require_staff(update, context, (query.data or "staff")[:64]):
+        return
+    await query.answer()
+    svc = services(context)
+    if query.data == "staff:today":
+        screen = await today_screen(svc, query.from_user.id)
+    elif query.data == "staff:failed":
+        screen = await failed_screen(svc, query.from_user.id)
+    else:
+        screen = broadcast_choice(svc)
+    await show_screen(update, context, screen)
+
+
+async def today_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    if await require_staff(update, context, "today"):
+        await send_screen(update, context, await today_screen(services(context),
+                                                              update.effective_user.id))
+
+
+async def noshow_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    if not await require_staff(update, context, "noshow"):
+        return
+    svc = services(context)
+    parts = (update.effective_message.text or "").split()
+    if len(parts) != 2 or not re.fullmatch(r"#?\d{1,12}", parts[1]):
+        await send_screen(update, context, Screen(svc.messages.get("staff_noshow_usage")))
+        return
+    appt_id = int(parts[1].lstrip("#"))
+    async with svc.db.session() as session:
+        ok = await console.mark_no_show(session, appt_id, svc.clock.now())
+    key = "staff_noshow_done" if ok else "staff_noshow_refused"
+    await send_screen(update, context, Screen(svc.messages.get(key, id=appt_id)))
+
+
+# ------------------------------------------------------------------ broadcast
+def broadcast_choice(svc: Services) -> Screen:
+    return Screen(svc.messages.get("broadcast_choose"), [
+        [(svc.messages.get("button_broadcast_tomorrow"), "bc:g:tomorrow")],
+        [(svc.messages.get("button_broadcast_upcoming"), "bc:g:upcoming")],
+        _back(svc)])
+
+
+async def broadcast_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    if await require_staff(update, context, "broadcast"):
+        await send_screen(update, context, broadcast_choice(services(context)))
+
+
+async def broadcast_button(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    query = update.callback_query
+    if not await require_staff(update, context, (query.data or "bc")[:64]):
+        return
+    await query.answer()
+    svc = services(context)
+    now, tz, user = svc.clock.now(), svc.settings.tz, query.from_user
+    match = re.fullmatch(r"bc:(g|send|no):(\w{1,12})", query.data or "")
+    if match is None:
+        return
+    action, arg = match.groups()
+    if action == "g":
+        if arg not in console.AUDIENCES:
+            return
+        async with svc.db.session() as session:
+            await console.start_draft(session, user.id, update.effective_chat.id, arg, now)
+            count = len(await console.audience_patients(session, arg, now, tz))
+        audience = svc.messages.get(f"broadcast_audience_{arg}")
+        await show_screen(update, context, Screen(svc.messages.get(
+            "broadcast_ask_text", audience=audience, count=count)))
+        return
+    if not arg.isdigit():
+        return
+    async with svc.db.session() as session:
+        if action == "send":
+            count = await console.queue(session, int(arg), user.id, now, tz)
+            if count is not None:
+                await audit.record(session, now=now, action="broadcast", actor_user_id=user.id,
+                                   subject=f"broadcast {arg} to {count}")
+        else:
+            count = None
+            cancelled = await console.cancel_draft(session, int(arg), user.id)
+    if action == "send":
+        key = "broadcast_stale" if count is None else "broadcast_queued"
+        await show_screen(update, context, Screen(svc.messages.get(key, count=count or 0)))
+        if count:
+            _kick_dispatcher(context, f"broadcast-{arg}")
+    else:
+        key = "broadcast_cancelled" if cancelled else "broadcast_stale"
+        await show_screen(update, context, Screen(svc.messages.get(key)))
+
+
+async def draft_text(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    """Group -3: the text of a broadcast a staff member is composing. Everyone else passes on."""
+    svc = services(context)
+    message, user, chat = update.effective_message, update.effective_user, update.effective_chat
+    if message is None or user is None or chat is None or not message.text:
+        return
+    if not is_staff(svc.settings, user.id):
+        return
+    now, tz = svc.clock.now(), svc.settings.tz
+    async with svc.db.session() as session:
+        draft = await console.open_draft(session, user.id, chat.id, now)
+        if draft is None:
+            return
+        text = message.text.strip()
+        if text.startswith("/"):
+            if text.split()[0].split("@")[0] == "/cancel_broadcast":
+                await console.cancel_draft(session, draft.id, user.id)
+                await send_screen(update, context, Screen(svc.messages.get("broadcast_cancelled")))
+                raise ApplicationHandlerStop
+            return  # other commands work as usual while a draft is open
+        audience = svc.messages.get(f"broadcast_audience_{draft.audience}")
+        if len(text) > console.BROADCAST_MAX:
+            screen = Screen(svc.messages.get("broadcast_too_long", length=len(text),
+                                             limit=console.BROADCAST_MAX))
+        else:
+            count = len(await console.audience_patients(session, draft.audience, now, tz))
+            if count == 0:
+                await console.cancel_draft(session, draft.id, user.id)
+                screen = Screen(svc.messages.get("broadcast_nobody", audience=audience))
+            else:
+                draft.text = text
+                screen = Screen(svc.messages.get("broadcast_confirm", count=count,
+                                                 audience=audience, text=text), [
+                    [(svc.messages.get("button_broadcast_send", count=count), f"bc:send:{draft.id}")],
+                    [(svc.messages.get("button_broadcast_cancel"), f"bc:no:{draft.id}")]])
+    await send_screen(update, context, screen)
+    raise ApplicationHandlerStop
+
+
+# ------------------------------------------------------------------ the patient's /settings
+def settings_screen(svc: Services, prefs: preferences.Prefs) -> Screen:
+    s = svc.settings
+    if prefs.quiet_start and prefs.quiet_end:
+        quiet = f"{prefs.quiet_start:%H:%M}-{prefs.quiet_end:%H:%M}"
+    else:
+        quiet = svc.messages.get("settings_quiet_clinic", start=f"{s.quiet_hours_start:%H:%M}",
+                                 end=f"{s.quiet_hours_end:%H:%M}")
+    rows: list[list[tuple[str, str]]] = []
+    for kind in preferences.OPTIONAL_KINDS:
+        label = svc.messages.get(f"kind_{kind}")
+        key = "button_kind_on" if prefs.allows(kind) else "button_kind_off"
+        rows.append([(svc.messages.get(key, label=label), f"pf:k:{kind}")])
+    quiet_row: list[tuple[str, str]] = []
+    for preset, span in preferences.QUIET_PRESETS.items():
+        label = svc.messages.get("button_quiet_off") if span is None else svc.messages.get(
+            "button_quiet_preset", start=f"{span[0]:%H}", end=f"{span[1]:%H}")
+        if preset == prefs.preset:
+            label = svc.messages.get("button_quiet_current", label=label)
+        quiet_row.append((label, f"pf:q:{preset}"))
+    rows.append(quiet_row[:3])
+    rows.append(quiet_row[3:])
+    rows.append([(svc.messages.get("button_main_menu"), "home")])
+    text = "\n\n".join([svc.messages.get("settings_title"),
+                        svc.messages.get("settings_quiet", quiet=quiet),
+                        svc.messages.get("settings_quiet_choose")])
+    return Screen(text, rows)
+
+
+async def settings_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    svc = services(context)
+    user, chat = update.effective_user, update.effective_chat
+    async with svc.db.session() as session:
+        patient = await patients.upsert_from_telegram(
+            session, user_id=user.id, chat_id=chat.id, first_name=user.first_name,
+            language_code=user.language_code, now=svc.clock.now())
+        prefs = await preferences.load(session, patient.id)
+    await send_screen(update, context, settings_screen(svc, prefs))
+
+
+async def settings_button(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    query = update.callback_query
+    svc = services(context)
+    match = re.fullmatch(r"pf:(k|q):(\w{1,16})", query.data or "")
+    valid = match is not None and (
+        match.group(2) in preferences.OPTIONAL_KINDS if match.group(1) == "k"
+        else match.group(2) in preferences.QUIET_PRESETS)
+    if not valid:
+        await query.answer()
+        return
+    now = svc.clock.now()
+    async with svc.db.session() as session:
+        # Only ever the pressing user's own record: the button carries no patient id.
+        patient = await patients.by_telegram_id(session, query.from_user.id)
+        if patient is None:
+            patient = await patients.upsert_from_telegram(
+                session, user_id=query.from_user.id, chat_id=update.effective_chat.id,
+                first_name=query.from_user.first_name,
+                language_code=query.from_user.language_code, now=now)
+        if match.group(1) == "k":
+            prefs = await preferences.toggle_kind(session, patient.id, match.group(2), now)
+        else:
+            prefs = await preferences.set_quiet(session, patient.id, match.group(2), now)
+    await query.answer(svc.messages.get("settings_saved"))
+    await show_screen(update, context, settings_screen(svc, prefs))
+
+
+# ------------------------------------------------------------------ registration
+def register(application: Application, svc: Services) -> None:
+    path = svc.settings.content_dir / "console.yaml"
+    svc.content.messages.add(load_yaml(path), path)
+    svc.staff_menu.append((svc.messages.get("button_staff_today"), "staff:today"))
+    svc.staff_menu.append((svc.messages.get("button_staff_failed"), "staff:failed"))
+    svc.staff_menu.append((svc.messages.get("button_staff_broadcast"), "staff:broadcast"))
+    svc.stat_providers.append(console.stats)
+    svc.privacy.register(preferences.SECTION)
+
+    application.add_handler(MessageHandler(filters.TEXT & ~filters.UpdateType.EDITED, draft_text),
+                            group=DRAFT_GROUP)
+    application.add_handler(CommandHandler("today", today_command))
+    application.add_handler(CommandHandler("noshow", noshow_command))
+    application.add_handler(CommandHandler("broadcast", broadcast_command))
+    application.add_handler(CommandHandler("settings", settings_command, filters=PRIVATE))
+    application.add_handler(CallbackQueryHandler(
+        console_button, pattern=r"^staff:(today|failed|broadcast)$"))
+    application.add_handler(CallbackQueryHandler(retry_button, pattern=r"^rt:"))
+    application.add_handler(CallbackQueryHandler(broadcast_button, pattern=r"^bc:"))
+    application.add_handler(CallbackQueryHandler(settings_button, pattern=r"^pf:"))
+    retention.schedule(application, svc)

@@ -1,0 +1,227 @@
+"""Staff console additions end to end: today and tomorrow with confirmation and reminder status,
+reminders needing attention retried through the outbox, /noshow, /stats lines, broadcast."""
+
+from __future__ import annotations
+
+import re
+import sqlite3
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+
+from bot.clock import FixedClock
+from tests.harness import BotRunner, TgUser
+from tests.reminder_support import dispatch, reminders, sent_texts
+
+
+@pytest.fixture
+def clock() -> FixedClock:
+    return FixedClock(datetime(2026, 3, 2, 10, 0, tzinfo=UTC))  # Monday, 10:00 in London (GMT)
+
+
+@pytest.fixture
+async def rr(fake, settings, clock):
+    runner = BotRunner(fake, settings, clock=clock)
+    await runner.start()
+    yield runner
+    await runner.stop()
+
+
+@pytest.fixture
+def staff(rr) -> TgUser:
+    return TgUser(rr, "Staff", user_id=42)
+
+
+def _sql(db_url: str, query: str) -> list[tuple]:
+    with sqlite3.connect(Path(db_url.split("///", 1)[1])) as conn:
+        return conn.execute(query).fetchall()
+
+
+async def new_patient(rr, name: str) -> TgUser:
+    user = TgUser(rr, first_name=name)
+    await user.send("/start")
+    return user
+
+
+async def book(staff: TgUser, args: str) -> int:
+    shown = await staff.send(f"/book {args}")
+    match = re.search(r"Booked appointment #(\d+)", shown[-1].text)
+    assert match, shown[-1].text
+    return int(match.group(1))
+
+
+async def test_today_and_tomorrow_show_confirmation_and_reminder_status_and_are_audited(
+        fake, rr, clock, staff, db_url):
+    anna, ben, carl = (await new_patient(rr, "Anna"), await new_patient(rr, "Ben"),
+                       await new_patient(rr, "Carl"))
+    today = await book(staff, f"{anna.id} 2026-03-02 15:00 60 face")
+    tomorrow = await book(staff, f"{ben.id} 2026-03-03 11:30 30 scalp")
+    later = await book(staff, f"{carl.id} 2026-03-10 09:00 30 neck")
+    await dispatch(rr, clock)  # the three booking confirmations go out
+    clock.advance(minutes=1)
+    await anna.press_data(f"ap:c:{today}", fake.last_message(anna.id))
+    await staff.send("/staff")
+    shown = await staff.press("🗓 Today and tomorrow")
+    text = shown[-1].text
+    assert "Today, Mon 2 Mar" in text and "Tomorrow, Tue 3 Mar" in text
+    today_part, tomorrow_part = text.split("Tomorrow")
+    assert f"#{today} 15:00" in today_part and "Anna" in today_part and "✅ confirmed" in today_part
+    assert "✅ confirmation" in today_part  # the confirmation message was sent
+    assert "⏳ same_day Mon 13:00" in today_part  # the same-day reminder waits, with its time
+    assert f"#{tomorrow} 11:30" in tomorrow_part and "⏳ not confirmed" in tomorrow_part
+    assert "⏳ preparation Mon 11:30" in tomorrow_part  # due today, the day before
+    assert f"#{later}" not in text
+    rows = _sql(db_url, "select action, actor_user_id, patient_id, subject from audit_events "
+                        "where action='appointments_read' order by id")
+    pids = {r[2] for r in rows}
+    assert len(rows) == 2 and all(r[1] == 42 for r in rows)
+    assert {s for *_, s in rows} == {"today", "tomorrow"} and len(pids) == 2
+
+
+async def test_dead_letter_is_listed_and_retried_through_the_outbox(fake, rr, clock, staff, db_url):
+    anna = await new_patient(rr, "Anna")
+    appt = await book(staff, f"{anna.id} 2026-03-05 12:00 60 face")
+    fake.fail_next("sendMessage", 400, "Bad Request: can't parse entities", chat_id=anna.id)
+    stats = await dispatch(rr, clock)
+    assert stats.dead == 1
+    dead = [r for r in await reminders(rr, appointment_id=appt) if r.status == "dead"]
+    assert len(dead) == 1
+    clock.advance(minutes=5)
+    await staff.send("/staff")
+    shown = await staff.press("❗ Reminders needing attention")
+    assert f"R{dead[0].id} confirmation for #" in shown[-1].text and "dead" in shown[-1].text
+    shown = await staff.press(f"↻ Retry R{dead[0].id}")
+    assert "queued again" in shown[-1].text
+    await dispatch(rr, clock)
+    row = [r for r in await reminders(rr, appointment_id=appt) if r.id == dead[0].id][0]
+    assert row.status == "sent"
+    assert any("Appointment booked" in t for t in sent_texts(fake, anna.id))
+    # Sent now: a second press of the same (stale) button queues nothing.
+    shown = await staff.press_data(f"rt:{dead[0].id}")
+    assert "cannot be retried" in shown[-1].text
+    assert ("reminder_retry", 42) in _sql(db_url, "select action, actor_user_id from audit_events")
+    clock.advance(minutes=5)
+    shown = await staff.press_data("staff:failed", shown[-1])
+    assert "No failed or dead-lettered reminders" in shown[-1].text
+
+
+async def test_blocked_patients_reminders_are_listed_without_a_retry_button(fake, rr, clock, staff):
+    anna = await new_patient(rr, "Anna")
+    await book(staff, f"{anna.id} 2026-03-05 12:00 60 face")
+    fake.block(anna.id)
+    await dispatch(rr, clock)
+    await staff.send("/staff")
+    shown = await staff.press("❗ Reminders needing attention")
+    assert "blocked the bot" in shown[-1].text
+    assert not [label for label in staff.labels(shown[-1]) if label.startswith("↻")]
+
+
+async def test_stats_show_confirmation_rate_no_shows_and_reminders_sent_and_failed(
+        fake, rr, clock, staff):
+    anna, ben = await new_patient(rr, "Anna"), await new_patient(rr, "Ben")
+    a1 = await book(staff, f"{anna.id} 2026-03-02 12:00 60 face")
+    await book(staff, f"{ben.id} 2026-03-04 12:00 60 face")
+    fake.block(ben.id)
+    await dispatch(rr, clock)  # Anna's confirmation sent, Ben's failed (blocked)
+    clock.advance(minutes=1)
+    await anna.press_data(f"ap:c:{a1}", fake.last_message(anna.id))
+    shown = await staff.send("/noshow 999")
+    assert "cannot be marked" in shown[-1].text
+    shown = await staff.send(f"/noshow {a1}")
+    assert "cannot be marked" in shown[-1].text  # not started yet
+    clock.set(datetime(2026, 3, 2, 13, 30, tzinfo=UTC))
+    shown = await staff.send(f"/noshow {a1}")
+    assert "marked as a no-show" in shown[-1].text
+    shown = await staff.send("/stats")
+    text = shown[-1].text
+    assert "Confirmed appointments (past 7 and next 7 days): <b>0% (0 of 2)</b>" in text
+    assert "No-shows in the last 30 days: <b>1</b>" in text
+    assert "Reminders due in the last 7 days: sent: <b>1</b>" in text
+    assert "Reminders due in the last 7 days: failed or dead: <b>1</b>" in text
+    # The no-show's remaining reminders are cancelled, never sent.
+    assert {r.status for r in await reminders(rr, appointment_id=a1) if r.kind != "confirmation"} \
+        <= {"cancelled"}
+
+
+async def test_broadcast_to_tomorrow_goes_through_the_outbox_escaped(fake, rr, clock, staff, db_url):
+    anna, ben, carl = (await new_patient(rr, "Anna"), await new_patient(rr, "Ben"),
+                       await new_patient(rr, "Carl"))
+    await book(staff, f"{anna.id} 2026-03-03 11:00 60 face")
+    await book(staff, f"{ben.id} 2026-03-03 16:00 60 face")
+    await book(staff, f"{carl.id} 2026-03-09 16:00 60 face")  # not tomorrow
+    await dispatch(rr, clock)
+    clock.advance(minutes=1)
+    await staff.send("/staff")
+    shown = await staff.press("📣 Broadcast")
+    shown = await staff.press("Everyone with an appointment tomorrow")
+    assert "(2 patient(s) now)" in shown[-1].text
+    shown = await staff.send("Parking is closed <b>tomorrow</b> & use the side door")
+    assert "Send this message to 2 patient(s)" in shown[-1].text
+    assert "&lt;b&gt;tomorrow&lt;/b&gt; &amp; use" in fake.calls_to("sendMessage", chat_id=42)[-1].params["text"]
+    shown = await staff.press("📣 Send to 2")
+    assert "queued for 2 patient(s)" in shown[-1].text
+    await dispatch(rr, clock)
+    for user in (anna, ben):
+        text = sent_texts(fake, user.id)[-1]
+        assert text.startswith("<b>A message from ")
+        assert text.endswith("Parking is closed &lt;b&gt;tomorrow&lt;/b&gt; &amp; use the side door")
+    assert not any("Parking" in t for t in sent_texts(fake, carl.id))
+    rows = await reminders(rr, kind="broadcast")
+    assert len(rows) == 2 and {r.status for r in rows} == {"sent"}
+    assert all(r.expires_at > r.due_at for r in rows)
+    assert ("broadcast", 42) in _sql(db_url, "select action, actor_user_id from audit_events")
+    # The confirmation button cannot be used twice.
+    shown = await staff.press_data("bc:send:1", shown[-1])
+    assert "no longer open" in shown[-1].text
+    assert len(await reminders(rr, kind="broadcast")) == 2
+
+
+async def test_broadcast_waits_for_quiet_hours_and_skips_blocked_and_opted_out(
+        fake, rr, clock, staff):
+    anna, ben, carl = (await new_patient(rr, "Anna"), await new_patient(rr, "Ben"),
+                       await new_patient(rr, "Carl"))
+    for user in (anna, ben, carl):
+        await book(staff, f"{user.id} 2026-03-12 11:00 60 face")
+    await dispatch(rr, clock)
+    await carl.send("/settings")
+    await carl.press("✅ Clinic announcements")  # Carl turns announcements off
+    fake.block(ben.id)
+    clock.set(datetime(2026, 3, 2, 22, 0, tzinfo=UTC))  # 22:00 in London: quiet hours
+    await staff.send("/broadcast")
+    await staff.press("Everyone with an upcoming appointment")
+    await staff.send("The clinic opens at 9 tomorrow.")
+    await staff.press("📣 Send to 3")
+    await dispatch(rr, clock)  # (the send button also wakes the dispatcher at once)
+    rows = sorted((r.status, r.last_error, r.due_at) for r in await reminders(rr, kind="broadcast"))
+    morning = datetime(2026, 3, 3, 8, 0, tzinfo=UTC)
+    assert rows == [("cancelled", "patient opted out", clock.now()),
+                    ("pending", None, morning), ("pending", None, morning)]
+    clock.set(datetime(2026, 3, 3, 8, 0, tzinfo=UTC))  # morning
+    await dispatch(rr, clock)
+    assert any("opens at 9" in t for t in sent_texts(fake, anna.id))
+    assert not any("opens at 9" in t for t in sent_texts(fake, carl.id))
+    statuses = sorted(r.status for r in await reminders(rr, kind="broadcast"))
+    assert statuses == ["cancelled", "failed", "sent"]
+
+
+async def test_broadcast_can_be_cancelled_and_an_empty_group_sends_nothing(fake, rr, clock, staff):
+    await staff.send("/broadcast")
+    shown = await staff.press("Everyone with an appointment tomorrow")
+    assert "(0 patient(s) now)" in shown[-1].text
+    shown = await staff.send("Hello")
+    assert "Nobody is in that group" in shown[-1].text
+    anna = await new_patient(rr, "Anna")
+    await book(staff, f"{anna.id} 2026-03-03 11:00 60 face")
+    await staff.send("/broadcast")
+    await staff.press("Everyone with an appointment tomorrow")
+    await staff.send("Hello")
+    shown = await staff.press("✖️ Cancel")
+    assert "cancelled" in shown[-1].text
+    await staff.send("/broadcast")
+    await staff.press("Everyone with an upcoming appointment")
+    shown = await staff.send("/cancel_broadcast")
+    assert "cancelled" in shown[-1].text
+    # With no draft open, staff text is not taken as a broadcast.
+    await staff.send("Just a note")
+    assert await reminders(rr, kind="broadcast") == []
