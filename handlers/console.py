@@ -310,6 +310,16 @@ async def settings_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -
 async def settings_button(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     query = update.callback_query
     svc = services(context)
+    if query.data == "pf:open":  # the main menu's button: the screen /settings shows
+        await query.answer()
+        async with svc.db.session() as session:
+            patient = await patients.upsert_from_telegram(
+                session, user_id=query.from_user.id, chat_id=update.effective_chat.id,
+                first_name=query.from_user.first_name,
+                language_code=query.from_user.language_code, now=svc.clock.now())
+            prefs = await preferences.load(session, patient.id)
+        await show_screen(update, context, settings_screen(svc, prefs))
+        return
     match = re.fullmatch(r"pf:(k|q):(\w{1,16})", query.data or "")
     valid = match is not None and (
         match.group(2) in preferences.OPTIONAL_KINDS if match.group(1) == "k"
@@ -343,6 +353,7 @@ def register(application: Application, svc: Services) -> None:
     svc.staff_menu.append((svc.messages.get("button_staff_broadcast"), "staff:broadcast"))
     svc.stat_providers.append(console.stats)
     svc.privacy.register(preferences.SECTION)
+    svc.menu.extra_main_buttons.append((svc.messages.get("button_settings"), "pf:open"))
 
     application.add_handler(MessageHandler(filters.TEXT & ~filters.UpdateType.EDITED, draft_text),
                             group=DRAFT_GROUP)

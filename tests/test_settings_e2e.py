@@ -118,3 +118,14 @@ async def test_forged_settings_buttons_change_nothing(fake, rr, clock, db_url):
         await anna.press_data(data)
     with sqlite3.connect(Path(db_url.split("///", 1)[1])) as conn:
         assert conn.execute("select count(*) from patient_preferences").fetchone() == (0,)
+
+
+async def test_settings_are_reachable_from_the_main_menu(fake, runner):
+    from tests.harness import TgUser
+
+    pat = TgUser(runner, first_name="Lea")
+    await pat.send("/start")
+    shown = await pat.press("⚙️ Reminder settings")
+    assert "Your reminder settings" in shown[0].text
+    commands = {c["command"] for c in fake.calls_to("setMyCommands")[0].params["commands"]}
+    assert "settings" in commands
