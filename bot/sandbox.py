@@ -185,9 +185,14 @@ async def run_sandbox(application: Application, request: SandboxRequest,
     async with application:
         if application.post_init is not None:  # run_polling would call it; we drive updates
             await application.post_init(application)
-        await sandbox.handle_line("/start")
-        while True:
-            line = await asyncio.get_running_loop().run_in_executor(None, reader)
-            if line is None or not await sandbox.handle_line(line):
-                break
+        # Starts the job queue too, so reminders booked in the sandbox arrive in the terminal.
+        await application.start()
+        try:
+            await sandbox.handle_line("/start")
+            while True:
+                line = await asyncio.get_running_loop().run_in_executor(None, reader)
+                if line is None or not await sandbox.handle_line(line):
+                    break
+        finally:
+            await application.stop()
     request._print("Bye!")
