@@ -159,10 +159,11 @@ async def _run(update: Update, context: ContextTypes.DEFAULT_TYPE, kind: str) ->
     if flow is None:
         if kind in ("typed", "cancel"):
             return False
-        log.error("intake unavailable: ENCRYPTION_KEYS not configured")
+        log.error("intake unavailable: ENCRYPTION_KEYS or content/intake.yaml missing")
         if update.callback_query is not None:
             await update.callback_query.answer()
-        await context.bot.send_message(update.effective_chat.id, svc.messages.get("error"))
+        # Say so plainly, and offer the rest of the bot: nothing is collected without encryption.
+        await send_screen(update, context, svc.menu.main(intro=svc.messages.get("intake_unavailable")))
         return True
     now = svc.clock.now()
     message = update.effective_message

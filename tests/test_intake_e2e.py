@@ -390,3 +390,20 @@ async def test_longest_answers_fit_telegram_limits(fake, runner, patient):
     assert all(len(m.text) <= 4096 for m in staff)
     assert staff[-1].reply_markup and not any(m.reply_markup for m in staff[:-1])
     assert "Wörd &amp; &lt;tag&gt;" in staff[-1].text or "Wörd &amp; &lt;tag&gt;" in staff[0].text
+
+
+async def test_questionnaire_switched_off_without_keys_says_so_plainly(fake, db_url):
+    """No ENCRYPTION_KEYS: nothing is collected, and the patient gets a clear answer + menu."""
+    from tests.conftest import make_settings
+
+    settings = make_settings(fake, db_url, encryption_keys="")
+    bot_runner = BotRunner(fake, settings)
+    await bot_runner.start()
+    try:
+        user = TgUser(bot_runner, first_name="Nia")
+        shown = await user.send("/start intake")
+        assert "questionnaire is not available right now" in shown[-1].text
+        assert "Uses of Mesotherapy" in user.labels(shown[-1])
+        assert await count(bot_runner, Intake) == 0
+    finally:
+        await bot_runner.stop()
