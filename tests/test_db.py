@@ -66,3 +66,16 @@ async def test_upsert_updates_the_same_patient(db):
         p = await patients.upsert_from_telegram(session, user_id=9, chat_id=9, first_name="New",
                                                 language_code="fr", now=t0)
         assert p.unreachable is False
+
+
+async def test_sql_errors_do_not_quote_patient_data(db):
+    from sqlalchemy.exc import IntegrityError
+
+    t0 = datetime(2026, 1, 1, tzinfo=UTC)
+    async with db.session() as session:
+        session.add(Patient(telegram_user_id=77, first_name="Secretname", created_at=t0, last_seen_at=t0))
+    with pytest.raises(IntegrityError) as err:
+        async with db.session() as session:
+            session.add(Patient(telegram_user_id=77, first_name="Secretname", created_at=t0,
+                                last_seen_at=t0))
+    assert "Secretname" not in str(err.value)
