@@ -16,7 +16,7 @@ from collections import Counter
 from datetime import datetime, timedelta
 from pathlib import Path
 
-from sqlalchemy import insert, select
+from sqlalchemy import insert, select, text
 
 from bot.config import ROOT
 from bot.db.appointment_models import Appointment, Reminder
@@ -106,6 +106,10 @@ async def seed_due_reminders(db: Database, n: int, now: datetime) -> None:
             await session.execute(insert(Patient), rows_p[lo:lo + 500])
             await session.execute(insert(Appointment), rows_a[lo:lo + 500])
             await session.execute(insert(Reminder), rows_r[lo:lo + 500])
+        if db.dialect == "postgresql":  # explicit ids: move the sequences past them
+            for table in ("patients", "appointments"):
+                await session.execute(text(
+                    f"SELECT setval(pg_get_serial_sequence('{table}', 'id'), {n})"))
 
 
 def sends_per_chat(fake: FakeBotAPI) -> Counter[int]:
