@@ -9,6 +9,11 @@ Claiming: `SELECT ... FOR UPDATE SKIP LOCKED` on PostgreSQL (several instances s
 then a guarded `UPDATE ... WHERE status='pending' RETURNING id` (the only guard SQLite needs,
 where one dispatcher process runs).
 
+Recording: each outcome is committed right after its send (inside the concurrency slot), so a
+crash (SIGKILL) leaves at most `concurrency` sends unrecorded; those rows come back as
+outcome_unknown and are sent again. If the database goes away mid-run, outcomes already known
+are kept in memory, no further send starts, and they are recorded first once it is back.
+
 Errors (subclasses first: BadRequest and TimedOut are NetworkErrors):
   RetryAfter(n)  -> due = now + n, not an attempt; all sending pauses n seconds
   Forbidden      -> patient unreachable, their future reminders cancelled, staff told
