@@ -11,6 +11,7 @@ claims in fixed batches, so its memory does not grow with the number of stored r
 
   python benchmarks/reminders_bench.py                     # 100,000 planned, 10,000 sent
   python benchmarks/reminders_bench.py --appointments 20000 --dispatch 2000
+  python benchmarks/reminders_bench.py --appointments 5000 --dispatch 900 --rate-limited
   python benchmarks/reminders_bench.py --database postgresql+asyncpg://postgres@127.0.0.1:5432/bench
 """
 
@@ -48,7 +49,8 @@ import asyncio, sys
 sys.path.insert(0, sys.argv[1])
 from tests.fake_bot_api import FakeBotAPI
 async def main():
-    fake = FakeBotAPI()
+    limit = int(sys.argv[2]) if len(sys.argv) > 2 and sys.argv[2] != "0" else None
+    fake = FakeBotAPI(rate_limit_per_second=limit)
     await fake.start()
     print(fake.port, flush=True)
     await asyncio.Event().wait()
@@ -56,10 +58,12 @@ asyncio.run(main())
 """
 
 
-async def fake_in_process() -> tuple[str, asyncio.subprocess.Process]:
-    """The fake Bot API in its own process, so its work does not count as the dispatcher's."""
+async def fake_in_process(rate_limit: int = 0) -> tuple[str, asyncio.subprocess.Process]:
+    """The fake Bot API in its own process, so its work does not count as the dispatcher's;
+    with rate_limit, it answers 429 to sends beyond that many in any second, like Telegram."""
     proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-c", FAKE_SERVER, str(ROOT), stdout=asyncio.subprocess.PIPE)
+        sys.executable, "-c", FAKE_SERVER, str(ROOT), str(rate_limit),
+        stdout=asyncio.subprocess.PIPE)
     assert proc.stdout is not None
     port = int((await proc.stdout.readline()).decode().strip())
     return f"http://127.0.0.1:{port}/bot", proc
@@ -72,7 +76,7 @@ def peak_mib() -> float:
 async def main(args: argparse.Namespace) -> None:
     logging.basicConfig(level=logging.WARNING)
     fake = FakeBotAPI()  # only for its settings; the server runs in a separate process
-    base_url, server = await fake_in_process()
+    base_url, server = await fake_in_process(30 if args.rate_limited else 0)
     fake.port = int(base_url.split(":")[2].split("/")[0])
     tmp = tempfile.TemporaryDirectory()
     url = args.database or f"sqlite+aiosqlite:///{Path(tmp.name) / 'bench.db'}"
@@ -123,15 +127,24 @@ async def main(args: argparse.Namespace) -> None:
             .values(status="sent", sent_at=now))
     bot = Bot(TOKEN, base_url=fake.base_url)
     await bot.initialize()
-    dispatcher = Dispatcher(db, bot, content, settings, rate_limit=False)
+    dispatcher = Dispatcher(db, bot, content, settings, rate_limit=args.rate_limited)
     before = peak_mib()
     started, cpu = time.perf_counter(), time.process_time()
     stats = await dispatcher.run(now)
+    while args.rate_limited and stats.sent < args.dispatch and stats.rate_limited:
+        stats.add(await dispatcher.run(now + timedelta(seconds=60)))  # 429s: their retry is due
     elapsed, cpu = time.perf_counter() - started, time.process_time() - cpu
     sent = stats.sent
     assert sent == args.dispatch, stats
+    if args.rate_limited:
+        rate = sent / elapsed
+        print(f"dispatch, rate limiter ON: {sent:,} reminders in {elapsed:6.2f} s = {rate:5.2f} "
+              f"messages/s sustained ({rate / 30:.1%} of Telegram's 30/s; the engine paces at "
+              f"{content.engine.max_per_second:g}/s); 429s answered by the fake (30/s enforced): "
+              f"{stats.rate_limited}")
+    mode = "rate limit ON, fake enforcing 30/s" if args.rate_limited else "rate limit off"
     print(f"dispatch:           {sent:>7,} reminders    in {elapsed:6.2f} s = "
-          f"{sent / elapsed:>9,.0f} reminders/s (fake Bot API in its own process, rate limit off)")
+          f"{sent / elapsed:>9,.0f} reminders/s (fake Bot API in its own process, {mode})")
     print(f"  dispatcher overhead: {cpu:.2f} CPU s in the bot process = {sent / cpu:,.0f} "
           f"reminders per CPU second (claim, render, PTB request, record)")
     print(f"  peak memory: {before:,.0f} MiB before dispatch, {peak_mib():,.0f} MiB after "
@@ -148,5 +161,8 @@ if __name__ == "__main__":
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--appointments", type=int, default=100_000)
     parser.add_argument("--dispatch", type=int, default=10_000)
+    parser.add_argument("--rate-limited", action="store_true",
+                        help="dispatcher pacing on, fake enforcing Telegram's 30 messages/s "
+                             "(use with e.g. --dispatch 900: it runs at about 27/s)")
     parser.add_argument("--database", help="an existing database URL (default: a temp SQLite file)")
     asyncio.run(main(parser.parse_args()))

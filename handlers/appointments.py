@@ -22,6 +22,7 @@ from telegram.ext import (
 
 from bot import patients
 from bot.db.appointment_models import Appointment, Reminder
+from bot.db.errors import is_db_unavailable
 from bot.db.models import Patient
 from bot.menu import Screen
 from bot.reminders import privacy as reminder_privacy
@@ -507,8 +508,12 @@ async def dispatch_job(context: ContextTypes.DEFAULT_TYPE) -> None:
     svc = services(context)
     try:
         stats = await dispatcher(context).run(svc.clock.now())
-    except Exception:  # noqa: BLE001 - the next run tries again; never kill the scheduler job
-        log.exception("reminder dispatch failed")
+    except Exception as exc:  # noqa: BLE001 - the next run tries again; never kill the job
+        if is_db_unavailable(exc):  # an outage, not a bug: one line, no traceback
+            log.warning("reminder dispatch: database unavailable (%s); next run retries",
+                        type(exc).__name__)
+        else:
+            log.exception("reminder dispatch failed")
         return
     if stats.claimed or stats.expired or stats.recovered:
         log.info("reminders: %s", stats)

@@ -48,6 +48,7 @@ class Fault:
     count: int = 1
     chat_id: int | None = None
     delay: float = 0.0  # seconds to stall before answering (simulates a timeout)
+    deliver: bool = False  # carry the request out (message delivered), then stall `delay`
 
 
 @dataclass
@@ -136,9 +137,11 @@ class FakeBotAPI:
 
     def fail_next(self, method: str, status: int, description: str = "", *,
                   retry_after: int | None = None, count: int = 1, chat_id: int | None = None,
-                  delay: float = 0.0) -> None:
+                  delay: float = 0.0, deliver: bool = False) -> None:
+        """Answer the next `count` calls of `method` with an error; with `deliver`, carry them
+        out and answer late instead (a timeout after the message was delivered)."""
         self.faults[method].append(Fault(status, description or _default_description(status),
-                                         retry_after, count, chat_id, delay))
+                                         retry_after, count, chat_id, delay, deliver))
 
     def block(self, chat_id: int) -> None:
         self.blocked.add(chat_id)
@@ -195,6 +198,11 @@ class FakeBotAPI:
         if problems:
             return self._record_violation(method, params, "; ".join(problems))
         fault = self._take_fault(method, params)
+        if fault is not None and fault.deliver:
+            result = self._dispatch(method, params)
+            await self._record(Call(method, params, time.monotonic(), result=result))
+            await asyncio.sleep(fault.delay)
+            return _ok(result)
         if fault is not None:
             if fault.delay:
                 await asyncio.sleep(fault.delay)

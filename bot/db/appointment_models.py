@@ -40,7 +40,8 @@ class Reminder(Base):
     """One message in the outbox. The key makes planning idempotent (appt:42:aftercare)."""
 
     __tablename__ = "reminders"
-    __table_args__ = (Index("ix_reminders_status_due_at", "status", "due_at"),)
+    __table_args__ = (Index("ix_reminders_status_due_at", "status", "due_at"),
+                      Index("ix_reminders_status_expires_at", "status", "expires_at"))
 
     id: Mapped[int] = mapped_column(primary_key=True)
     key: Mapped[str] = mapped_column(String(96), unique=True)

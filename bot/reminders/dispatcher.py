@@ -9,6 +9,11 @@ Claiming: `SELECT ... FOR UPDATE SKIP LOCKED` on PostgreSQL (several instances s
 then a guarded `UPDATE ... WHERE status='pending' RETURNING id` (the only guard SQLite needs,
 where one dispatcher process runs).
 
+Recording: each outcome is committed right after its send (inside the concurrency slot), so a
+crash (SIGKILL) leaves at most `concurrency` sends unrecorded; those rows come back as
+outcome_unknown and are sent again. If the database goes away mid-run, outcomes already known
+are kept in memory, no further send starts, and they are recorded first once it is back.
+
 Errors (subclasses first: BadRequest and TimedOut are NetworkErrors):
   RetryAfter(n)  -> due = now + n, not an attempt; all sending pauses n seconds
   Forbidden      -> patient unreachable, their future reminders cancelled, staff told
@@ -31,7 +36,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import bindparam, select, update
+from sqlalchemy import and_, or_, select, update
 from telegram import Bot, InlineKeyboardButton, InlineKeyboardMarkup
 from telegram.constants import ParseMode
 from telegram.error import BadRequest, Forbidden, NetworkError, RetryAfter, TelegramError, TimedOut
@@ -39,6 +44,7 @@ from telegram.error import BadRequest, Forbidden, NetworkError, RetryAfter, Tele
 from bot.config import Settings
 from bot.db.appointment_models import Appointment, Reminder
 from bot.db.engine import Database
+from bot.db.errors import is_db_unavailable
 from bot.db.models import Patient
 from bot.db.preference_models import Broadcast, PatientPreference
 from bot.preferences import from_columns
@@ -108,6 +114,9 @@ class _Job:
     unreachable_patient: int | None = None
     retry_after: float | None = None
     broadcast_text: str | None = None  # kind 'broadcast': the staff-written text (raw)
+    unreachable_count: int | None = None
+    recorded: bool = False
+    released: bool = False
 
 
 class Dispatcher:
@@ -126,6 +135,8 @@ class Dispatcher:
         self._lock = asyncio.Lock()
         self._recovered_at_start = False
         self._skipped_in_claim = False  # a claim round that only deferred or skipped rows
+        self._unrecorded: list[_Job] = []  # outcomes of sends made while the database went away
+        self._db_down = False
 
     # ------------------------------------------------------------------ the run
     async def run(self, now: datetime, *, max_rounds: int = 10_000) -> DispatchStats:
@@ -133,6 +144,7 @@ class Dispatcher:
         (serialised in-process; other processes are kept apart by the claim)."""
         async with self._lock:
             stats = DispatchStats()
+            await self._flush_unrecorded(stats)
             if not self._recovered_at_start:
                 self._recovered_at_start = True
                 if self.db.dialect == "sqlite":  # one dispatcher process: 'sending' = interrupted
@@ -277,15 +289,20 @@ class Dispatcher:
         base = steps[min(max(attempts, 1) - 1, len(steps) - 1)]
         return min(base * (0.8 + 0.4 * self._rng()), steps[-1])
 
-    async def _send_one(self, job: _Job, now: datetime, sem: asyncio.Semaphore) -> None:
+    async def _send_one(self, job: _Job, now: datetime, sem: asyncio.Semaphore,
+                        stats: DispatchStats) -> None:
         row = job.row
         if not self._still_wanted(job):
             job.outcome = {"status": "cancelled", "last_error": "appointment no longer active"}
+            async with sem:
+                await self._record_or_keep(job, stats)
             return
         tz = self.settings.tz
         if row.kind == "broadcast":
             if job.broadcast_text is None:
                 job.outcome = {"status": "cancelled", "last_error": "broadcast withdrawn"}
+                async with sem:
+                    await self._record_or_keep(job, stats)
                 return
             # Staff-written text: escaped by Texts.get, shown under a header naming no treatment.
             text, rows = self.content.texts.get("reminder_broadcast", text=job.broadcast_text), []
@@ -296,6 +313,12 @@ class Dispatcher:
             [[InlineKeyboardButton(label, callback_data=data) for label, data in r] for r in rows]
         ) if rows else None
         async with sem:
+            if self._db_down:  # not sent: back to pending as it was, once the database is back
+                job.released = True
+                job.outcome = {"status": "pending", "attempts": row.attempts - 1,
+                               "last_error": "database unavailable"}
+                self._unrecorded.append(job)
+                return
             if self.limiter is not None:
                 await self.limiter.acquire()
             self._chat_last[job.chat_id] = now
@@ -328,6 +351,7 @@ class Dispatcher:
             else:
                 job.outcome = {"status": "sent", "sent_at": now, "message_id": message.message_id,
                                "last_error": None}
+            await self._record_or_keep(job, stats)
 
     def _retry_or_dead(self, job: _Job, now: datetime, error: str, *, unknown: bool) -> None:
         row = job.row
@@ -344,53 +368,75 @@ class Dispatcher:
 
     async def _send_all(self, jobs: list[_Job], now: datetime, stats: DispatchStats) -> bool:
         sem = asyncio.Semaphore(self.engine.concurrency)
-        await asyncio.gather(*(self._send_one(job, now, sem) for job in jobs))
+        results = await asyncio.gather(*(self._send_one(job, now, sem, stats) for job in jobs),
+                                       return_exceptions=True)
         pause = max((j.retry_after for j in jobs if j.retry_after is not None), default=None)
         if pause is not None and self.limiter is not None:
             self.limiter.pause(pause)
-        unreachable: dict[int, int] = {}
-        # Record every outcome in one transaction: one executemany per shape of outcome.
-        groups: dict[tuple[str, ...], list[dict[str, Any]]] = {}
+        texts = self.content.texts
         for job in jobs:
-            status = job.outcome.get("status")
-            groups.setdefault(tuple(sorted(job.outcome)), []).append(
-                {"rid": job.row.id, **{f"v_{k}": v for k, v in job.outcome.items()}})
-            if status == "sent":
-                stats.sent += 1
-            elif status == "dead":
-                stats.dead += 1
-            elif status == "cancelled":
-                stats.cancelled += 1
-            elif job.retry_after is not None:
-                stats.rate_limited += 1
-            elif status == "pending":
-                stats.retried += 1
+            if job.unreachable_count is not None:
+                await self._tell_staff(texts.get("staff_unreachable", patient=job.unreachable_patient,
+                                                 count=job.unreachable_count))
+            if job.staff_note and job.outcome.get("status") == "dead" and job.recorded:
+                await self._tell_staff(texts.get("staff_dead_letter", reminder=job.row.key,
+                                                 error=job.staff_note))
+        for result in results:
+            if isinstance(result, BaseException):
+                raise result  # the database went away: the job logs it and the next run retries
+        return pause is not None
+
+    async def _record(self, job: _Job, stats: DispatchStats) -> None:
+        """Commit one outcome right after its send, so a crash (SIGKILL) can leave at most the
+        sends in flight (`concurrency`) unrecorded: those come back as outcome_unknown."""
         table = Reminder.__table__
+        status = job.outcome.get("status")
+        guard = [table.c.status == "sending"]
+        if status == "sent":  # recovered meanwhile but not yet sent again: still ours to close
+            guard = [or_(table.c.status == "sending",
+                         and_(table.c.status == "pending", table.c.outcome_unknown.is_(True)))]
         async with self.db.session() as session:
-            for keys, params in groups.items():
-                await session.execute(
-                    update(table).where(table.c.id == bindparam("rid"), table.c.status == "sending")
-                    .values({k: bindparam(f"v_{k}") for k in keys}), params)
-            for job in jobs:
-                pid = job.unreachable_patient
-                if pid is None or pid in unreachable:
-                    continue
+            await session.execute(update(table).where(table.c.id == job.row.id, *guard)
+                                  .values(**job.outcome))
+            pid = job.unreachable_patient
+            if pid is not None:
                 await session.execute(update(Patient).where(Patient.id == pid)
                                       .values(unreachable=True))
                 result = await session.execute(
                     update(Reminder).where(Reminder.patient_id == pid, Reminder.status == "pending")
                     .values(status="cancelled", last_error="patient unreachable")
                     .execution_options(synchronize_session=False))
-                unreachable[pid] = result.rowcount or 0
+                job.unreachable_count = result.rowcount or 0
                 stats.unreachable += 1
-        texts = self.content.texts
-        for pid, count in unreachable.items():
-            await self._tell_staff(texts.get("staff_unreachable", patient=pid, count=count))
-        for job in jobs:
-            if job.staff_note and job.outcome.get("status") == "dead":
-                await self._tell_staff(texts.get("staff_dead_letter", reminder=job.row.key,
-                                                 error=job.staff_note))
-        return pause is not None
+        job.recorded = True
+        if status == "sent":
+            stats.sent += 1
+        elif status == "dead":
+            stats.dead += 1
+        elif status == "cancelled":
+            stats.cancelled += 1
+        elif job.retry_after is not None:
+            stats.rate_limited += 1
+        elif status == "pending" and not job.released:
+            stats.retried += 1
+
+    async def _record_or_keep(self, job: _Job, stats: DispatchStats) -> None:
+        try:
+            await self._record(job, stats)
+        except Exception as exc:
+            if not is_db_unavailable(exc):
+                raise
+            # The database is unreachable: keep the outcome (a send must not be forgotten and
+            # repeated), stop sending, and record it first thing once the database is back.
+            self._db_down = True
+            self._unrecorded.append(job)
+            raise
+
+    async def _flush_unrecorded(self, stats: DispatchStats) -> None:
+        while self._unrecorded:
+            await self._record(self._unrecorded[0], stats)  # raises while still unreachable
+            self._unrecorded.pop(0)
+        self._db_down = False
 
     async def _tell_staff(self, text: str) -> None:
         if self.notify_staff is None:
