@@ -37,6 +37,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import and_, or_, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
 from telegram import Bot, InlineKeyboardButton, InlineKeyboardMarkup
 from telegram.constants import ParseMode
 from telegram.error import BadRequest, Forbidden, NetworkError, RetryAfter, TelegramError, TimedOut
@@ -136,6 +137,8 @@ class Dispatcher:
         self._recovered_at_start = False
         self._skipped_in_claim = False  # a claim round that only deferred or skipped rows
         self._unrecorded: list[_Job] = []  # outcomes of sends made while the database went away
+        self._to_commit: list[tuple[_Job, asyncio.Future[None]]] = []
+        self._commit_lock = asyncio.Lock()
         self._db_down = False
 
     # ------------------------------------------------------------------ the run
@@ -386,29 +389,59 @@ class Dispatcher:
                 raise result  # the database went away: the job logs it and the next run retries
         return pause is not None
 
-    async def _record(self, job: _Job, stats: DispatchStats) -> None:
-        """Commit one outcome right after its send, so a crash (SIGKILL) can leave at most the
-        sends in flight (`concurrency`) unrecorded: those come back as outcome_unknown."""
+    async def _apply(self, session: AsyncSession, job: _Job) -> None:
+        """The statements that record one outcome (inside the caller's transaction)."""
         table = Reminder.__table__
         status = job.outcome.get("status")
         guard = [table.c.status == "sending"]
         if status == "sent":  # recovered meanwhile but not yet sent again: still ours to close
             guard = [or_(table.c.status == "sending",
                          and_(table.c.status == "pending", table.c.outcome_unknown.is_(True)))]
+        await session.execute(update(table).where(table.c.id == job.row.id, *guard)
+                              .values(**job.outcome))
+        pid = job.unreachable_patient
+        if pid is not None:
+            await session.execute(update(Patient).where(Patient.id == pid)
+                                  .values(unreachable=True))
+            result = await session.execute(
+                update(Reminder).where(Reminder.patient_id == pid, Reminder.status == "pending")
+                .values(status="cancelled", last_error="patient unreachable")
+                .execution_options(synchronize_session=False))
+            job.unreachable_count = result.rowcount or 0
+
+    async def _commit_group(self, jobs: list[_Job]) -> None:
         async with self.db.session() as session:
-            await session.execute(update(table).where(table.c.id == job.row.id, *guard)
-                                  .values(**job.outcome))
-            pid = job.unreachable_patient
-            if pid is not None:
-                await session.execute(update(Patient).where(Patient.id == pid)
-                                      .values(unreachable=True))
-                result = await session.execute(
-                    update(Reminder).where(Reminder.patient_id == pid, Reminder.status == "pending")
-                    .values(status="cancelled", last_error="patient unreachable")
-                    .execution_options(synchronize_session=False))
-                job.unreachable_count = result.rowcount or 0
-                stats.unreachable += 1
+            for job in jobs:
+                await self._apply(session, job)
+
+    async def _record(self, job: _Job, stats: DispatchStats) -> None:
+        """Commit one outcome right after its send, so a crash (SIGKILL) can leave at most the
+        sends in flight (`concurrency`) unrecorded: those come back as outcome_unknown.
+
+        Group commit: outcomes that finish while a commit is running are committed together by
+        the next one, so a database write per send does not cap the send rate; every caller
+        still returns only once its own outcome is durable.
+        """
+        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._to_commit.append((job, future))
+        async with self._commit_lock:
+            if not future.done():
+                batch, self._to_commit = self._to_commit, []
+                try:
+                    await self._commit_group([j for j, _ in batch])
+                except Exception as exc:
+                    for _, f in batch:
+                        if not f.done():
+                            f.set_exception(exc)
+                else:
+                    for _, f in batch:
+                        if not f.done():
+                            f.set_result(None)
+        await future
         job.recorded = True
+        status = job.outcome.get("status")
+        if job.unreachable_patient is not None:
+            stats.unreachable += 1
         if status == "sent":
             stats.sent += 1
         elif status == "dead":
