@@ -383,11 +383,17 @@ class QAEngine:
         return max(self.idf.get(s, 0.0) for s in concept.stems)
 
     # -- the question --------------------------------------------------------------------------
+    def red_flag_in(self, text: str) -> RedFlag | None:
+        """Red flags anywhere in the text, however long (an urgent line can end a long message)."""
+        words = tokenize(text)
+        head = [self.correct(t) for t in words[:400]]  # typo correction only where it is cheap
+        return self.red_flag([flag_stem(t) for t in head + words[400:]])
+
     def ask(self, text: str, limit: int = 3) -> Result:
         tokens = [self.correct(t) for t in tokenize(text)[:400]]
         if not tokens:
             return Result("empty")
-        flag = self.red_flag([flag_stem(t) for t in tokens])
+        flag = self.red_flag_in(text)
         if flag is not None:
             return Result("red_flag", red_flag=flag)
         small = self.config.smalltalk.get(" ".join(tokens))

@@ -169,6 +169,11 @@ async def _run(update: Update, context: ContextTypes.DEFAULT_TYPE, kind: str) ->
     message = update.effective_message
     try:
         async with svc.db.session() as session:
+            if kind == "typed" and message is not None and message.text and svc.qa is not None \
+                    and svc.qa.red_flag_in(message.text) is not None:
+                # Clinical safety first: an urgent message is never taken as a questionnaire
+                # answer; it goes on to the questions handler, which escalates it at once.
+                return False
             if kind in ("typed", "cancel"):
                 # Every message passes here first: read only, and only patients with an intake.
                 user = update.effective_user

@@ -407,3 +407,26 @@ async def test_questionnaire_switched_off_without_keys_says_so_plainly(fake, db_
         assert await count(bot_runner, Intake) == 0
     finally:
         await bot_runner.stop()
+
+
+async def test_an_urgent_message_during_the_questionnaire_is_escalated_not_swallowed(fake, runner, patient):
+    await agree(patient)
+    question_before = current_question(patient)
+    shown = await patient.send("my lips are swelling and I can't breathe")
+    assert any("emergency" in m.text.lower() for m in shown)
+    assert any("URGENT" in c.params["text"] for c in fake.calls_to("sendMessage", STAFF_ID))
+    # The questionnaire is still there, at the same question, for when the patient is ready.
+    await patient.send("/start intake")
+    assert current_question(patient) == question_before
+
+
+def test_red_flags_are_found_at_the_end_of_a_long_message():
+    from bot.content import load_content
+    from bot.qa import build_qa
+    from bot.config import ROOT
+
+    ROOT_CONTENT = ROOT / "content"
+    qa = build_qa(load_content(ROOT_CONTENT), ROOT_CONTENT)
+    story = "I had my first session last week and everything went well with the area. " * 30
+    result = qa.ask(story + "Now my lips are swelling and I cannot breathe")
+    assert len(story) > 2000 and result.kind == "red_flag"
