@@ -136,8 +136,10 @@ async def on_button(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
 
 
 async def on_message(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
-    if await _run(update, context, "typed"):
+    consumed = await _run(update, context, "typed")
+    if consumed is True:
         raise ApplicationHandlerStop
+    # "urgent": kept as the answer AND passed on to the questions handler (group 0) to escalate.
 
 
 async def on_cancel_early(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
@@ -152,8 +154,10 @@ async def on_cancel(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     await send_screen(update, context, svc.menu.main(intro=text))
 
 
-async def _run(update: Update, context: ContextTypes.DEFAULT_TYPE, kind: str) -> bool:
-    """Apply one event in one transaction, then show the result. False: not an intake update."""
+async def _run(update: Update, context: ContextTypes.DEFAULT_TYPE, kind: str) -> bool | str:
+    """Apply one event in one transaction, then show the result. False: not an intake update;
+    "urgent": taken as an answer, but red-flagged, so the questions handler must see it too."""
+    urgent_answer = False
     svc = services(context)
     flow = _flow(svc)
     if flow is None:
@@ -169,11 +173,18 @@ async def _run(update: Update, context: ContextTypes.DEFAULT_TYPE, kind: str) ->
     message = update.effective_message
     try:
         async with svc.db.session() as session:
-            if kind == "typed" and message is not None and message.text and svc.qa is not None \
-                    and svc.qa.red_flag_in(message.text) is not None:
-                # Clinical safety first: an urgent message is never taken as a questionnaire
-                # answer; it goes on to the questions handler, which escalates it at once.
-                return False
+            urgent = kind == "typed" and message is not None and bool(message.text) and \
+                svc.qa is not None and svc.qa.red_flag_in(message.text) is not None
+            if urgent:
+                # Clinical safety first: an urgent message always reaches the questions handler,
+                # which tells the patient to get help and alerts staff. A free-text answer (e.g.
+                # allergy history naming a reaction) is also kept as the answer; anything else
+                # (a sentence typed at a choice or a phone number) is not an answer at all.
+                user = update.effective_user
+                found = await patients.by_telegram_id(session, user.id) if user else None
+                if found is None or await flow.current_kind(session, found) != "text":
+                    return False
+                urgent_answer = True
             if kind in ("typed", "cancel"):
                 # Every message passes here first: read only, and only patients with an intake.
                 user = update.effective_user
@@ -210,7 +221,7 @@ async def _run(update: Update, context: ContextTypes.DEFAULT_TYPE, kind: str) ->
     if update.callback_query is not None:
         await update.callback_query.answer(reply.toast)
     await render(update, context, reply)
-    return True
+    return "urgent" if urgent_answer else True
 
 
 async def on_staff_button(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:

@@ -338,7 +338,7 @@ async def test_returning_patient_reviews_updates_and_deletes(fake, runner, patie
 
 
 async def test_database_file_holds_no_plaintext_health_answer(fake, runner, patient, tmp_path):
-    secrets = ["Penicillin-anaphylaxis-ZX81", "Warfarin-dose-QQ42", "Tell-nobody-KK7"]
+    secrets = ["Penicillin-rash-ZX81", "Warfarin-dose-QQ42", "Tell-nobody-KK7"]
     await complete(patient, allergy=secrets[0], medicine=secrets[1])
     await patient.press("✏️ Anything else")
     await patient.send(secrets[2])
@@ -420,10 +420,23 @@ async def test_an_urgent_message_during_the_questionnaire_is_escalated_not_swall
     assert current_question(patient) == question_before
 
 
+async def test_allergy_history_naming_a_reaction_is_kept_and_still_flagged(fake, runner, patient):
+    """A free-text answer that names a red-flag reaction is the answer AND reaches staff at once."""
+    await agree(patient)
+    await toggle_done(patient, "Facial rejuvenation")
+    await toggle_done(patient, "Face")
+    await patient.press("No, never")
+    await patient.press("Yes")  # allergies
+    shown = await patient.send("Penicillin gave me anaphylaxis in 2019")
+    assert "blood thinners" in current_question(patient).lower() or any(
+        "Yes, blood thinners" in patient.labels(m) for m in shown)
+    assert any("URGENT" in c.params["text"] for c in fake.calls_to("sendMessage", STAFF_ID))
+
+
 def test_red_flags_are_found_at_the_end_of_a_long_message():
+    from bot.config import ROOT
     from bot.content import load_content
     from bot.qa import build_qa
-    from bot.config import ROOT
 
     ROOT_CONTENT = ROOT / "content"
     qa = build_qa(load_content(ROOT_CONTENT), ROOT_CONTENT)

@@ -117,6 +117,16 @@ class IntakeFlow:
             Intake.patient_id == patient.id, Intake.status == ACTIVE))
         return row == "question"
 
+    async def current_kind(self, session: AsyncSession, patient: Patient) -> str | None:
+        """The kind of the question waiting for an answer (no health data is read)."""
+        row = await session.execute(select(Intake.stage, Intake.current).where(
+            Intake.patient_id == patient.id, Intake.status == ACTIVE))
+        found = row.first()
+        if found is None or found[0] != "question" or found[1] is None:
+            return None
+        question = next((q for q in self.spec.questions if q.id == found[1]), None)
+        return question.kind if question else None
+
     # ------------------------------------------------------------------ question order
     def applies(self, question: Question, answers: dict[str, Any]) -> bool:
         if question.ask_if is None:
