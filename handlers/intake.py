@@ -99,21 +99,38 @@ async def render(update: Update, context: ContextTypes.DEFAULT_TYPE, reply: Repl
         await notify_staff_intake(context, reply.staff)
 
 
-async def notify_staff_intake(context: ContextTypes.DEFAULT_TYPE, notice: StaffNotice) -> int:
-    """The summary (flags first), paged to Telegram's limit; buttons on the last page."""
-    svc = services(context)
-    rows = [[InlineKeyboardButton(notice.contact_label, callback_data=f"iks:{notice.intake_id}")]]
+async def send_notice(context: ContextTypes.DEFAULT_TYPE, chat_id: int, notice: StaffNotice) -> None:
+    """The summary (flags first), paged to Telegram's limit; buttons on the last page.
+
+    The "message the patient" button links their account (tg://user), which Telegram refuses
+    (BUTTON_USER_PRIVACY_RESTRICTED) when the patient's privacy settings forbid it: then the
+    page goes without that button rather than not at all.
+    """
+    contact = [InlineKeyboardButton(notice.contact_label, callback_data=f"iks:{notice.intake_id}")]
+    rows = [contact]
     if notice.patient_telegram_id:
         rows.append([InlineKeyboardButton(notice.chat_label,
                                           url=f"tg://user?id={notice.patient_telegram_id}")])
     pages = paginate(notice.text_parts)
+    for i, page in enumerate(pages):
+        if i < len(pages) - 1:
+            await context.bot.send_message(chat_id, page)
+            continue
+        try:
+            await context.bot.send_message(chat_id, page, reply_markup=InlineKeyboardMarkup(rows))
+        except BadRequest as exc:
+            if len(rows) == 1 or "privacy" not in str(exc).lower():
+                raise
+            await context.bot.send_message(chat_id, page, reply_markup=InlineKeyboardMarkup([contact]))
+
+
+async def notify_staff_intake(context: ContextTypes.DEFAULT_TYPE, notice: StaffNotice) -> int:
+    """The summary (flags first), paged to Telegram's limit; buttons on the last page."""
+    svc = services(context)
     delivered = 0
     for chat_id in notification_chats(svc.settings):
         try:
-            for i, page in enumerate(pages):
-                last = i == len(pages) - 1
-                await context.bot.send_message(
-                    chat_id, page, reply_markup=InlineKeyboardMarkup(rows) if last else None)
+            await send_notice(context, chat_id, notice)
             delivered += 1
         except TelegramError as exc:
             log.warning("staff chat %s not told of intake %s: %s", chat_id, notice.intake_id,
@@ -269,14 +286,7 @@ async def on_staff_console(update: Update, context: ContextTypes.DEFAULT_TYPE) -
     if notice is None:
         await context.bot.send_message(update.effective_chat.id, flow.t("staff_not_found"))
         return
-    rows = [[InlineKeyboardButton(notice.contact_label, callback_data=f"iks:{notice.intake_id}")]]
-    if notice.patient_telegram_id:
-        rows.append([InlineKeyboardButton(notice.chat_label,
-                                          url=f"tg://user?id={notice.patient_telegram_id}")])
-    pages = paginate(notice.text_parts)
-    for i, page in enumerate(pages):
-        markup = InlineKeyboardMarkup(rows) if i == len(pages) - 1 else None
-        await context.bot.send_message(update.effective_chat.id, page, reply_markup=markup)
+    await send_notice(context, update.effective_chat.id, notice)
 
 
 async def intake_stats(svc: Services, session, now):  # noqa: ANN001, ANN201

@@ -443,3 +443,13 @@ def test_red_flags_are_found_at_the_end_of_a_long_message():
     story = "I had my first session last week and everything went well with the area. " * 30
     result = qa.ask(story + "Now my lips are swelling and I cannot breathe")
     assert len(story) > 2000 and result.kind == "red_flag"
+
+
+async def test_summary_reaches_staff_when_the_patient_forbids_account_links(fake, runner, patient):
+    await complete(patient)
+    fake.fail_next("sendMessage", 400, "Bad Request: BUTTON_USER_PRIVACY_RESTRICTED", chat_id=STAFF_ID)
+    await patient.press("📨 Submit")
+    summaries = [c for c in fake.calls_to("sendMessage", STAFF_ID) if "consultation request" in c.params["text"]]
+    assert summaries, "staff never got the summary"
+    labels = [b["text"] for row in summaries[-1].params["reply_markup"]["inline_keyboard"] for b in row]
+    assert labels == ["📞 Phone number"]
