@@ -132,8 +132,9 @@ async def book_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> No
                 duration_min=req.duration_min, area=req.area, session_no=req.session_no,
                 course_size=req.course_size, now=now, content=content, settings=svc.settings)
             if patient.chat_id is None and token is None:
-                invitation = await service.patient_for_contact(
-                    session, name=patient.first_name, phone=None, now=now, content=content)
+                # Booked by #id before they opened the bot: a link to THIS patient record.
+                invitation = await service.invite_existing(
+                    session, patient, name=patient.first_name, phone=None, now=now, content=content)
                 token = invitation.token
             who = _who_label(patient) if patient.first_name else (req.who.phone or f"#{patient.id}")
     except service.BookingError as exc:

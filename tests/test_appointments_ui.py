@@ -215,3 +215,16 @@ async def test_staff_console_lists_upcoming_and_stats_count_reminders(fake, rr, 
     assert f"#{appt}" in shown[-1].text
     shown = await staff.send("/stats")
     assert "Reminders waiting: 6" in shown[-1].text.replace("</b>", "").replace("<b>", "")
+
+
+async def test_booking_by_patient_number_before_linking_gives_a_link_to_that_patient(fake, rr, clock, staff):
+    shown = await staff.send('/book "Jane Doe" 2026-12-03 14:30 45 face 1/2')
+    patient_no = re.search(r"\(#(\d+)\)", shown[-1].text).group(1)
+    shown = await staff.send(f"/book #{patient_no} 2026-12-24 14:30 45 face 2/2")
+    link = re.search(r"start=(lk_[\w-]+)", shown[-1].text)
+    assert link, "a patient not yet on Telegram needs a link"
+    jane = TgUser(rr, "Jane")
+    await jane.send(f"/start {link.group(1)}")
+    shown = await jane.press("📅 My appointments")
+    text = " ".join(m.text for m in shown)
+    assert "3 Dec" in text and "24 Dec" in text  # both appointments are hers

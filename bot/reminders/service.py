@@ -164,6 +164,12 @@ async def patient_for_contact(session: AsyncSession, *, name: str | None, phone:
                           created_at=now, last_seen_at=now)
         session.add(patient)
         await session.flush()
+    return await invite_existing(session, patient, name=name, phone=phone, now=now, content=content)
+
+
+async def invite_existing(session: AsyncSession, patient: Patient, *, name: str | None,
+                          phone: str | None, now: datetime, content: ReminderContent) -> Invitation:
+    """A fresh invite token for THIS patient (opening it links their chat to this record)."""
     token = "lk_" + secrets.token_urlsafe(18)
     session.add(PatientInvite(patient_id=patient.id, token_hash=token_hash(token),
                               contact_name=name, contact_phone=phone, created_at=now,
