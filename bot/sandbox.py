@@ -158,7 +158,7 @@ class Sandbox:
             return False
         if not line:
             return True
-        if line.isdigit():
+        if (line.isascii() and line.isdigit()):
             update = self.press_update(int(line))
             if update is None:
                 self.request._print(f"(there is no button {line}; type a number shown in [ ])")

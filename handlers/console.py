@@ -207,7 +207,7 @@ async def broadcast_button(update: Update, context: ContextTypes.DEFAULT_TYPE) -
         await show_screen(update, context, Screen(svc.messages.get(
             "broadcast_ask_text", audience=audience, count=count)))
         return
-    if not arg.isdigit():
+    if not (arg.isascii() and arg.isdigit()):
         return
     async with svc.db.session() as session:
         if action == "send":
@@ -310,6 +310,9 @@ async def settings_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -
 async def settings_button(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     query = update.callback_query
     svc = services(context)
+    if update.effective_chat is None or update.effective_chat.type != "private":
+        await query.answer()
+        return  # a patient's own settings live only in their private chat with the bot
     if query.data == "pf:open":  # the main menu's button: the screen /settings shows
         await query.answer()
         async with svc.db.session() as session:

@@ -35,6 +35,8 @@ async def unknown_button(update: Update, context: ContextTypes.DEFAULT_TYPE) -> 
     svc = services(context)
     assert update.callback_query is not None
     await update.callback_query.answer()
+    if update.effective_chat is None or update.effective_chat.type != "private":
+        return  # an old button in the staff group: never turn it into the patient menu
     await show_screen(update, context, svc.menu.main(intro=svc.messages.get("stale_button")))
 
 

@@ -322,7 +322,7 @@ async def reply_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> N
             await unknown_command(update, context)
         return
     parts = (message.text or "").split(maxsplit=2)
-    if len(parts) < 3 or not parts[1].isdigit() or len(parts[1]) > 12:
+    if len(parts) < 3 or not (parts[1].isascii() and parts[1].isdigit()) or len(parts[1]) > 12:
         await context.bot.send_message(chat.id, qa.config.text("staff_reply_usage"))
         return
     await relay(context, chat.id, user.id, int(parts[1]), parts[2])

@@ -228,3 +228,10 @@ async def test_booking_by_patient_number_before_linking_gives_a_link_to_that_pat
     shown = await jane.press("📅 My appointments")
     text = " ".join(m.text for m in shown)
     assert "3 Dec" in text and "24 Dec" in text  # both appointments are hers
+
+
+async def test_unicode_digits_get_the_usage_hint_not_an_error(fake, rr, staff):
+    for command in ("/upcoming ²", "/reply ² hello", "/noshow ²"):
+        shown = await staff.send(command)
+        assert not any("something went wrong" in m.text for m in shown), command
+        assert shown, command

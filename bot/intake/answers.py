@@ -54,7 +54,7 @@ def _match_option(question: Question, token: str) -> str | None:
     key = _key(token)
     if not key:
         return None
-    if key.isdigit() and 1 <= int(key) <= len(question.options):
+    if (key.isascii() and key.isdigit()) and 1 <= int(key) <= len(question.options):
         return question.options[int(key) - 1].id
     for option in question.options:
         if key in (_key(option.label), option.id):

@@ -331,7 +331,7 @@ class IntakeFlow:
                 return await self._cancel_state(session, state)
             if label == parse.clean_text(self.spec.texts["button_share_phone"]):
                 return self._invalid(state, question, parse.Invalid("error_phone_invalid"), now)
-        if is_contact and text.strip().isdigit():
+        if is_contact and (text.strip().isascii() and text.strip().isdigit()):
             text = "+" + text.strip()  # Telegram sends a shared contact's number without the +
         if is_contact and question.kind != "phone":
             return self._invalid(state, question, parse.Invalid("error_not_text"), now)

@@ -87,7 +87,7 @@ async def import_appointments(path: Path, db: Database, settings: Settings,
             if not row.get("patient"):
                 raise InputError("the patient is empty")
             req = parse_book(_args(row), now, settings.tz)
-            if row.get("duration") and not row["duration"].isdigit():
+            if row.get("duration") and not (row["duration"].isascii() and row["duration"].isdigit()):
                 raise InputError(f"duration {row['duration']!r} is not a number of minutes")
             async with db.session() as session:
                 token = None
