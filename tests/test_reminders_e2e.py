@@ -336,3 +336,26 @@ async def test_one_repeating_job_dispatches_with_no_misfire_grace_and_coalescing
     await book(staff, f"{anna.id} 2026-03-05 12:00 60 face")
     await jobs[0].run(rr.app)  # what the scheduler does at each tick
     assert len([t for t in sent_texts(fake, anna.id) if "Appointment booked" in t]) == 1
+
+
+async def test_a_reminder_claimed_but_not_yet_sent_is_dropped_when_its_appointment_is_cancelled(
+        fake, rr, clock, staff):
+    """The claim can be seconds old (pacing, a 429 pause): a cancellation in between wins."""
+    anna = await new_patient(rr)
+    appt = await book(staff, f"{anna.id} 2026-03-20 15:00 45 face 1/2")
+    before = len(sent_texts(fake, anna.id))
+    disp = dispatcher(rr)
+
+    class CancelWhileQueued:  # stands in for the pacer: the staff cancel happens during the wait
+        async def acquire(self):
+            await staff.send(f"/cancel_appt {appt}")
+
+    saved, disp.limiter = disp.limiter, CancelWhileQueued()
+    try:
+        await disp.run(clock.now())  # claims the booking confirmation, then the cancel lands
+    finally:
+        disp.limiter = saved
+    texts = sent_texts(fake, anna.id)[before:]
+    assert not any("Appointment booked" in t for t in texts), texts
+    rows = await reminders(rr, appointment_id=appt, kind="confirmation")
+    assert rows[0].status == "cancelled"

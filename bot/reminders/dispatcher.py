@@ -324,6 +324,21 @@ class Dispatcher:
                 return
             if self.limiter is not None:
                 await self.limiter.acquire()
+            try:
+                still_ours = await self._fresh_check(job)
+            except Exception as exc:
+                if not is_db_unavailable(exc):
+                    raise
+                self._db_down = True
+                job.released = True
+                job.outcome = {"status": "pending", "attempts": row.attempts - 1,
+                               "last_error": "database unavailable"}
+                self._unrecorded.append(job)
+                return
+            if not still_ours:
+                job.outcome = {"status": "cancelled", "last_error": "cancelled while queued"}
+                await self._record_or_keep(job, stats)
+                return
             self._chat_last[job.chat_id] = now
             try:
                 message = await self.bot.send_message(
@@ -355,6 +370,23 @@ class Dispatcher:
                 job.outcome = {"status": "sent", "sent_at": now, "message_id": message.message_id,
                                "last_error": None}
             await self._record_or_keep(job, stats)
+
+    async def _fresh_check(self, job: _Job) -> bool:
+        """Right before the send: is the row still ours, and its appointment still on?
+
+        The claim may be seconds old (pacing, a 429 pause): a cancellation or reschedule made
+        meanwhile marks the row cancelled, and this read stops the send.
+        """
+        async with self.db.session() as session:
+            found = (await session.execute(
+                select(Reminder.status, Appointment.status)
+                .outerjoin(Appointment, Appointment.id == Reminder.appointment_id)
+                .where(Reminder.id == job.row.id))).first()
+        if found is None or found[0] != "sending":
+            return False
+        if job.appt is not None and found[1] is not None:
+            job.appt.status = found[1]
+        return self._still_wanted(job)
 
     def _retry_or_dead(self, job: _Job, now: datetime, error: str, *, unknown: bool) -> None:
         row = job.row

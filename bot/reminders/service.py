@@ -17,7 +17,9 @@ from bot.db.models import Patient
 from bot.reminders.planner import AppointmentFacts, QuietHours, plan_appointment
 from bot.reminders.plans import ReminderContent
 
-OPEN = ("pending",)
+# "sending" too: a reminder claimed by the dispatcher but not yet sent must not go out after a
+# cancellation or reschedule (the dispatcher re-reads the row right before each send).
+OPEN = ("pending", "sending")
 
 
 class BookingError(ValueError):
