@@ -508,7 +508,7 @@ async def deep_link_start(update: Update, context: ContextTypes.DEFAULT_TYPE) ->
 async def dispatch_job(context: ContextTypes.DEFAULT_TYPE) -> None:
     svc = services(context)
     try:
-        stats = await dispatcher(context).run(svc.clock.now())
+        stats = await dispatcher(context).run(svc.clock.now(), clock=svc.clock)
     except Exception as exc:  # noqa: BLE001 - the next run tries again; never kill the job
         if is_db_unavailable(exc):  # an outage, not a bug: one line, no traceback
             log.warning("reminder dispatch: database unavailable (%s); next run retries",

@@ -359,3 +359,16 @@ async def test_a_reminder_claimed_but_not_yet_sent_is_dropped_when_its_appointme
     assert not any("Appointment booked" in t for t in texts), texts
     rows = await reminders(rr, appointment_id=appt, kind="confirmation")
     assert rows[0].status == "cancelled"
+
+
+async def test_a_run_reads_the_clock_again_instead_of_trusting_a_stale_now(fake, rr, clock, staff):
+    anna = await new_patient(rr)
+    appt = await book(staff, f"{anna.id} 2026-03-20 15:00 45 face 1/2")
+    before = len(sent_texts(fake, anna.id))
+    stale = clock.now()
+    clock.set(at_local(2026, 3, 20, 15, 30))  # the run waited: the appointment has started
+    stats = await dispatcher(rr).run(stale, clock=clock)
+    texts = sent_texts(fake, anna.id)[before:]
+    assert not any("Appointment booked" in t or "tomorrow" in t for t in texts), texts
+    rows = await reminders(rr, appointment_id=appt, kind="confirmation")
+    assert rows[0].status == "expired" and stats.sent == len(texts)

@@ -42,6 +42,7 @@ from telegram import Bot, InlineKeyboardButton, InlineKeyboardMarkup
 from telegram.constants import ParseMode
 from telegram.error import BadRequest, Forbidden, NetworkError, RetryAfter, TelegramError, TimedOut
 
+from bot.clock import Clock
 from bot.config import Settings
 from bot.db.appointment_models import Appointment, Reminder
 from bot.db.engine import Database
@@ -142,10 +143,17 @@ class Dispatcher:
         self._db_down = False
 
     # ------------------------------------------------------------------ the run
-    async def run(self, now: datetime, *, max_rounds: int = 10_000) -> DispatchStats:
+    async def run(self, now: datetime, *, max_rounds: int = 10_000,
+                  clock: Clock | None = None) -> DispatchStats:
         """Send everything due at `now` (in rounds of batch_size). Safe to call concurrently
-        (serialised in-process; other processes are kept apart by the claim)."""
+        (serialised in-process; other processes are kept apart by the claim).
+
+        With a clock, `now` is read again once the lock is held and at every round: a run that
+        waited or lasts long must not judge expiry, quiet hours or claim leases by a stale time.
+        """
         async with self._lock:
+            if clock is not None:
+                now = clock.now()
             stats = DispatchStats()
             await self._flush_unrecorded(stats)
             if not self._recovered_at_start:
@@ -154,6 +162,8 @@ class Dispatcher:
                     stats.recovered += await self.recover_interrupted(now)
             await self._housekeeping(now, stats)
             for _ in range(max_rounds):
+                if clock is not None:
+                    now = clock.now()
                 jobs = await self._claim(now, stats)
                 if not jobs:
                     if self._skipped_in_claim:
