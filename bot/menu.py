@@ -15,6 +15,7 @@ from html import escape
 from bot.content import Content, Node
 
 TEXT_LIMIT = 4096
+SCREEN_CACHE_SIZE = 4096
 PAGE_BUDGET = 3800  # leaves room for the title, page indicator and any escaping slack
 
 Button = tuple[str, str]  # (label, callback_data)
@@ -94,6 +95,7 @@ class MenuRenderer:
         self.content = content
         self.msg = content.messages
         self.extra_main_buttons = list(extra_main_buttons or [])
+        self._screens: dict[tuple[Nav, tuple[Button, ...]], Screen] = {}
 
     # -- screens ---------------------------------------------------------------------------
     def main(self, intro: str | None = None) -> Screen:
@@ -164,7 +166,24 @@ class MenuRenderer:
         return Screen(text, rows)
 
     def resolve(self, nav: Nav) -> Screen | None:
-        """The screen a (validated) callback asks for, or None if the node no longer exists."""
+        """The screen a (validated) callback asks for, or None if the node no longer exists.
+
+        Menu screens depend only on the content, loaded once at start: each is rendered (and
+        paginated) on its first press, then served from memory. The key holds the features'
+        main-menu buttons, so a button added later is never missing from a cached main menu.
+        """
+        key = (nav, tuple(self.extra_main_buttons))
+        screen = self._screens.get(key)
+        if screen is None:
+            screen = self._render(nav)
+            if screen is None:
+                return None
+            if len(self._screens) >= SCREEN_CACHE_SIZE:
+                self._screens.clear()  # page numbers come from untrusted callback data
+            self._screens[key] = screen
+        return Screen(screen.text, list(screen.rows))  # callers may edit their copy
+
+    def _render(self, nav: Nav) -> Screen | None:
         if nav.kind == "home":
             return self.main()
         node = self.content.node(nav.node_id)

@@ -45,3 +45,23 @@ async def upsert_from_telegram(
 
 async def by_telegram_id(session: AsyncSession, user_id: int) -> Patient | None:
     return await session.scalar(select(Patient).where(Patient.telegram_user_id == user_id))
+
+
+async def touch_from_telegram(
+    session: AsyncSession,
+    *,
+    user_id: int,
+    chat_id: int,
+    first_name: str | None,
+    language_code: str | None,
+    now: datetime,
+) -> None:
+    """What upsert_from_telegram stores, in one INSERT .. ON CONFLICT DO UPDATE round trip,
+    for callers that do not need the Patient row (/start on every visit)."""
+    insert = pg_insert if session.bind.dialect.name == "postgresql" else sqlite_insert
+    fresh = {"chat_id": chat_id, "first_name": (first_name or "")[:255] or None,
+             "language_code": (language_code or "")[:16] or None, "last_seen_at": now,
+             "unreachable": False}  # a patient who writes to us again has unblocked the bot
+    stmt = insert(Patient).values(telegram_user_id=user_id, created_at=now, **fresh)
+    await session.execute(stmt.on_conflict_do_update(index_elements=["telegram_user_id"],
+                                                     set_=fresh))

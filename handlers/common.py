@@ -18,12 +18,24 @@ def services(context: ContextTypes.DEFAULT_TYPE) -> Services:
     return context.application.bot_data["services"]
 
 
+_KEYBOARDS: dict[tuple[tuple[tuple[str, str], ...], ...], InlineKeyboardMarkup] = {}
+_KEYBOARD_CACHE_SIZE = 2048
+
+
 def keyboard(screen: Screen) -> InlineKeyboardMarkup | None:
     if not screen.rows:
         return None
-    return InlineKeyboardMarkup(
-        [[InlineKeyboardButton(label, callback_data=data) for label, data in row] for row in screen.rows]
-    )
+    # Markups are immutable (frozen TelegramObjects): the same rows share one, so the menus'
+    # keyboards are built once instead of on every press. Bounded: dynamic keyboards (ids in
+    # callback data) would otherwise grow it for ever.
+    key = tuple(tuple(row) for row in screen.rows)
+    markup = _KEYBOARDS.get(key)
+    if markup is None:
+        if len(_KEYBOARDS) >= _KEYBOARD_CACHE_SIZE:
+            _KEYBOARDS.clear()
+        markup = _KEYBOARDS[key] = InlineKeyboardMarkup(
+            [[InlineKeyboardButton(label, callback_data=data) for label, data in row] for row in key])
+    return markup
 
 
 async def send_screen(update: Update, context: ContextTypes.DEFAULT_TYPE, screen: Screen) -> Message:

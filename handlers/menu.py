@@ -21,7 +21,7 @@ async def remember_patient(update: Update, context: ContextTypes.DEFAULT_TYPE) -
         return
     svc = services(context)
     async with svc.db.session() as session:
-        await patients.upsert_from_telegram(
+        await patients.touch_from_telegram(
             session, user_id=user.id, chat_id=chat.id, first_name=user.first_name,
             language_code=user.language_code, now=svc.clock.now(),
         )

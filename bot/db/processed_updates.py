@@ -10,8 +10,9 @@ for at most 24 hours, and update ids may restart at random after a week without 
 from __future__ import annotations
 
 from datetime import datetime, timedelta
+from typing import Any
 
-from sqlalchemy import BigInteger, delete
+from sqlalchemy import BigInteger, bindparam, delete
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Mapped, mapped_column
@@ -30,15 +31,26 @@ class ProcessedUpdate(Base):
     processed_at: Mapped[datetime] = mapped_column(UTCDateTime(), index=True)
 
 
-async def claim(db: Database, update_id: int, now: datetime) -> bool:
-    """True if this call claimed `update_id` (first delivery), False for a duplicate."""
-    insert = pg_insert if db.dialect == "postgresql" else sqlite_insert
-    stmt = (insert(ProcessedUpdate)
-            .values(update_id=update_id, processed_at=now)
+def _claim_statement(dialect: str) -> Any:
+    insert = pg_insert if dialect == "postgresql" else sqlite_insert
+    return (insert(ProcessedUpdate)
+            .values(update_id=bindparam("update_id"), processed_at=bindparam("processed_at"))
             .on_conflict_do_nothing(index_elements=["update_id"]))
-    async with db.session() as session:
-        result = await session.execute(stmt)
-    return result.rowcount == 1  # type: ignore[attr-defined]
+
+
+_CLAIM = {name: _claim_statement(name) for name in ("postgresql", "sqlite")}
+
+
+async def claim(db: Database, update_id: int, now: datetime) -> bool:
+    """True if this call claimed `update_id` (first delivery), False for a duplicate.
+
+    On the hot path of every update: one statement built once per dialect (its compiled form
+    is cached by SQLAlchemy) on a bare connection, no ORM session.
+    """
+    stmt = _CLAIM["postgresql" if db.dialect == "postgresql" else "sqlite"]
+    async with db.engine.begin() as conn:
+        result = await conn.execute(stmt, {"update_id": update_id, "processed_at": now})
+    return result.rowcount == 1
 
 
 async def prune(db: Database, now: datetime, retention: timedelta = RETENTION) -> int:
