@@ -175,3 +175,16 @@ def test_paginate_keeps_every_word_and_respects_the_budget(fragments, budget):
     assert "".join("".join(pages).split()) == "".join("".join(escaped).split())
     for page in pages:
         telegram_html.check(page) if page.strip() else None
+
+
+def test_cached_screens_cannot_be_changed_by_a_caller():
+    from bot.menu import Nav
+
+    content = load_content(CONTENT)
+    menu = MenuRenderer(content)
+    node = content.root.children[1]
+    first = menu.resolve(Nav("node", node.id))
+    first.rows.append([("tampered", "home")])
+    first.text += "tampered"
+    again = menu.resolve(Nav("node", node.id))
+    assert "tampered" not in again.text and ["tampered"] not in [[b[0] for b in r] for r in again.rows]

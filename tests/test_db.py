@@ -79,3 +79,22 @@ async def test_sql_errors_do_not_quote_patient_data(db):
             session.add(Patient(telegram_user_id=77, first_name="Secretname", created_at=t0,
                                 last_seen_at=t0))
     assert "Secretname" not in str(err.value)
+
+
+async def test_touch_stores_what_upsert_stores_in_one_statement(db):
+    t0 = datetime(2026, 1, 1, tzinfo=UTC)
+    async with db.session() as session:
+        await patients.touch_from_telegram(session, user_id=31, chat_id=31, first_name="Ann",
+                                           language_code="en", now=t0)
+    async with db.session() as session:
+        p = await patients.by_telegram_id(session, 31)
+        assert (p.first_name, p.chat_id, p.created_at, p.unreachable) == ("Ann", 31, t0, False)
+        p.unreachable = True
+    async with db.session() as session:
+        await patients.touch_from_telegram(session, user_id=31, chat_id=32, first_name="Anne",
+                                           language_code=None, now=t0 + timedelta(days=2))
+    async with db.session() as session:
+        p = await patients.by_telegram_id(session, 31)
+        assert (p.first_name, p.chat_id, p.created_at, p.unreachable) == ("Anne", 32, t0, False)
+        assert p.last_seen_at == t0 + timedelta(days=2)
+        assert len((await session.scalars(select(Patient))).all()) == 1
