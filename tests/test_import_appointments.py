@@ -63,3 +63,17 @@ def test_import_refuses_a_file_without_the_required_columns(tmp_path):
     result = run(tmp_path, str(path))
     assert result.returncode == 2 and "missing column(s): patient, date, time" in result.stderr
     assert run(tmp_path, str(tmp_path / "none.csv")).returncode == 2
+
+
+def test_a_later_import_never_attaches_a_namesake_to_an_old_record(tmp_path):
+    first = tmp_path / "october.csv"
+    first.write_text(f'patient,date,time\n"Maria Lopez",{SOON:%Y-%m-%d},10:00\n', encoding="utf-8")
+    assert run(tmp_path, str(first), "--bot-username", "clinic_bot", "--quiet").returncode == 0
+    second = tmp_path / "november.csv"
+    second.write_text(f'patient,date,time\n"Maria Lopez",{LATER:%Y-%m-%d},10:00\n', encoding="utf-8")
+    result = run(tmp_path, str(second), "--bot-username", "clinic_bot", "--quiet")
+    assert result.returncode == 0 and "booked 1" in result.stdout
+    assert "https://t.me/clinic_bot?start=lk_" in result.stdout  # the new row gets its own link
+    with sqlite3.connect(tmp_path / "clinic.db") as conn:
+        owners = {r[0] for r in conn.execute("select patient_id from appointments")}
+    assert len(owners) == 2  # possibly two different people: never one shared record

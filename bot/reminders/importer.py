@@ -81,6 +81,7 @@ async def import_appointments(path: Path, db: Database, settings: Settings,
     """Book every good row; `progress` wraps the row iterator (tqdm in the CLI)."""
     _, rows = _rows(path)
     report = ImportReport()
+    placeholders: dict[str, int] = {}  # name -> placeholder patient created by this import
     iterator = progress(rows) if callable(progress) else rows
     for line, row in iterator:
         try:
@@ -101,17 +102,30 @@ async def import_appointments(path: Path, db: Database, settings: Settings,
                     if patient is None:
                         raise InputError(f"there is no patient #{req.who.patient_id}")
                 else:
-                    if req.who.name:  # a name alone: reuse the placeholder of an earlier row
-                        patient = await session.scalar(select(Patient).where(
-                            Patient.first_name == req.who.name, Patient.telegram_user_id.is_(None))
-                            .order_by(Patient.id).limit(1))
-                    else:
-                        patient = None
+                    patient = None
+                    if req.who.name and req.who.name in placeholders:
+                        # The same name earlier in THIS file: the same person, one link.
+                        patient = await session.get(Patient, placeholders[req.who.name])
+                    elif req.who.name:
+                        # A name from an earlier import is reused only for the very same booking
+                        # (re-importing a file books nothing twice); otherwise two people who
+                        # share a name must never share a record.
+                        again = await session.scalar(
+                            select(Patient.id).join(Appointment, Appointment.patient_id == Patient.id)
+                            .where(Patient.first_name == req.who.name,
+                                   Patient.telegram_user_id.is_(None),
+                                   Appointment.starts_at == req.starts_at,
+                                   Appointment.status.in_(("booked", "confirmed"))).limit(1))
+                        if again is not None:
+                            report.skipped += 1
+                            continue
                     if patient is None:
                         invitation = await service.patient_for_contact(
                             session, name=req.who.name, phone=req.who.phone, now=now,
                             content=content)
                         patient, token = invitation.patient, invitation.token
+                        if req.who.name:
+                            placeholders[req.who.name] = patient.id
                 duplicate = await session.scalar(select(Appointment.id).where(
                     Appointment.patient_id == patient.id, Appointment.starts_at == req.starts_at,
                     Appointment.status.in_(("booked", "confirmed"))))
