@@ -67,3 +67,17 @@ async def runner(fake: FakeBotAPI, settings: Settings) -> AsyncIterator[BotRunne
 @pytest.fixture
 def patient(runner: BotRunner) -> TgUser:
     return TgUser(runner, first_name="Anna")
+
+
+@pytest.fixture
+async def rr(fake: FakeBotAPI, settings: Settings, clock) -> AsyncIterator[BotRunner]:
+    """The bot on the test module's own `clock` fixture (a FixedClock the test moves)."""
+    bot_runner = BotRunner(fake, settings, clock=clock)
+    await bot_runner.start()
+    yield bot_runner
+    await bot_runner.stop()
+
+
+@pytest.fixture
+def staff(rr: BotRunner) -> TgUser:
+    return TgUser(rr, "Staff", user_id=42)

@@ -9,26 +9,13 @@ import pytest
 from icalendar import Calendar
 
 from bot.clock import FixedClock
-from tests.harness import BotRunner, TgUser
+from tests.harness import TgUser
 from tests.reminder_support import appointment, dispatch, patient_row, reminders, sent_texts
 
 
 @pytest.fixture
 def clock() -> FixedClock:
     return FixedClock(datetime(2026, 11, 24, 12, 0, tzinfo=UTC))  # Tuesday, GMT
-
-
-@pytest.fixture
-async def rr(fake, settings, clock):
-    runner = BotRunner(fake, settings, clock=clock)
-    await runner.start()
-    yield runner
-    await runner.stop()
-
-
-@pytest.fixture
-def staff(rr) -> TgUser:
-    return TgUser(rr, "Staff", user_id=42)
 
 
 async def booked(rr, staff, args="2026-12-03 14:30 60 face 1/4", name="Anna"):

@@ -11,26 +11,13 @@ from pathlib import Path
 import pytest
 
 from bot.clock import FixedClock
-from tests.harness import BotRunner, TgUser
+from tests.harness import TgUser
 from tests.reminder_support import dispatch, reminders, sent_texts
 
 
 @pytest.fixture
 def clock() -> FixedClock:
     return FixedClock(datetime(2026, 3, 2, 10, 0, tzinfo=UTC))  # Monday, 10:00 in London (GMT)
-
-
-@pytest.fixture
-async def rr(fake, settings, clock):
-    runner = BotRunner(fake, settings, clock=clock)
-    await runner.start()
-    yield runner
-    await runner.stop()
-
-
-@pytest.fixture
-def staff(rr) -> TgUser:
-    return TgUser(rr, "Staff", user_id=42)
 
 
 def _sql(db_url: str, query: str) -> list[tuple]:

@@ -10,7 +10,7 @@ from sqlalchemy import update
 
 from bot.clock import FixedClock
 from bot.db.appointment_models import Reminder
-from tests.harness import BotRunner, TgUser
+from tests.harness import TgUser
 from tests.reminder_support import (
     at_local,
     db,
@@ -26,19 +26,6 @@ from tests.reminder_support import (
 @pytest.fixture
 def clock() -> FixedClock:
     return FixedClock(datetime(2026, 3, 1, 10, 0, tzinfo=UTC))
-
-
-@pytest.fixture
-async def rr(fake, settings, clock):
-    runner = BotRunner(fake, settings, clock=clock)
-    await runner.start()
-    yield runner
-    await runner.stop()
-
-
-@pytest.fixture
-def staff(rr) -> TgUser:
-    return TgUser(rr, "Staff", user_id=42)
 
 
 async def new_patient(rr, name="Anna") -> TgUser:

@@ -12,21 +12,13 @@ from pathlib import Path
 import pytest
 
 from bot.clock import FixedClock
-from tests.harness import BotRunner, TgUser
+from tests.harness import TgUser
 from tests.reminder_support import dispatch, patient_row, reminders, sent_texts
 
 
 @pytest.fixture
 def clock() -> FixedClock:
     return FixedClock(datetime(2026, 3, 2, 10, 0, tzinfo=UTC))
-
-
-@pytest.fixture
-async def rr(fake, settings, clock):
-    runner = BotRunner(fake, settings, clock=clock)
-    await runner.start()
-    yield runner
-    await runner.stop()
 
 
 async def _book(rr, user: TgUser, when: str) -> int:
