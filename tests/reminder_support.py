@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
@@ -11,7 +12,7 @@ from bot.clock import FixedClock
 from bot.db.appointment_models import Appointment, Reminder
 from bot.db.models import Patient
 from bot.reminders.dispatcher import Dispatcher, DispatchStats
-from tests.harness import BotRunner
+from tests.harness import BotRunner, TgUser
 
 LONDON = ZoneInfo("Europe/London")
 
@@ -64,3 +65,16 @@ async def patient_row(runner: BotRunner, telegram_id: int) -> Patient:
 
 def sent_texts(fake, chat_id: int) -> list[str]:
     return [c.params["text"] for c in fake.calls_to("sendMessage", chat_id=chat_id)]
+
+
+async def new_patient(rr: BotRunner, name: str = "Anna") -> TgUser:
+    user = TgUser(rr, first_name=name)
+    await user.send("/start")
+    return user
+
+
+async def book(staff: TgUser, args: str) -> int:
+    shown = await staff.send(f"/book {args}")
+    match = re.search(r"Booked appointment #(\d+)", shown[-1].text)
+    assert match, shown[-1].text
+    return int(match.group(1))

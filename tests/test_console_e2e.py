@@ -3,7 +3,6 @@ reminders needing attention retried through the outbox, /noshow, /stats lines, b
 
 from __future__ import annotations
 
-import re
 import sqlite3
 from datetime import UTC, datetime
 from pathlib import Path
@@ -11,8 +10,7 @@ from pathlib import Path
 import pytest
 
 from bot.clock import FixedClock
-from tests.harness import TgUser
-from tests.reminder_support import dispatch, reminders, sent_texts
+from tests.reminder_support import book, dispatch, new_patient, reminders, sent_texts
 
 
 @pytest.fixture
@@ -23,19 +21,6 @@ def clock() -> FixedClock:
 def _sql(db_url: str, query: str) -> list[tuple]:
     with sqlite3.connect(Path(db_url.split("///", 1)[1])) as conn:
         return conn.execute(query).fetchall()
-
-
-async def new_patient(rr, name: str) -> TgUser:
-    user = TgUser(rr, first_name=name)
-    await user.send("/start")
-    return user
-
-
-async def book(staff: TgUser, args: str) -> int:
-    shown = await staff.send(f"/book {args}")
-    match = re.search(r"Booked appointment #(\d+)", shown[-1].text)
-    assert match, shown[-1].text
-    return int(match.group(1))
 
 
 async def test_today_and_tomorrow_show_confirmation_and_reminder_status_and_are_audited(

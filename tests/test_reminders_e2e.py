@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -13,9 +12,11 @@ from bot.db.appointment_models import Reminder
 from tests.harness import TgUser
 from tests.reminder_support import (
     at_local,
+    book,
     db,
     dispatch,
     dispatcher,
+    new_patient,
     patient_row,
     reminders,
     sent_texts,
@@ -26,19 +27,6 @@ from tests.reminder_support import (
 @pytest.fixture
 def clock() -> FixedClock:
     return FixedClock(datetime(2026, 3, 1, 10, 0, tzinfo=UTC))
-
-
-async def new_patient(rr, name="Anna") -> TgUser:
-    user = TgUser(rr, first_name=name)
-    await user.send("/start")
-    return user
-
-
-async def book(staff: TgUser, args: str) -> int:
-    shown = await staff.send(f"/book {args}")
-    match = re.search(r"Booked appointment #(\d+)", shown[-1].text)
-    assert match, shown[-1].text
-    return int(match.group(1))
 
 
 async def step_to(rr, clock, at: datetime):
