@@ -347,3 +347,24 @@ async def test_a_run_reads_the_clock_again_instead_of_trusting_a_stale_now(fake,
     assert not any("Appointment booked" in t or "tomorrow" in t for t in texts), texts
     rows = await reminders(rr, appointment_id=appt, kind="confirmation")
     assert rows[0].status == "expired" and stats.sent == len(texts)
+
+
+async def test_a_patient_who_unblocks_the_bot_gets_their_reminders_back(fake, rr, clock, staff):
+    anna, appt = await _booked(rr, staff)
+    fake.block(anna.id)
+    await dispatch(rr, clock)  # 403: unreachable, the rest cancelled
+    assert (await patient_row(rr, anna.id)).unreachable
+    fake.blocked.discard(anna.id)
+    await anna.send("/start")  # writing again means the bot is unblocked
+    stats = await dispatch(rr, clock)
+    assert stats.replanned >= 1
+    rows = await reminders(rr, appointment_id=appt, status="pending")
+    assert rows and all(r.key.endswith(":v2") for r in rows)
+    sent_before = len(sent_texts(fake, anna.id))
+    for _ in range(2 * 24 * 60):  # half-hour steps until the appointment's reminders are done
+        if not await reminders(rr, appointment_id=appt, status="pending"):
+            break
+        clock.advance(minutes=30)
+        await dispatch(rr, clock)
+    assert len(sent_texts(fake, anna.id)) > sent_before
+    assert (await dispatch(rr, clock)).replanned == 0  # once only

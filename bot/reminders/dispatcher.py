@@ -53,6 +53,7 @@ from bot.preferences import from_columns
 from bot.reminders.planner import QuietHours
 from bot.reminders.plans import ReminderContent
 from bot.reminders.render import reminder_message
+from bot.reminders.service import UNREACHABLE, replan_unblocked
 
 log = logging.getLogger(__name__)
 
@@ -73,6 +74,7 @@ class DispatchStats:
     recovered: int = 0
     deferred: int = 0
     opted_out: int = 0
+    replanned: int = 0
 
     def add(self, other: DispatchStats) -> None:
         for name in self.__dataclass_fields__:
@@ -197,6 +199,8 @@ class Dispatcher:
                         last_error="interrupted while sending")
                 .execution_options(synchronize_session=False))
             stats.recovered += recovered.rowcount or 0
+            stats.replanned += await replan_unblocked(session, now=now, content=self.content,
+                                                      settings=self.settings)
 
     async def _claim(self, now: datetime, stats: DispatchStats) -> list[_Job]:
         batch = self.engine.batch_size
@@ -447,7 +451,7 @@ class Dispatcher:
                                   .values(unreachable=True))
             result = await session.execute(
                 update(Reminder).where(Reminder.patient_id == pid, Reminder.status == "pending")
-                .values(status="cancelled", last_error="patient unreachable")
+                .values(status="cancelled", last_error=UNREACHABLE)
                 .execution_options(synchronize_session=False))
             job.unreachable_count = result.rowcount or 0
 

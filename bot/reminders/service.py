@@ -87,6 +87,42 @@ async def cancel_open_reminders(session: AsyncSession, *, now: datetime, reason:
     return result.rowcount or 0
 
 
+UNREACHABLE = "patient unreachable"  # why the dispatcher cancelled a blocked patient's reminders
+REPLANNED = "patient unreachable (replanned after unblocking)"
+
+
+async def replan_unblocked(session: AsyncSession, *, now: datetime, content: ReminderContent,
+                           settings: Settings) -> int:
+    """Patients who blocked the bot and have since written to it again get their reminders back.
+
+    The cancelled rows are marked so this happens once; kinds already delivered for an
+    appointment are not planned again, and moments that have passed are skipped by the planner.
+    """
+    rows = (await session.execute(
+        select(Reminder.appointment_id).join(Patient, Patient.id == Reminder.patient_id)
+        .where(Reminder.status == "cancelled", Reminder.last_error == UNREACHABLE,
+               Patient.unreachable.is_(False), Patient.chat_id.is_not(None),
+               Reminder.appointment_id.is_not(None)).distinct())).scalars().all()
+    replanned = 0
+    for appointment_id in rows:
+        await session.execute(update(Reminder).where(
+            Reminder.appointment_id == appointment_id, Reminder.status == "cancelled",
+            Reminder.last_error == UNREACHABLE).values(last_error=REPLANNED)
+            .execution_options(synchronize_session=False))
+        appt = await session.get(Appointment, appointment_id)
+        if appt is None or not appt.active:
+            continue
+        delivered = set((await session.execute(select(Reminder.kind).where(
+            Reminder.appointment_id == appointment_id, Reminder.status == "sent"))).scalars())
+        appt.plan_version += 1
+        appt.updated_at = now
+        fresh = [r for r in _rows(appt, content, settings, now) if r.kind not in delivered]
+        session.add_all(fresh)
+        replanned += len(fresh)
+    await session.flush()
+    return replanned
+
+
 async def active_appointment(session: AsyncSession, appointment_id: int) -> Appointment | None:
     appt = await session.get(Appointment, appointment_id, with_for_update=True)
     return appt if appt is not None and appt.active else None
