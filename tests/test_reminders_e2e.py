@@ -321,15 +321,19 @@ async def test_a_reminder_claimed_but_not_yet_sent_is_dropped_when_its_appointme
     before = len(sent_texts(fake, anna.id))
     disp = dispatcher(rr)
 
+    seconds = [0.0]
+
     class CancelWhileQueued:  # stands in for the pacer: the staff cancel happens during the wait
         async def acquire(self):
+            seconds[0] += 2.0  # the pacer (or a 429 pause) held this send for two seconds
             await staff.send(f"/cancel_appt {appt}")
 
-    saved, disp.limiter = disp.limiter, CancelWhileQueued()
+    saved = disp.limiter, disp._monotonic
+    disp.limiter, disp._monotonic = CancelWhileQueued(), lambda: seconds[0]
     try:
         await disp.run(clock.now())  # claims the booking confirmation, then the cancel lands
     finally:
-        disp.limiter = saved
+        disp.limiter, disp._monotonic = saved
     texts = sent_texts(fake, anna.id)[before:]
     assert not any("Appointment booked" in t for t in texts), texts
     rows = await reminders(rr, appointment_id=appt, kind="confirmation")

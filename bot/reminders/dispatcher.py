@@ -59,6 +59,7 @@ log = logging.getLogger(__name__)
 
 BEFORE_KINDS = {"confirmation", "preparation", "same_day", "push_before"}
 Notify = Callable[[str], Awaitable[None]]
+FRESH_CLAIM_SECONDS = 0.5  # claims younger than this are sent without re-reading the row
 
 
 @dataclass
@@ -118,6 +119,7 @@ class _Job:
     unreachable_patient: int | None = None
     retry_after: float | None = None
     broadcast_text: str | None = None  # kind 'broadcast': the staff-written text (raw)
+    claimed_mono: float = 0.0  # monotonic time of the claim
     unreachable_count: int | None = None
     recorded: bool = False
     released: bool = False
@@ -287,8 +289,9 @@ class Dispatcher:
                 select(Broadcast.id, Broadcast.text).where(Broadcast.id.in_(broadcast_ids)))).all()
             ) if broadcast_ids else {}
         stats.claimed += len(rows)
-        return [_Job(row, appt, chat_id, broadcast_text=texts.get(_broadcast_id(row.key)))
-                for row, appt, chat_id in rows]
+        claimed_at = self._monotonic()
+        return [_Job(row, appt, chat_id, broadcast_text=texts.get(_broadcast_id(row.key)),
+                     claimed_mono=claimed_at) for row, appt, chat_id in rows]
 
     # ------------------------------------------------------------------ sending
     def _still_wanted(self, job: _Job) -> bool:
@@ -339,7 +342,10 @@ class Dispatcher:
             if self.limiter is not None:
                 await self.limiter.acquire()
             try:
-                still_ours = await self._fresh_check(job)
+                # A claim this fresh races a cancellation no more than the send itself does;
+                # older ones (pacing, a 429 pause) are read again before they go.
+                still_ours = (self._monotonic() - job.claimed_mono < FRESH_CLAIM_SECONDS
+                              or await self._fresh_check(job))
             except Exception as exc:
                 if not is_db_unavailable(exc):
                     raise
