@@ -81,3 +81,16 @@ async def rr(fake: FakeBotAPI, settings: Settings, clock) -> AsyncIterator[BotRu
 @pytest.fixture
 def staff(rr: BotRunner) -> TgUser:
     return TgUser(rr, "Staff", user_id=42)
+
+
+@pytest.fixture
+async def pg_url() -> AsyncIterator[str]:
+    """A fresh PostgreSQL database for one test, dropped afterwards; skipped with the reason
+    when no server answers on 127.0.0.1:5432."""
+    from tests.scale_helpers import pg_database, pg_reachable
+
+    reason = await pg_reachable()
+    if reason:
+        pytest.skip(reason)
+    async with pg_database() as url:
+        yield url

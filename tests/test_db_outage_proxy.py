@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -32,21 +31,11 @@ from tests.fault_helpers import (
     wait_until,
 )
 from tests.harness import BotRunner, TgUser
-from tests.scale_helpers import pg_database, pg_reachable
 
 pytestmark = pytest.mark.postgres
 N = 300
 OUTAGE = float(os.environ.get("OUTAGE", "4"))
 TRY_AGAIN = "briefly unavailable"
-
-
-@pytest.fixture
-async def pg_url() -> AsyncIterator[str]:
-    reason = await pg_reachable()
-    if reason:
-        pytest.skip(reason)
-    async with pg_database() as url:
-        yield url
 
 
 async def test_postgres_unreachable_mid_dispatch(fake: FakeBotAPI, pg_url: str, tmp_path: Path,

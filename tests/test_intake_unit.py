@@ -320,24 +320,6 @@ async def test_migration_and_flow_on_postgresql():
         await conn.close()
 
 
-async def test_migration_0002_matches_the_models(tmp_path):
-    from alembic.autogenerate import compare_metadata
-    from alembic.migration import MigrationContext
-
-    import bot.db.intake_models  # noqa: F401 - registers the tables on Base.metadata
-    from bot.db.models import Base
-
-    db = Database(f"sqlite+aiosqlite:///{tmp_path / 'm.db'}")
-    try:
-        await upgrade(db)
-        async with db.engine.connect() as conn:
-            diff = await conn.run_sync(lambda c: compare_metadata(
-                MigrationContext.configure(c, opts={"compare_type": True}), Base.metadata))
-    finally:
-        await db.dispose()
-    assert diff == []
-
-
 def test_without_keys_or_file_the_intake_is_disabled_not_unencrypted(tmp_path, fake, db_url):
     from bot.app import build_services
     from tests.conftest import make_settings

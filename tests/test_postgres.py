@@ -8,7 +8,6 @@ answers.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
 
 import pytest
 from sqlalchemy import func, select, text
@@ -21,20 +20,11 @@ from bot.db.processed_updates import ProcessedUpdate
 from tests.conftest import make_settings
 from tests.fake_bot_api import FakeBotAPI
 from tests.harness import BotRunner, TgUser
-from tests.scale_helpers import pg_database, pg_reachable, webhook_instance
+from tests.scale_helpers import webhook_instance
 from tests.test_dedupe import T0
 from tests.test_webhook import press_update, text_update, webhook_settings
 
 pytestmark = pytest.mark.postgres
-
-
-@pytest.fixture
-async def pg_url() -> AsyncIterator[str]:
-    reason = await pg_reachable()
-    if reason:
-        pytest.skip(reason)
-    async with pg_database() as url:
-        yield url
 
 
 async def test_migrations_up_down_up_on_postgresql(pg_url: str):

@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 from collections import Counter
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -20,19 +19,9 @@ from bot.reminders.dispatcher import Dispatcher
 from bot.reminders.plans import load_reminder_content
 from tests.conftest import make_settings
 from tests.fake_bot_api import TOKEN
-from tests.scale_helpers import pg_database, pg_reachable
 
 pytestmark = pytest.mark.postgres
 N = 120
-
-
-@pytest.fixture
-async def pg_url() -> AsyncIterator[str]:
-    reason = await pg_reachable()
-    if reason:
-        pytest.skip(reason)
-    async with pg_database() as url:
-        yield url
 
 
 async def test_two_dispatchers_send_each_reminder_once(fake, pg_url):

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import random
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -30,20 +29,10 @@ from tests.fault_helpers import (
     sends_per_chat,
     wait_until,
 )
-from tests.scale_helpers import pg_database, pg_reachable
 
 N = 1000
 KILLS = 4
 CONCURRENCY = 1
-
-
-@pytest.fixture
-async def pg_url() -> AsyncIterator[str]:
-    reason = await pg_reachable()
-    if reason:
-        pytest.skip(reason)
-    async with pg_database() as url:
-        yield url
 
 
 async def _kill_repeatedly(fake: FakeBotAPI, url: str, tmp_path: Path, seed: int) -> None:
