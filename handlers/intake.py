@@ -190,25 +190,26 @@ async def _run(update: Update, context: ContextTypes.DEFAULT_TYPE, kind: str) ->
     message = update.effective_message
     try:
         async with svc.db.session() as session:
-            urgent = kind == "typed" and message is not None and bool(message.text) and \
-                svc.qa is not None and svc.qa.red_flag_in(message.text) is not None
-            if urgent:
-                # Clinical safety first: an urgent message always reaches the questions handler,
-                # which tells the patient to get help and alerts staff. A free-text answer (e.g.
-                # allergy history naming a reaction) is also kept as the answer; anything else
-                # (a sentence typed at a choice or a phone number) is not an answer at all.
-                user = update.effective_user
-                found = await patients.by_telegram_id(session, user.id) if user else None
-                if found is None or await flow.current_kind(session, found) != "text":
-                    return False
-                urgent_answer = True
             if kind in ("typed", "cancel"):
                 # Every message passes here first: read only, and only patients with an intake.
                 user = update.effective_user
                 patient = await patients.by_telegram_id(session, user.id) if user else None
-                if patient is None or (kind == "typed"
-                                       and not await flow.has_active_question(session, patient)):
+                if patient is None:
                     return False
+                if kind == "typed":
+                    waiting = await flow.current_kind(session, patient)  # None: no open question
+                    if waiting is None:
+                        return False
+                    if message is not None and message.text and svc.qa is not None \
+                            and svc.qa.red_flag_in(message.text) is not None:
+                        # Clinical safety first: an urgent message always reaches the questions
+                        # handler, which tells the patient to get help and alerts staff. A
+                        # free-text answer (e.g. allergy history naming a reaction) is also kept
+                        # as the answer; anything else (a sentence typed at a choice or a phone
+                        # number) is not an answer at all.
+                        if waiting != "text":
+                            return False
+                        urgent_answer = True
                 patient = await _patient(session, update, svc)
             else:
                 patient = await _patient(session, update, svc)

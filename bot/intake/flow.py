@@ -112,20 +112,16 @@ class IntakeFlow:
             Intake.patient_id == patient.id, Intake.status == SUBMITTED
         ).order_by(Intake.submitted_at.desc(), Intake.id.desc()))
 
-    async def has_active_question(self, session: AsyncSession, patient: Patient) -> bool:
-        row = await session.scalar(select(Intake.stage).where(
-            Intake.patient_id == patient.id, Intake.status == ACTIVE))
-        return row == "question"
-
     async def current_kind(self, session: AsyncSession, patient: Patient) -> str | None:
-        """The kind of the question waiting for an answer (no health data is read)."""
+        """The kind of the question waiting for an answer, None when none is (no health data
+        is read). A question id the content no longer has is "unknown": the flow deals with it."""
         row = await session.execute(select(Intake.stage, Intake.current).where(
             Intake.patient_id == patient.id, Intake.status == ACTIVE))
         found = row.first()
-        if found is None or found[0] != "question" or found[1] is None:
+        if found is None or found[0] != "question":
             return None
         question = next((q for q in self.spec.questions if q.id == found[1]), None)
-        return question.kind if question else None
+        return question.kind if question else "unknown"
 
     # ------------------------------------------------------------------ question order
     def applies(self, question: Question, answers: dict[str, Any]) -> bool:
