@@ -21,6 +21,7 @@ from telegram.ext import Application
 from telegram.request import BaseRequest, RequestData
 
 from bot import telegram_html
+from bot.inputs import is_number
 
 SANDBOX_TOKEN = "123456789:SANDBOX-sandbox-sandbox-sandbox-xx"
 USER = {"id": 1001, "is_bot": False, "first_name": "Sandbox", "language_code": "en"}
@@ -158,7 +159,7 @@ class Sandbox:
             return False
         if not line:
             return True
-        if (line.isascii() and line.isdigit()):
+        if is_number(line):
             update = self.press_update(int(line))
             if update is None:
                 self.request._print(f"(there is no button {line}; type a number shown in [ ])")

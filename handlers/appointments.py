@@ -24,6 +24,7 @@ from bot import patients
 from bot.db.appointment_models import Appointment, Reminder
 from bot.db.errors import is_db_unavailable
 from bot.db.models import Patient
+from bot.inputs import is_number
 from bot.menu import Screen
 from bot.reminders import privacy as reminder_privacy
 from bot.reminders import service
@@ -173,7 +174,7 @@ async def reschedule_command(update: Update, context: ContextTypes.DEFAULT_TYPE)
     texts, now, tz = content.texts, svc.clock.now(), svc.settings.tz
     try:
         starts_at, used = parse_when(rest, now, tz)
-        minutes = int(rest[used]) if len(rest) > used and (rest[used].isascii() and rest[used].isdigit()) else None
+        minutes = int(rest[used]) if len(rest) > used and is_number(rest[used]) else None
     except InputError as exc:
         await reply(update, context, texts.get("staff_bad_input", problem=str(exc)) + "\n"
                     + texts.get("staff_reschedule_usage"))
@@ -278,7 +279,7 @@ async def upcoming_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -
     if not await staff_guard(update, context):
         return
     arg = args_of(update).strip()
-    days = int(arg) if (arg.isascii() and arg.isdigit()) and 1 <= int(arg) <= 60 else None
+    days = int(arg) if is_number(arg) and 1 <= int(arg) <= 60 else None
     await reply(update, context, await upcoming_text(context, days))
 
 

@@ -20,6 +20,7 @@ from telegram.ext import (
 
 from bot import audit, console, patients, preferences, retention
 from bot.content import load_yaml
+from bot.inputs import is_number
 from bot.menu import Screen
 from bot.reminders.render import local_date
 from bot.services import Services
@@ -207,7 +208,7 @@ async def broadcast_button(update: Update, context: ContextTypes.DEFAULT_TYPE) -
         await show_screen(update, context, Screen(svc.messages.get(
             "broadcast_ask_text", audience=audience, count=count)))
         return
-    if not (arg.isascii() and arg.isdigit()):
+    if not is_number(arg):
         return
     async with svc.db.session() as session:
         if action == "send":

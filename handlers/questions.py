@@ -32,6 +32,7 @@ from bot import audit, patients
 from bot import questions as repo
 from bot.content import Node
 from bot.crypto import CryptoBox
+from bot.inputs import is_number
 from bot.menu import Screen, paginate
 from bot.privacy import DataSection
 from bot.qa import QAEngine, Result
@@ -322,7 +323,7 @@ async def reply_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> N
             await unknown_command(update, context)
         return
     parts = (message.text or "").split(maxsplit=2)
-    if len(parts) < 3 or not (parts[1].isascii() and parts[1].isdigit()) or len(parts[1]) > 12:
+    if len(parts) < 3 or not is_number(parts[1]) or len(parts[1]) > 12:
         await context.bot.send_message(chat.id, qa.config.text("staff_reply_usage"))
         return
     await relay(context, chat.id, user.id, int(parts[1]), parts[2])

@@ -16,6 +16,7 @@ from typing import Any
 import phonenumbers
 from phonenumbers import NumberParseException, ValidationResult
 
+from bot.inputs import is_number
 from bot.intake.spec import Question
 
 
@@ -54,7 +55,7 @@ def _match_option(question: Question, token: str) -> str | None:
     key = _key(token)
     if not key:
         return None
-    if (key.isascii() and key.isdigit()) and 1 <= int(key) <= len(question.options):
+    if is_number(key) and 1 <= int(key) <= len(question.options):
         return question.options[int(key) - 1].id
     for option in question.options:
         if key in (_key(option.label), option.id):

@@ -36,6 +36,7 @@ from bot import audit
 from bot.crypto import CryptoBox
 from bot.db.intake_models import ACTIVE, SUBMITTED, SUPERSEDED, Intake, IntakeConsent
 from bot.db.models import Patient
+from bot.inputs import is_number
 from bot.intake import answers as parse
 from bot.intake.spec import IntakeSpec, Question
 
@@ -327,7 +328,7 @@ class IntakeFlow:
                 return await self._cancel_state(session, state)
             if label == parse.clean_text(self.spec.texts["button_share_phone"]):
                 return self._invalid(state, question, parse.Invalid("error_phone_invalid"), now)
-        if is_contact and (text.strip().isascii() and text.strip().isdigit()):
+        if is_contact and is_number(text.strip()):
             text = "+" + text.strip()  # Telegram sends a shared contact's number without the +
         if is_contact and question.kind != "phone":
             return self._invalid(state, question, parse.Invalid("error_not_text"), now)

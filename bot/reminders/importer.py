@@ -26,6 +26,7 @@ from bot.config import Settings
 from bot.db.appointment_models import Appointment
 from bot.db.engine import Database
 from bot.db.models import Patient
+from bot.inputs import is_number
 from bot.reminders import service
 from bot.reminders.parse import InputError, parse_book
 from bot.reminders.plans import ReminderContent
@@ -88,7 +89,7 @@ async def import_appointments(path: Path, db: Database, settings: Settings,
             if not row.get("patient"):
                 raise InputError("the patient is empty")
             req = parse_book(_args(row), now, settings.tz)
-            if row.get("duration") and not (row["duration"].isascii() and row["duration"].isdigit()):
+            if row.get("duration") and not is_number(row["duration"]):
                 raise InputError(f"duration {row['duration']!r} is not a number of minutes")
             async with db.session() as session:
                 token = None
