@@ -20,6 +20,7 @@ from bot.intake.spec import load_intake
 from bot.menu import MenuRenderer
 from bot.qa import build_qa
 from bot.services import Services
+from bot.transport import AiohttpRequest
 from bot.update_processor import PerChatOrderedProcessor
 
 log = logging.getLogger(__name__)
@@ -95,6 +96,8 @@ def build_application(
         builder = builder.application_class(application_class)
     if request is not None:
         builder = builder.request(request).get_updates_request(request)
+    else:  # aiohttp: about a quarter of httpx's CPU per Bot API call (bot/transport.py)
+        builder = builder.request(AiohttpRequest(256)).get_updates_request(AiohttpRequest(1))
     if settings.rate_limiter:
         # Replies to patients wait out a 429 (twice at most) rather than fail; the reminder
         # dispatcher has its own pacing and records RetryAfter itself.

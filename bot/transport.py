@@ -1,0 +1,99 @@
+"""PTB's networking backend on aiohttp instead of httpx.
+
+Measured here against the loopback fake Bot API (`benchmarks/transport_bench.py`): a
+`send_message` through `HTTPXRequest` costs about four times the CPU of the same call through
+aiohttp, and that CPU is most of what a reminder send or a menu press costs. PTB supports other
+backends through `BaseRequest`; the PTB team's own take is `ptbcontrib.aiohttp_request`, which is
+not on PyPI, so this is ours, with the timeouts mapped to their meaning rather than dropped.
+
+Timeouts (seconds, None = no limit), as PTB passes them:
+  connect -> aiohttp sock_connect          pool -> aiohttp connect (waiting for a free connection)
+  read    -> aiohttp sock_read (between reads; getUpdates adds its long-poll time to it)
+  write   -> no aiohttp equivalent: it is part of an overall bound, connect+pool+write+read,
+             so a stalled upload still ends.
+Errors map as in HTTPXRequest: any timeout -> TimedOut, any other client error -> NetworkError.
+"""
+
+from __future__ import annotations
+
+import aiohttp
+from telegram._utils.defaultvalue import DefaultValue
+from telegram._utils.types import ODVInput
+from telegram.error import NetworkError, TimedOut
+from telegram.request import BaseRequest, RequestData
+
+
+class AiohttpRequest(BaseRequest):
+    __slots__ = ("_pool_size", "_connect", "_read", "_write", "_media_write", "_pool", "_session")
+
+    def __init__(self, connection_pool_size: int = 256, *, read_timeout: float | None = 5.0,
+                 write_timeout: float | None = 5.0, connect_timeout: float | None = 5.0,
+                 pool_timeout: float | None = 1.0, media_write_timeout: float | None = 20.0):
+        self._pool_size = connection_pool_size
+        self._read, self._write, self._connect = read_timeout, write_timeout, connect_timeout
+        self._pool, self._media_write = pool_timeout, media_write_timeout
+        # Made in initialize(): an aiohttp session belongs to the loop it was created in.
+        self._session: aiohttp.ClientSession | None = None
+
+    @property
+    def read_timeout(self) -> float | None:
+        return self._read
+
+    async def initialize(self) -> None:
+        if self._session is None or self._session.closed:
+            self._session = aiohttp.ClientSession(
+                connector=aiohttp.TCPConnector(limit=self._pool_size),
+                headers={"User-Agent": self.USER_AGENT},
+                # The fake Bot API in tests and a local Bot API server are plain HTTP; Telegram's
+                # answers are JSON read by PTB, never cookies.
+                cookie_jar=aiohttp.DummyCookieJar(),
+            )
+
+    async def shutdown(self) -> None:
+        if self._session is not None and not self._session.closed:
+            await self._session.close()
+
+    async def do_request(
+        self,
+        url: str,
+        method: str,
+        request_data: RequestData | None = None,
+        read_timeout: ODVInput[float] = BaseRequest.DEFAULT_NONE,
+        write_timeout: ODVInput[float] = BaseRequest.DEFAULT_NONE,
+        connect_timeout: ODVInput[float] = BaseRequest.DEFAULT_NONE,
+        pool_timeout: ODVInput[float] = BaseRequest.DEFAULT_NONE,
+    ) -> tuple[int, bytes]:
+        session = self._session
+        if session is None or session.closed:
+            raise RuntimeError("This AiohttpRequest is not initialized!")
+        files = request_data.multipart_data if request_data else None
+        read = self._read if isinstance(read_timeout, DefaultValue) else read_timeout
+        connect = self._connect if isinstance(connect_timeout, DefaultValue) else connect_timeout
+        pool = self._pool if isinstance(pool_timeout, DefaultValue) else pool_timeout
+        write = ((self._media_write if files else self._write)
+                 if isinstance(write_timeout, DefaultValue) else write_timeout)
+        parts = (connect, pool, write, read)
+        timeout = aiohttp.ClientTimeout(
+            total=None if None in parts else sum(parts),  # type: ignore[arg-type]
+            connect=pool, sock_connect=connect, sock_read=read)
+
+        data: aiohttp.FormData | dict[str, str] | None = None
+        if files:
+            form = aiohttp.FormData()
+            for name, value in (request_data.json_parameters if request_data else {}).items():
+                form.add_field(name, value)
+            for name, (filename, content, mimetype) in files.items():
+                form.add_field(name, content, filename=filename, content_type=mimetype)
+            data = form
+        elif request_data is not None:
+            data = request_data.json_parameters  # form-encoded, as HTTPXRequest sends it
+
+        try:
+            async with session.request(method, url, data=data, timeout=timeout) as response:
+                return response.status, await response.read()
+        except TimeoutError as err:  # before ClientError: ServerTimeoutError is both
+            raise TimedOut(f"Timed out ({type(err).__name__})") from err
+        except aiohttp.ClientError as err:
+            # The class name helps when the message is empty; the URL (and so the token) is
+            # not in aiohttp's messages for connection errors, and logs redact it anyway.
+            raise NetworkError(f"aiohttp.{type(err).__name__}: {err}") from err

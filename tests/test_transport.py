@@ -1,0 +1,81 @@
+"""The aiohttp networking backend (bot/transport.py), through real PTB Bot calls to the fake."""
+
+from __future__ import annotations
+
+import pytest
+from telegram import Bot
+from telegram.error import NetworkError, TimedOut
+
+from bot.app import build_application
+from bot.config import Settings
+from bot.transport import AiohttpRequest
+from tests.fake_bot_api import TOKEN, FakeBotAPI
+from tests.scale_helpers import free_port
+
+
+async def _bot(fake: FakeBotAPI, **kwargs: float | None) -> Bot:
+    bot = Bot(TOKEN, base_url=fake.base_url, request=AiohttpRequest(4, **kwargs))
+    await bot.initialize()
+    return bot
+
+
+async def test_the_application_uses_it_by_default(settings: Settings) -> None:
+    application = build_application(settings, token=TOKEN, migrate=False)
+    assert isinstance(application.bot.request, AiohttpRequest)
+    assert isinstance(application.bot._request[0], AiohttpRequest)  # getUpdates' own
+
+
+async def test_send_message_form_fields_and_markup_arrive(fake: FakeBotAPI) -> None:
+    bot = await _bot(fake)
+    message = await bot.send_message(42, "<b>Hi</b> &amp; bye", parse_mode="HTML",
+                                     reply_markup={"inline_keyboard": [[
+                                         {"text": "Back", "callback_data": "m:back"}]]})
+    await bot.shutdown()
+    assert message.text == "Hi & bye" and message.chat.id == 42
+    (call,) = fake.calls_to("sendMessage", 42)
+    assert call.params["reply_markup"]["inline_keyboard"][0][0]["callback_data"] == "m:back"
+
+
+async def test_file_upload_is_multipart_with_name_and_bytes(fake: FakeBotAPI) -> None:
+    bot = await _bot(fake)
+    await bot.send_document(42, b"BEGIN:VCALENDAR\r\n", filename="visit.ics", caption="Your visit")
+    await bot.shutdown()
+    (call,) = fake.calls_to("sendDocument", 42)
+    assert call.params["document"].filename == "visit.ics"
+    assert call.params["document"].data == b"BEGIN:VCALENDAR\r\n"
+    assert call.params["caption"] == "Your visit"
+
+
+async def test_a_slow_answer_is_timed_out(fake: FakeBotAPI) -> None:
+    bot = await _bot(fake, read_timeout=0.2)
+    fake.fail_next("sendMessage", 502, delay=2.0, deliver=True)
+    with pytest.raises(TimedOut):
+        await bot.send_message(42, "late")
+    # A per-call timeout wins over the default.
+    fake.fail_next("sendMessage", 502, delay=0.5, deliver=True)
+    message = await bot.send_message(42, "patient", read_timeout=3)
+    await bot.shutdown()
+    assert message.text == "patient"
+
+
+async def test_connection_refused_is_a_network_error_not_a_timeout() -> None:
+    bot = Bot(TOKEN, base_url=f"http://127.0.0.1:{free_port()}/bot", request=AiohttpRequest(1))
+    await bot._request[1].initialize()
+    with pytest.raises(NetworkError) as caught:
+        await bot.get_me()
+    assert not isinstance(caught.value, TimedOut)
+    assert "aiohttp.ClientConnectorError" in caught.value.message
+    assert TOKEN not in caught.value.message
+    await bot._request[1].shutdown()
+
+
+async def test_unusable_before_initialize_and_reusable_after_shutdown(fake: FakeBotAPI) -> None:
+    request = AiohttpRequest(1)
+    bot = Bot(TOKEN, base_url=fake.base_url, request=request)
+    with pytest.raises(NetworkError, match="not initialized"):
+        await request.post(f"{fake.base_url}{TOKEN}/getMe")
+    for _ in range(2):  # Application restarts re-initialize the same request object
+        await bot.initialize()
+        assert (await bot.get_me()).username
+        await bot.shutdown()
+    assert len(fake.calls_to("getMe")) >= 2
