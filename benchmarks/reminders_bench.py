@@ -30,7 +30,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from sqlalchemy import insert, update  # noqa: E402
+from sqlalchemy import func, insert, select, update  # noqa: E402
 from telegram import Bot  # noqa: E402
 
 from bot.db.appointment_models import Appointment, Reminder  # noqa: E402
@@ -40,6 +40,7 @@ from bot.db.models import Patient  # noqa: E402
 from bot.reminders.dispatcher import Dispatcher  # noqa: E402
 from bot.reminders.planner import AppointmentFacts, QuietHours, plan_appointment  # noqa: E402
 from bot.reminders.plans import load_reminder_content  # noqa: E402
+from bot.transport import AiohttpRequest  # noqa: E402
 from tests.conftest import make_settings  # noqa: E402
 from tests.fake_bot_api import TOKEN, FakeBotAPI  # noqa: E402
 
@@ -125,7 +126,7 @@ async def main(args: argparse.Namespace) -> None:
         await session.execute(update(Reminder).where(
             Reminder.kind == "confirmation", Reminder.appointment_id > args.dispatch)
             .values(status="sent", sent_at=now))
-    bot = Bot(TOKEN, base_url=fake.base_url)
+    bot = Bot(TOKEN, base_url=fake.base_url, request=AiohttpRequest())  # as the application
     await bot.initialize()
     dispatcher = Dispatcher(db, bot, content, settings, rate_limit=args.rate_limited)
     before = peak_mib()
@@ -136,6 +137,13 @@ async def main(args: argparse.Namespace) -> None:
     elapsed, cpu = time.perf_counter() - started, time.process_time() - cpu
     sent = stats.sent
     assert sent == args.dispatch, stats
+    async with db.session() as session:  # every outcome really recorded, none left claimed
+        recorded = await session.scalar(select(func.count()).select_from(Reminder).where(
+            Reminder.kind == "confirmation", Reminder.status == "sent",
+            Reminder.message_id.is_not(None)))
+        claimed = await session.scalar(select(func.count()).select_from(Reminder).where(
+            Reminder.status == "sending"))
+    assert recorded == args.dispatch and claimed == 0, (recorded, claimed)
     if args.rate_limited:
         rate = sent / elapsed
         print(f"dispatch, rate limiter ON: {sent:,} reminders in {elapsed:6.2f} s = {rate:5.2f} "
