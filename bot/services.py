@@ -9,6 +9,7 @@ from bot.clock import Clock
 from bot.config import Settings
 from bot.content import Content
 from bot.db.engine import Database
+from bot.db.processed_updates import UpdateClaims
 from bot.menu import MenuRenderer
 from bot.privacy import PrivacyRegistry
 from bot.qa import QAEngine
@@ -33,6 +34,10 @@ class Services:
     qa: QAEngine | None = None  # questions in the patient's own words (content/qa.yaml)
     crypto: CryptoBox | None = None  # None when ENCRYPTION_KEYS is unset (run mode refuses that)
     intake: IntakeFlow | None = None  # None without a crypto box: no health data unencrypted
+    update_claims: UpdateClaims = field(init=False)  # the once-only claim of every update
+
+    def __post_init__(self) -> None:
+        self.update_claims = UpdateClaims(self.db)
 
     @property
     def messages(self):  # noqa: ANN201 - a Messages; kept short for handlers

@@ -26,7 +26,7 @@ PRUNE_EVERY_SECONDS = 3600
 async def claim_update(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     svc = services(context)
     try:
-        first = await processed_updates.claim(svc.db, update.update_id, svc.clock.now())
+        first = await svc.update_claims.claim(update.update_id, svc.clock.now())
     except Exception as exc:  # noqa: BLE001 - fail open, see the module docstring
         log.warning("update %s not claimed (%s); handling it anyway", update.update_id,
                     type(exc).__name__)

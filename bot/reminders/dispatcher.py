@@ -48,6 +48,7 @@ from bot.config import Settings
 from bot.db.appointment_models import Appointment, Reminder
 from bot.db.engine import Database
 from bot.db.errors import is_db_unavailable
+from bot.db.group_commit import GroupCommit
 from bot.db.models import Patient
 from bot.db.preference_models import Broadcast, PatientPreference
 from bot.preferences import from_columns
@@ -143,8 +144,7 @@ class Dispatcher:
         self._recovered_at_start = False
         self._skipped_in_claim = False  # a claim round that only deferred or skipped rows
         self._unrecorded: list[_Job] = []  # outcomes of sends made while the database went away
-        self._to_commit: list[tuple[_Job, asyncio.Future[None]]] = []
-        self._commit_lock = asyncio.Lock()
+        self._outcomes: GroupCommit[_Job, None] = GroupCommit(self._commit_group)
         self._db_down = False
 
     # ------------------------------------------------------------------ the run
@@ -460,7 +460,7 @@ class Dispatcher:
                 .execution_options(synchronize_session=False))
             job.unreachable_count = result.rowcount or 0
 
-    async def _commit_group(self, jobs: list[_Job]) -> None:
+    async def _commit_group(self, jobs: list[_Job]) -> list[None]:
         """One transaction for the group; outcomes of the same shape (nearly all: 'sent') go
         as one executemany, since building a statement per row costs more than the write."""
         shapes: dict[tuple[str, ...], list[_Job]] = {}
@@ -482,31 +482,17 @@ class Dispatcher:
                 for job in group:  # a shape whose status differs (rare): on its own
                     if (job.outcome.get("status") == "sent") != sent:
                         await self._apply(session, job)
+        return [None] * len(jobs)
 
     async def _record(self, job: _Job, stats: DispatchStats) -> None:
         """Commit one outcome right after its send, so a crash (SIGKILL) can leave at most the
         sends in flight (`concurrency`) unrecorded: those come back as outcome_unknown.
 
-        Group commit: outcomes that finish while a commit is running are committed together by
-        the next one, so a database write per send does not cap the send rate; every caller
-        still returns only once its own outcome is durable.
+        Group commit (bot/db/group_commit.py): outcomes that finish while a commit is running
+        are committed together by the next one, so a database write per send does not cap the
+        send rate; every caller still returns only once its own outcome is durable.
         """
-        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self._to_commit.append((job, future))
-        async with self._commit_lock:
-            if not future.done():
-                batch, self._to_commit = self._to_commit, []
-                try:
-                    await self._commit_group([j for j, _ in batch])
-                except Exception as exc:
-                    for _, f in batch:
-                        if not f.done():
-                            f.set_exception(exc)
-                else:
-                    for _, f in batch:
-                        if not f.done():
-                            f.set_result(None)
-        await future
+        await self._outcomes.submit(job)
         job.recorded = True
         status = job.outcome.get("status")
         if job.unreachable_patient is not None:

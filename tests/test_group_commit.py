@@ -1,0 +1,118 @@
+"""Group commit (bot/db/group_commit.py) and the update claims built on it."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import UTC, datetime
+
+import pytest
+
+from bot.db import processed_updates
+from bot.db.engine import Database
+from bot.db.group_commit import GroupCommit
+from bot.db.migrate import upgrade
+
+T0 = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
+
+
+class Recorder:
+    """A flush that takes a while (like a commit) and remembers each batch."""
+
+    def __init__(self, fail_on: int | None = None) -> None:
+        self.batches: list[list[int]] = []
+        self.gates: list[asyncio.Event] = []  # one per flush: set it to let that flush finish
+        self.fail_on = fail_on
+        self.release = asyncio.Event()  # lets every flush finish
+
+    async def flush(self, items: list[int]) -> list[int]:
+        self.batches.append(items)
+        gate = asyncio.Event()
+        self.gates.append(gate)
+        waits = [asyncio.ensure_future(gate.wait()), asyncio.ensure_future(self.release.wait())]
+        try:
+            await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for w in waits:
+                w.cancel()
+        if self.fail_on in items:
+            raise RuntimeError("database went away")
+        return [i * 10 for i in items]
+
+
+async def test_a_lone_item_is_flushed_at_once_and_later_ones_wait_for_the_next_batch() -> None:
+    rec = Recorder()
+    group = GroupCommit(rec.flush)
+    first = asyncio.create_task(group.submit(1))
+    await asyncio.sleep(0)
+    assert rec.batches == [[1]]  # no waiting for company
+    rest = [asyncio.create_task(group.submit(i)) for i in (2, 3, 4)]
+    await asyncio.sleep(0)
+    assert rec.batches == [[1]]  # queued behind the running flush
+    rec.release.set()
+    assert await first == 10
+    assert await asyncio.gather(*rest) == [20, 30, 40]
+    assert rec.batches == [[1], [2, 3, 4]]  # one flush for everything that queued
+
+
+async def test_a_failed_flush_fails_every_item_in_it_and_the_next_batch_still_runs() -> None:
+    rec = Recorder(fail_on=3)
+    group = GroupCommit(rec.flush)
+    first = asyncio.create_task(group.submit(1))
+    await asyncio.sleep(0)
+    failing = [asyncio.create_task(group.submit(i)) for i in (2, 3)]
+    rec.release.set()
+    assert await first == 10
+    for task in failing:
+        with pytest.raises(RuntimeError, match="went away"):
+            await task
+    assert await group.submit(5) == 50
+
+
+async def test_a_cancelled_flusher_leaves_the_others_to_the_next_flush() -> None:
+    rec = Recorder()
+    group = GroupCommit(rec.flush)
+    blocker = asyncio.create_task(group.submit(1))
+    await asyncio.sleep(0)
+    leader = asyncio.create_task(group.submit(2))  # will flush [2, 3] after [1]
+    other = asyncio.create_task(group.submit(3))
+    await asyncio.sleep(0)
+    rec.gates[0].set()
+    assert await blocker == 10
+    for _ in range(3):
+        await asyncio.sleep(0)
+    assert rec.batches == [[1], [2, 3]]  # the leader's flush is running
+    leader.cancel()  # shutdown while its flush runs
+    with pytest.raises(asyncio.CancelledError):
+        await leader
+    rec.release.set()
+    assert await other == 30  # flushed again by the next caller, not lost
+    assert rec.batches == [[1], [2, 3], [3]]
+
+
+async def test_claims_made_together_go_in_one_statement_and_duplicates_lose(db_url: str) -> None:
+    db = Database(db_url)
+    try:
+        await upgrade(db)
+        assert await processed_updates.claim(db, 1, T0) is True
+        # 1 was claimed before; 2 arrives twice in the same batch (a redelivery racing itself).
+        assert await processed_updates.claim_many(db, [(1, T0), (2, T0), (3, T0), (2, T0)]) == [
+            False, True, True, False]
+        claims = processed_updates.UpdateClaims(db)
+        results = await asyncio.gather(*(claims.claim(uid, T0) for uid in (4, 5, 4, 3, 6)))
+        assert results == [True, True, False, False, True]
+    finally:
+        await db.dispose()
+
+
+@pytest.mark.postgres
+async def test_claims_made_together_on_postgresql(pg_url: str) -> None:
+    db = Database(pg_url)
+    try:
+        await upgrade(db)
+        assert await processed_updates.claim_many(db, [(7, T0), (7, T0), (8, T0)]) == [
+            True, False, True]
+        claims = processed_updates.UpdateClaims(db)
+        assert await asyncio.gather(*(claims.claim(uid, T0) for uid in (8, 9, 9))) == [
+            False, True, False]
+    finally:
+        await db.dispose()
