@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from sqlalchemy import select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
@@ -10,6 +10,11 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.db.models import Patient
+
+# "Last contact" to within a few minutes: writing it on every message would make each
+# questionnaire answer a write from the start of its transaction (on SQLite, the write lock
+# held for the whole transaction, so concurrent patients queue behind each other).
+LAST_SEEN_RESOLUTION = timedelta(minutes=5)
 
 
 async def upsert_from_telegram(
@@ -36,10 +41,11 @@ async def upsert_from_telegram(
     patient.chat_id = chat_id
     patient.first_name = (first_name or "")[:255] or None
     patient.language_code = (language_code or "")[:16] or None
-    patient.last_seen_at = now
+    if patient.last_seen_at is None or now - patient.last_seen_at >= LAST_SEEN_RESOLUTION:
+        patient.last_seen_at = now
     # A patient who writes to us again has evidently unblocked the bot.
     patient.unreachable = False
-    await session.flush()
+    await session.flush()  # writes only what changed: usually nothing
     return patient
 
 
