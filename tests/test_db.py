@@ -98,3 +98,31 @@ async def test_touch_stores_what_upsert_stores_in_one_statement(db):
         assert (p.first_name, p.chat_id, p.created_at, p.unreachable) == ("Anne", 32, t0, False)
         assert p.last_seen_at == t0 + timedelta(days=2)
         assert len((await session.scalars(select(Patient))).all()) == 1
+
+
+async def test_a_message_soon_after_the_last_writes_nothing_to_the_patient(db):
+    from sqlalchemy import event
+
+    t0 = datetime(2026, 1, 1, tzinfo=UTC)
+    async with db.session() as session:
+        await patients.upsert_from_telegram(session, user_id=5, chat_id=5, first_name="A",
+                                            language_code="en", now=t0)
+    writes: list[str] = []
+
+    def spy(conn, cursor, statement, *args):  # noqa: ANN001, ANN002
+        if not statement.lstrip().upper().startswith("SELECT"):
+            writes.append(statement)
+
+    event.listen(db.engine.sync_engine, "before_cursor_execute", spy)
+    try:
+        for later, expected in ((timedelta(minutes=4), t0),
+                                (timedelta(minutes=6), t0 + timedelta(minutes=6))):
+            writes.clear()
+            async with db.session() as session:
+                p = await patients.upsert_from_telegram(session, user_id=5, chat_id=5,
+                                                        first_name="A", language_code="en",
+                                                        now=t0 + later)
+            assert p.last_seen_at == expected
+            assert bool(writes) == (expected != t0)  # within 5 minutes: no write at all
+    finally:
+        event.remove(db.engine.sync_engine, "before_cursor_execute", spy)
