@@ -7,8 +7,9 @@ every step), written with bulk core inserts. At each step:
   - start-up: a fresh process imports the bot, builds the Application, initialises it against the
     fake Bot API (in its own process), runs post_init (migrations, commands) and the dispatcher's
     first sweep and claim query: wall time and peak RSS of that process;
-  - due-reminder query: the dispatcher's expiry/recovery sweep and its claim query (the SELECT of
-    due rows, LIMIT 2 x batch), median of 20 runs, and its query plan (must use an index).
+  - due-reminder query: the dispatcher's expiry/recovery sweep, its claim query (the SELECT of
+    due rows, LIMIT 2 x batch) and the UPDATE that marks 100 of them claimed (rolled back),
+    median of 20 runs each, and the query plans (they must use an index / the primary key).
 
   python benchmarks/scale_bench.py                       # SQLite temp file, up to 1,000,000
   python benchmarks/scale_bench.py --steps 10000,100000
@@ -38,8 +39,8 @@ from bot.db.appointment_models import Appointment, Reminder  # noqa: E402
 from bot.db.engine import Database  # noqa: E402
 from bot.db.migrate import upgrade  # noqa: E402
 from bot.db.models import Patient  # noqa: E402
-from tests.conftest import TEST_ENCRYPTION_KEY  # noqa: E402
-from tests.fake_bot_api import TOKEN  # noqa: E402
+from tests.conftest import TEST_ENCRYPTION_KEY, make_settings  # noqa: E402
+from tests.fake_bot_api import TOKEN, FakeBotAPI  # noqa: E402
 
 NOW = datetime(2026, 12, 1, 9, 0, tzinfo=UTC)
 CHUNK = 5000
@@ -152,13 +153,12 @@ async def grow(db: Database, start: int, stop: int) -> None:
 
 
 async def query_figures(db: Database) -> tuple[float, float, list[str]]:
-    from bot.reminders.dispatcher import Dispatcher, DispatchStats
+    from bot.reminders.dispatcher import Dispatcher, DispatchStats, claim_statement
     from bot.reminders.plans import load_reminder_content
 
-    disp = Dispatcher.__new__(Dispatcher)  # only its sweep: no bot, no settings needed
-    disp.db = db
-    disp.engine = load_reminder_content(ROOT / "content").engine
-    sweeps, claims = [], []
+    settings = make_settings(FakeBotAPI(), db.url)  # the fake only names a URL: no sends here
+    disp = Dispatcher(db, None, load_reminder_content(settings.content_dir), settings)  # type: ignore[arg-type]
+    sweeps, claims, marks = [], [], []
     for _ in range(20):
         t = time.perf_counter()
         await disp._housekeeping(NOW, DispatchStats())
@@ -168,13 +168,27 @@ async def query_figures(db: Database) -> tuple[float, float, list[str]]:
             rows = (await session.execute(due_query(NOW, 200))).all()
         claims.append(time.perf_counter() - t)
         assert len(rows) == DUE, len(rows)
-    async with db.session() as session:
-        compiled = due_query(NOW, 200).compile(db.engine, compile_kwargs={"literal_binds": True})
-        if db.dialect == "sqlite":
-            plan = [r[-1] for r in await session.execute(text(f"EXPLAIN QUERY PLAN {compiled}"))]
-        else:
-            plan = [r[0] for r in await session.execute(text(f"EXPLAIN {compiled}"))]
-    return statistics.median(sweeps) * 1000, statistics.median(claims) * 1000, plan
+        # ...and the UPDATE that marks them 'sending' (rolled back, so every round finds them)
+        ids = [row[0] for row in rows[:100]]
+        t = time.perf_counter()
+        async with db.engine.connect() as conn:
+            transaction = await conn.begin()
+            marked = (await conn.execute(claim_statement(ids, NOW, db.dialect))).all()
+            await transaction.rollback()
+        marks.append(time.perf_counter() - t)
+        assert len(marked) == len(ids)
+    plans = []
+    async with db.engine.connect() as conn:  # EXPLAIN (without ANALYZE) runs nothing
+        for statement in (due_query(NOW, 200), claim_statement(ids, NOW, db.dialect)):
+            compiled = statement.compile(db.engine, compile_kwargs={"literal_binds": True,
+                                                                    "render_postcompile": True})
+            if db.dialect == "sqlite":
+                plans.append([r[-1] for r in await conn.execute(
+                    text(f"EXPLAIN QUERY PLAN {compiled}"))])
+            else:
+                plans.append([r[0] for r in await conn.execute(text(f"EXPLAIN {compiled}"))])
+    return (statistics.median(sweeps) * 1000, statistics.median(claims) * 1000,
+            statistics.median(marks) * 1000, plans)
 
 
 def probe(url: str, base_url: str) -> dict[str, float]:
@@ -194,23 +208,25 @@ async def main(args: argparse.Namespace) -> None:
     await upgrade(db)
     print(f"database: {db.dialect}; {DUE} reminders due at every size")
     print(f"{'appointments':>12} {'reminders':>10} {'insert s':>9} {'start s':>8} {'RSS MiB':>8} "
-          f"{'sweep ms':>9} {'claim ms':>9}")
+          f"{'sweep ms':>9} {'claim ms':>9} {'mark ms':>8}")
     done = 0
-    plan: list[str] = []
+    plans: list[list[str]] = []
     try:
         for step in [int(s) for s in args.steps.split(",")]:
             t = time.perf_counter()
             await grow(db, done, step)
             inserted = time.perf_counter() - t
             done = step
-            sweep, claim, plan = await query_figures(db)
+            sweep, claim, mark, plans = await query_figures(db)
             figures = probe(url, base_url)
             assert figures["due"] == DUE
             print(f"{step:>12,} {2 * step:>10,} {inserted:>9.1f} {figures['start']:>8.2f} "
-                  f"{figures['rss']:>8.0f} {sweep:>9.2f} {claim:>9.2f}", flush=True)
-        print("claim query plan:")
-        for line in plan:
-            print(f"  {line}")
+                  f"{figures['rss']:>8.0f} {sweep:>9.2f} {claim:>9.2f} {mark:>8.2f}", flush=True)
+        for name, plan in zip(("claim query (SELECT of due rows)",
+                               "mark claimed (UPDATE .. RETURNING, 100 ids)"), plans, strict=True):
+            print(f"{name} plan:")
+            for line in plan:
+                print(f"  {line}")
     finally:
         await db.dispose()
         server.terminate()
