@@ -10,6 +10,7 @@ Registered handlers:
 
 from __future__ import annotations
 
+import asyncio
 import logging
 
 from telegram import (
@@ -237,8 +238,11 @@ async def _run(update: Update, context: ContextTypes.DEFAULT_TYPE, kind: str) ->
     if reply is None:
         return False
     if update.callback_query is not None:
-        await update.callback_query.answer(reply.toast)
-    await render(update, context, reply)
+        # Stop the button's spinner while the screens go out: independent Bot API calls.
+        await asyncio.gather(update.callback_query.answer(reply.toast),
+                             render(update, context, reply))
+    else:
+        await render(update, context, reply)
     return "urgent" if urgent_answer else True
 
 
