@@ -5,7 +5,8 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from sqlalchemy import insert, select, update
+from sqlalchemy import Update, insert, select, update
+from sqlalchemy.dialects import postgresql
 
 from bot.db.appointment_models import Appointment, Reminder
 from bot.db.engine import Database
@@ -16,9 +17,9 @@ from bot.reminders.dispatcher import claim_statement, outcome_statement
 NOW = datetime(2026, 12, 1, 9, 0, tzinfo=UTC)
 
 
-async def _plan(db: Database, dialect: str) -> str:
-    compiled = claim_statement([1, 2, 3], NOW, dialect).compile(
-        dialect=db.engine.dialect, compile_kwargs={"render_postcompile": True})
+async def _plan(db: Database, statement: Update) -> str:
+    compiled = statement.compile(dialect=db.engine.dialect,
+                                 compile_kwargs={"render_postcompile": True})
     params = tuple(compiled.params[name] for name in compiled.positiontup)
     params = tuple(v.isoformat() if isinstance(v, datetime) else v for v in params)
     async with db.engine.connect() as conn:
@@ -31,12 +32,21 @@ async def test_claim_uses_primary_key_not_status_index(db_url: str) -> None:
     db = Database(db_url)
     await upgrade(db)
     try:
-        assert "INTEGER PRIMARY KEY" in await _plan(db, "sqlite")
+        assert "INTEGER PRIMARY KEY" in await _plan(db, claim_statement([1, 2, 3], NOW, "sqlite"))
         # Without the hint SQLite would walk the status index (every pending row): the case
         # the hint is there for, so this test can tell if it stops working.
-        assert "ix_reminders_status" in await _plan(db, "postgresql")
+        plain = update(Reminder).where(Reminder.id.in_([1, 2, 3]), Reminder.status == "pending")
+        assert "ix_reminders_status" in await _plan(db, plain.values(status="sending"))
     finally:
         await db.dispose()
+
+
+def test_on_postgresql_the_claim_relies_on_its_row_locks_not_a_status_guard() -> None:
+    # The SELECT .. FOR UPDATE SKIP LOCKED before it holds the rows; a status term would let
+    # PostgreSQL combine the status index too (0.9 s per claim at 2,000,000 rows unanalyzed).
+    sql = str(claim_statement([1, 2], NOW, "postgresql").compile(dialect=postgresql.dialect()))
+    where = sql.split("WHERE", 1)[1]
+    assert "reminders.id IN" in where and "status" not in where
 
 
 async def _seed(db: Database, statuses: list[str]) -> list[int]:

@@ -536,14 +536,21 @@ class Dispatcher:
 
 
 def claim_statement(ids: list[int], now: datetime, dialect: str) -> Update:
-    """Mark the chosen rows 'sending' unless something else took them meanwhile."""
-    still_pending = Reminder.status == "pending"
-    if dialect == "sqlite":
-        # Without ANALYZE statistics SQLite prefers the status index for this term over the
-        # primary keys, walking every pending row (30 ms per claim with 500,000 stored);
-        # likely() tells its planner the term is not selective. See test_claim_uses_primary_key.
-        still_pending = func.likely(still_pending)
-    return (update(Reminder).where(Reminder.id.in_(ids), still_pending)
+    """Mark the chosen rows 'sending' unless something else took them meanwhile.
+
+    Both databases would plan a plain status guard badly without fresh statistics (a new file,
+    a bulk import before autovacuum's ANALYZE): they combine the status index with the primary
+    keys and so read every pending row: 30 ms per claim with 500,000 stored on SQLite, 0.9 s
+    with 2,000,000 on PostgreSQL (benchmarks/scale_bench.py, "mark ms").
+    """
+    if dialect == "postgresql":
+        # The claim's SELECT .. FOR UPDATE holds these rows in this transaction: still pending.
+        guard = []
+    else:
+        # SQLite has no row locks; likely() tells its planner the term is not selective, so it
+        # looks the rows up by primary key (test_claim_uses_primary_key_not_status_index).
+        guard = [func.likely(Reminder.status == "pending")]
+    return (update(Reminder).where(Reminder.id.in_(ids), *guard)
             .values(status="sending", claimed_at=now, attempts=Reminder.attempts + 1)
             .returning(Reminder.id).execution_options(synchronize_session=False))
 
