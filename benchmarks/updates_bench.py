@@ -28,6 +28,7 @@ aiohttp transport the clinic bot uses (bot/transport.py), so the ratio can be re
 
   python benchmarks/updates_bench.py                  # 500 patients x 25 updates, SQLite
   python benchmarks/updates_bench.py --patients 100   # quicker
+  python benchmarks/updates_bench.py --menus-only     # menu navigation only
   python benchmarks/updates_bench.py --database postgresql+asyncpg://postgres@127.0.0.1:5432/bench
   python benchmarks/updates_bench.py --profile /tmp/clinic.prof   # cProfile of the bot process
 
@@ -316,13 +317,17 @@ async def send(fake: ObservingFake, update: dict[str, Any], result: Result, kind
         return False
 
 
-async def clinic_patient(fake: ObservingFake, uid: int, result: Result) -> None:
+async def clinic_patient(fake: ObservingFake, uid: int, result: Result,
+                         menus_only: bool = False) -> None:
     rng = random.Random(uid)
     await send(fake, text_update(fake, uid, "/start"), result, "menu")
-    for _ in range(MENU_PRESSES):
+    presses = updates_per_patient() - 2 if menus_only else MENU_PRESSES
+    for _ in range(presses):
         update = press_menu_button(fake, uid, rng) or text_update(fake, uid, "/menu")
         await send(fake, update, result, "menu")
     await send(fake, text_update(fake, uid, "/menu"), result, "menu")
+    if menus_only:
+        return
     for kind, arg, screens in intake_script():
         try:
             update = (press_label(fake, uid, arg) if kind == "press" else
@@ -337,10 +342,11 @@ async def clinic_patient(fake: ObservingFake, uid: int, result: Result) -> None:
             return
 
 
-async def echo_patient(fake: ObservingFake, uid: int, result: Result) -> None:
+async def echo_patient(fake: ObservingFake, uid: int, result: Result,
+                       menus_only: bool = False) -> None:
     for n in range(updates_per_patient()):
         await send(fake, text_update(fake, uid, f"hello {n}"), result,
-                   "menu" if n < 1 + MENU_PRESSES + 1 else "intake")
+                   "menu" if menus_only or n < 1 + MENU_PRESSES + 1 else "intake")
 
 
 def cpu_seconds(pid: int) -> float:
@@ -371,11 +377,12 @@ async def measure(name: str, kind: str, patient, args: argparse.Namespace, db_ur
         await asyncio.sleep(0.5)  # let start-up settle (set_my_commands, the first polls)
         bot_cpu, own_cpu = cpu_seconds(proc.pid), time.process_time()
         started = time.perf_counter()
-        await asyncio.gather(*(patient(fake, 100_000 + n, result) for n in range(args.patients)))
+        await asyncio.gather(*(patient(fake, 100_000 + n, result, args.menus_only)
+                               for n in range(args.patients)))
         result.seconds = time.perf_counter() - started
         result.bot_cpu = cpu_seconds(proc.pid) - bot_cpu
         result.telegram_cpu = time.process_time() - own_cpu
-        if kind == "clinic":  # the staff summaries are sent after the patient's screens
+        if kind == "clinic" and not args.menus_only:  # summaries come after the patient's screens
             fake.staff_expected = args.patients
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(fake.staff_done.wait(), 10)
@@ -395,7 +402,7 @@ async def measure(name: str, kind: str, patient, args: argparse.Namespace, db_ur
     if result.replies != result.expected_replies:
         print(f"{name}: {result.replies} reply calls for {result.expected_replies} expected")
         result.errors += abs(result.replies - result.expected_replies)
-    if kind == "clinic" and result.staff_messages != args.patients:
+    if kind == "clinic" and not args.menus_only and result.staff_messages != args.patients:
         print(f"{name}: {result.staff_messages} questionnaires reached staff, "
               f"{args.patients} submitted")
         result.errors += 1
@@ -416,9 +423,11 @@ async def main(args: argparse.Namespace) -> int:
 
     backend = "PostgreSQL" if db_url.startswith("postgresql") else "SQLite"
     bare, echo_aio, clinic = results
-    print(f"\n{args.patients} patients x {updates_per_patient()} updates at once (clinic: /start, "
-          f"{MENU_PRESSES} menu presses, /menu, {len(intake_script())} questionnaire steps); fake "
-          f"Bot API + patients in one process, each bot in its own; clinic bot on {backend}\n")
+    script = (f"/start, {updates_per_patient() - 2} menu presses, /menu" if args.menus_only else
+              f"/start, {MENU_PRESSES} menu presses, /menu, {len(intake_script())} questionnaire "
+              "steps")
+    print(f"\n{args.patients} patients x {updates_per_patient()} updates at once (clinic: {script}); "
+          f"fake Bot API + patients in one process, each bot in its own; clinic bot on {backend}\n")
     print(f"{'bot':<26}{'updates':>8}{'errors':>7}{'seconds':>8}{'updates/s':>10}"
           f"{'p50 ms':>8}{'p99 ms':>8}{'bot CPU ms/upd':>15}{'bot CPU':>8}{'fake CPU':>9}")
     for r in results:
@@ -461,6 +470,8 @@ if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--patients", type=int, default=500)
     parser.add_argument("--database", help="database URL for the clinic bot (default: SQLite)")
+    parser.add_argument("--menus-only", action="store_true",
+                        help="clinic patients only navigate menus (no questionnaire)")
     parser.add_argument("--profile", help="write a cProfile of the clinic bot process here")
     parser.add_argument("--echo-concurrency", type=int, default=1,
                         help="concurrent updates for the echo bots (1 = PTB's default)")
