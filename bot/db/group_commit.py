@@ -4,11 +4,17 @@ A transaction per small write (an update claim, a reminder outcome) costs far mo
 write itself: on SQLite about 1 ms of CPU through the async driver's thread hops. Callers still
 each wait until their own item is durable, so nothing is acknowledged early; a lone caller is
 flushed at once (no added latency when idle), and under load the batch grows with it.
+
+Every item taken into a flush gets that flush's outcome, whatever happens to the caller that
+started it: the flush runs as its own task, shielded, because a cancelled commit may still have
+committed, and flushing its items again would then report them as something else (a claimed
+update as a duplicate).
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Generic, TypeVar
 
@@ -26,23 +32,43 @@ class GroupCommit(Generic[T, R]):
     async def submit(self, item: T) -> R:
         """Return once `item` is committed (its result), or raise what its flush raised."""
         future: asyncio.Future[R] = asyncio.get_running_loop().create_future()
-        self._waiting.append((item, future))
-        async with self._lock:
-            if not future.done():  # nobody flushed it while we waited: flush everything queued
-                batch, self._waiting = self._waiting, []
-                try:
-                    results = await self._flush([i for i, _ in batch])
-                except asyncio.CancelledError:
-                    # This caller was cancelled (shutdown): the others are still waiting for
-                    # the lock, and the next of them flushes their items.
-                    self._waiting[:0] = [(i, f) for i, f in batch if f is not future]
-                    raise
-                except Exception as exc:
-                    for _, f in batch:
-                        if not f.done():
-                            f.set_exception(exc)
-                else:
-                    for (_, f), result in zip(batch, results, strict=True):
-                        if not f.done():
-                            f.set_result(result)
+        entry = (item, future)
+        self._waiting.append(entry)
+        try:
+            async with self._lock:
+                batch = [(i, f) for i, f in self._waiting if not f.done()]
+                self._waiting = []
+                if batch:  # empty when a flush still running (its starter cancelled) took ours
+                    task = asyncio.ensure_future(self._flush([i for i, _ in batch]))
+                    task.add_done_callback(lambda done: _resolve(batch, done))
+                    # wait() neither raises the flush's error (every caller gets it from its
+                    # future) nor cancels the flush when this caller is cancelled.
+                    await asyncio.wait([task])
+        except asyncio.CancelledError:
+            with contextlib.suppress(ValueError):
+                self._waiting.remove(entry)  # cancelled before any flush took it
+            raise
         return await future
+
+
+def _resolve(batch: list[tuple[T, asyncio.Future[R]]], task: asyncio.Future[Sequence[R]]) -> None:
+    """Give every item of a finished flush its outcome (futures already cancelled are skipped)."""
+    error: BaseException | None
+    if task.cancelled():
+        error = asyncio.CancelledError()
+    else:
+        error = task.exception()
+    results: Sequence[R] = ()
+    if error is None:
+        results = task.result()
+        if len(results) != len(batch):
+            error = RuntimeError(f"flush returned {len(results)} results for {len(batch)} items")
+    for n, (_, future) in enumerate(batch):
+        if future.done():
+            continue
+        if error is None:
+            future.set_result(results[n])
+        elif isinstance(error, asyncio.CancelledError):
+            future.cancel()
+        else:
+            future.set_exception(error)

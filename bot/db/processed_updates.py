@@ -57,8 +57,10 @@ async def claim_many(db: Database, claims: Sequence[tuple[int, datetime]]) -> li
         first.setdefault(update_id, now)
     stmt = _CLAIM["postgresql" if db.dialect == "postgresql" else "sqlite"]
     async with db.engine.begin() as conn:
+        # In key order: two instances inserting overlapping batches (redeliveries) in opposite
+        # orders could each wait for the other's key on PostgreSQL, a deadlock.
         result = await conn.execute(stmt, [{"update_id": uid, "processed_at": at}
-                                           for uid, at in first.items()])
+                                           for uid, at in sorted(first.items())])
         inserted = set(result.scalars().all())
     answers = []
     for update_id, _ in claims:
