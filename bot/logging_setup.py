@@ -12,6 +12,11 @@ import re
 _TOKEN_IN_TEXT = re.compile(r"\d{3,}:[A-Za-z0-9_-]{30,}")
 
 
+def redact_token(text: str) -> str:
+    """`text` with anything shaped like a bot token replaced."""
+    return _TOKEN_IN_TEXT.sub("<redacted>", text)
+
+
 class RedactTokenFilter(logging.Filter):
     def __init__(self, secrets: list[str] | None = None) -> None:
         super().__init__()
@@ -19,7 +24,7 @@ class RedactTokenFilter(logging.Filter):
 
     def filter(self, record: logging.LogRecord) -> bool:
         text = record.getMessage()
-        clean = _TOKEN_IN_TEXT.sub("<redacted>", text)
+        clean = redact_token(text)
         for secret in self._secrets:
             clean = clean.replace(secret, "<redacted>")
         if clean != text:

@@ -7,10 +7,12 @@ backends through `BaseRequest`; the PTB team's own take is `ptbcontrib.aiohttp_r
 not on PyPI, so this is ours, with the timeouts mapped to their meaning rather than dropped.
 
 Timeouts (seconds, None = no limit), as PTB passes them:
-  connect -> aiohttp sock_connect          pool -> aiohttp connect (waiting for a free connection)
+  connect -> aiohttp sock_connect; pool + connect -> aiohttp connect (waiting for a free
+             connection, then connecting)
   read    -> aiohttp sock_read (between reads; getUpdates adds its long-poll time to it)
   write   -> no aiohttp equivalent: it is part of an overall bound, connect+pool+write+read,
-             so a stalled upload still ends.
+             so a stalled upload still ends (uploads get media_write_timeout, 20 s, as in PTB;
+             the bot's files are small: an .ics, a /mydata export).
 Errors map as in HTTPXRequest: any timeout -> TimedOut, any other client error -> NetworkError.
 """
 
@@ -21,6 +23,8 @@ from telegram._utils.defaultvalue import DefaultValue
 from telegram._utils.types import ODVInput
 from telegram.error import NetworkError, TimedOut
 from telegram.request import BaseRequest, RequestData
+
+from bot.logging_setup import redact_token
 
 
 class AiohttpRequest(BaseRequest):
@@ -47,6 +51,7 @@ class AiohttpRequest(BaseRequest):
                 # The fake Bot API in tests and a local Bot API server are plain HTTP; Telegram's
                 # answers are JSON read by PTB, never cookies.
                 cookie_jar=aiohttp.DummyCookieJar(),
+                trust_env=True,  # HTTPS_PROXY / ALL_PROXY, as httpx honours them
             )
 
     async def shutdown(self) -> None:
@@ -72,10 +77,7 @@ class AiohttpRequest(BaseRequest):
         pool = self._pool if isinstance(pool_timeout, DefaultValue) else pool_timeout
         write = ((self._media_write if files else self._write)
                  if isinstance(write_timeout, DefaultValue) else write_timeout)
-        parts = (connect, pool, write, read)
-        timeout = aiohttp.ClientTimeout(
-            total=None if None in parts else sum(parts),  # type: ignore[arg-type]
-            connect=pool, sock_connect=connect, sock_read=read)
+        timeout = client_timeout(connect=connect, pool=pool, write=write, read=read)
 
         data: aiohttp.FormData | dict[str, str] | None = None
         if files:
@@ -94,6 +96,17 @@ class AiohttpRequest(BaseRequest):
         except TimeoutError as err:  # before ClientError: ServerTimeoutError is both
             raise TimedOut(f"Timed out ({type(err).__name__})") from err
         except aiohttp.ClientError as err:
-            # The class name helps when the message is empty; the URL (and so the token) is
-            # not in aiohttp's messages for connection errors, and logs redact it anyway.
-            raise NetworkError(f"aiohttp.{type(err).__name__}: {err}") from err
+            # The class name helps when the message is empty. Some aiohttp errors quote the
+            # request URL, which holds the token, and the dispatcher stores error texts.
+            raise NetworkError(redact_token(f"aiohttp.{type(err).__name__}: {err}")) from err
+
+
+def client_timeout(*, connect: float | None, pool: float | None, write: float | None,
+                   read: float | None) -> aiohttp.ClientTimeout:
+    """PTB's four timeouts as aiohttp's (see the module docstring); None means no limit."""
+    parts = (connect, pool, write, read)
+    return aiohttp.ClientTimeout(
+        total=None if None in parts else sum(parts),  # type: ignore[arg-type]
+        # aiohttp's `connect` spans the wait for a free connection and the connecting
+        connect=None if pool is None or connect is None else pool + connect,
+        sock_connect=connect, sock_read=read)

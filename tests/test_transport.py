@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import pytest
 from telegram import Bot
 from telegram.error import NetworkError, TimedOut
 
 from bot.app import build_application
 from bot.config import Settings
-from bot.transport import AiohttpRequest
+from bot.transport import AiohttpRequest, client_timeout
 from tests.fake_bot_api import TOKEN, FakeBotAPI
 from tests.scale_helpers import free_port
 
@@ -79,3 +81,33 @@ async def test_unusable_before_initialize_and_reusable_after_shutdown(fake: Fake
         assert (await bot.get_me()).username
         await bot.shutdown()
     assert len(fake.calls_to("getMe")) >= 2
+
+
+def test_timeouts_keep_their_meaning() -> None:
+    t = client_timeout(connect=5.0, pool=1.0, write=5.0, read=7.0)
+    # a new connection gets its full connect time after waiting for a free slot
+    assert (t.connect, t.sock_connect, t.sock_read, t.total) == (6.0, 5.0, 7.0, 18.0)
+    t = client_timeout(connect=5.0, pool=None, write=5.0, read=None)  # None: no limit
+    assert (t.connect, t.sock_connect, t.sock_read, t.total) == (None, 5.0, None, None)
+
+
+async def test_a_garbled_answer_is_a_network_error_without_the_token() -> None:
+    async def garble(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.readuntil(b"\r\n\r\n")
+        writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: nonsense\r\n\r\n")
+        await writer.drain()
+        writer.close()
+
+    server = await asyncio.start_server(garble, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    bot = Bot(TOKEN, base_url=f"http://127.0.0.1:{port}/bot", request=AiohttpRequest(1))
+    await bot._request[1].initialize()
+    try:
+        with pytest.raises(NetworkError) as caught:
+            await bot.get_me()
+        assert caught.value.message.startswith("aiohttp.")
+        assert TOKEN not in caught.value.message and TOKEN.split(":")[1] not in str(caught.value)
+    finally:
+        await bot._request[1].shutdown()
+        server.close()
+        await server.wait_closed()
