@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 
 from telegram import InlineKeyboardButton, InlineKeyboardMarkup, Message, Update
-from telegram.error import BadRequest
+from telegram.error import BadRequest, TelegramError
 from telegram.ext import ContextTypes
 
 from bot.menu import Screen
@@ -36,6 +36,18 @@ def keyboard(screen: Screen) -> InlineKeyboardMarkup | None:
         markup = _KEYBOARDS[key] = InlineKeyboardMarkup(
             [[InlineKeyboardButton(label, callback_data=data) for label, data in row] for row in key])
     return markup
+
+
+async def answer_press(update: Update, text: str | None = None) -> None:
+    """Stop the button's spinner. Best effort: a press Telegram no longer lets us answer ("query
+    is too old" after a backlog) or a timeout must not fail the screen the patient waits for."""
+    query = update.callback_query
+    if query is None:
+        return
+    try:
+        await query.answer(text)
+    except TelegramError as exc:
+        log.info("press of update %s not answered (%s)", update.update_id, type(exc).__name__)
 
 
 async def send_screen(update: Update, context: ContextTypes.DEFAULT_TYPE, screen: Screen) -> Message:

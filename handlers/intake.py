@@ -39,7 +39,7 @@ from bot.menu import Screen, paginate
 from bot.privacy import DataSection
 from bot.services import Services
 from bot.staff import notification_chats
-from handlers.common import send_screen, services, show_screen
+from handlers.common import answer_press, send_screen, services, show_screen
 from handlers.common_staff import require_staff
 
 log = logging.getLogger(__name__)
@@ -239,8 +239,7 @@ async def _run(update: Update, context: ContextTypes.DEFAULT_TYPE, kind: str) ->
         return False
     if update.callback_query is not None:
         # Stop the button's spinner while the screens go out: independent Bot API calls.
-        await asyncio.gather(update.callback_query.answer(reply.toast),
-                             render(update, context, reply))
+        await asyncio.gather(answer_press(update, reply.toast), render(update, context, reply))
     else:
         await render(update, context, reply)
     return "urgent" if urgent_answer else True

@@ -10,7 +10,7 @@ from telegram.ext import Application, CallbackQueryHandler, CommandHandler, Cont
 from bot import patients
 from bot.menu import parse_callback
 from bot.services import Services
-from handlers.common import send_screen, services, show_screen
+from handlers.common import answer_press, send_screen, services, show_screen
 
 PRIVATE = filters.ChatType.PRIVATE
 
@@ -58,7 +58,7 @@ async def navigate(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         await show_screen(update, context, svc.menu.main(intro=svc.messages.get("stale_button")))
         return
     # Answer the press and redraw at once: two independent Bot API calls.
-    await asyncio.gather(query.answer(), show_screen(update, context, screen))
+    await asyncio.gather(answer_press(update), show_screen(update, context, screen))
 
 
 def register(application: Application, svc: Services) -> None:

@@ -453,3 +453,12 @@ async def test_summary_reaches_staff_when_the_patient_forbids_account_links(fake
     assert summaries, "staff never got the summary"
     labels = [b["text"] for row in summaries[-1].params["reply_markup"]["inline_keyboard"] for b in row]
     assert labels == ["📞 Phone number"]
+
+
+async def test_an_intake_press_too_old_to_answer_still_moves_on(fake, runner, patient):
+    await agree(patient)
+    fake.fail_next("answerCallbackQuery", 400, "Bad Request: query is too old")
+    await toggle_done(patient, "Facial rejuvenation")
+    assert "Question 2" in current_question(patient)
+    texts = everything_shown(fake, patient.id).lower()
+    assert "went wrong" not in texts and "error" not in texts

@@ -179,3 +179,18 @@ async def test_a_failing_handler_gets_a_polite_answer_and_a_clean_log(fake, runn
     assert "RuntimeError" in caplog.text
     assert "secret patient words" not in caplog.text
     assert re.search(r"handler failed for update \d+", caplog.text)
+
+
+async def test_a_press_too_old_to_answer_still_gets_its_screen(fake, patient: TgUser):
+    # After a backlog Telegram refuses to answer old callback queries; the screen still counts.
+    await patient.send("/start")
+    topics = [b["callback_data"] for row in patient.last_keyboard_message().reply_markup[
+        "inline_keyboard"] for b in row if b["callback_data"].startswith("n:")]
+    await patient.press_data(topics[0])  # one answered press (the harness checks there is one)
+    await patient.press_data("home")
+    fake.fail_next("answerCallbackQuery", 400,
+                   "Bad Request: query is too old and response timeout expired or query ID is "
+                   "invalid")
+    shown = await patient.press_data(topics[1])
+    assert len(shown) == 1 and "Main menu" not in shown[0].text  # the topic's screen
+    assert not any("went wrong" in m.text.lower() for m in shown)
