@@ -10,7 +10,7 @@ from telegram.error import NetworkError, TimedOut
 
 from bot.app import build_application
 from bot.config import Settings
-from bot.transport import AiohttpRequest, client_timeout
+from bot.transport import AiohttpRequest, client_timeout, env_proxy
 from tests.fake_bot_api import TOKEN, FakeBotAPI
 from tests.scale_helpers import free_port
 
@@ -111,3 +111,18 @@ async def test_a_garbled_answer_is_a_network_error_without_the_token() -> None:
         await bot._request[1].shutdown()
         server.close()
         await server.wait_closed()
+
+
+def test_proxies_come_from_the_environment_as_with_httpx(monkeypatch) -> None:
+    for name in ("HTTPS_PROXY", "https_proxy", "ALL_PROXY", "all_proxy", "NO_PROXY", "no_proxy",
+                 "HTTP_PROXY", "http_proxy"):
+        monkeypatch.delenv(name, raising=False)
+    env_proxy.cache_clear()
+    assert env_proxy("https:", "api.telegram.org") is None
+    monkeypatch.setenv("HTTPS_PROXY", "http://proxy.clinic.example:3128")
+    monkeypatch.setenv("NO_PROXY", "localhost,127.0.0.1")
+    env_proxy.cache_clear()
+    assert env_proxy("https:", "api.telegram.org") == "http://proxy.clinic.example:3128"
+    assert env_proxy("https:", "127.0.0.1:8081") is None  # NO_PROXY, port ignored
+    assert env_proxy("http:", "api.telegram.org") is None  # no proxy named for plain http
+    env_proxy.cache_clear()

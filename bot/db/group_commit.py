@@ -36,9 +36,11 @@ class GroupCommit(Generic[T, R]):
         self._waiting.append(entry)
         try:
             async with self._lock:
-                batch = [(i, f) for i, f in self._waiting if not f.done()]
-                self._waiting = []
-                if batch:  # empty when a flush still running (its starter cancelled) took ours
+                # Flush only if no flush took ours meanwhile: the others then queue up for one
+                # bigger batch instead of each starting a small one.
+                if any(e is entry for e in self._waiting):
+                    batch = [(i, f) for i, f in self._waiting if not f.done()]
+                    self._waiting = []
                     task = asyncio.ensure_future(self._flush([i for i, _ in batch]))
                     task.add_done_callback(lambda done: _resolve(batch, done))
                     # wait() neither raises the flush's error (every caller gets it from its
