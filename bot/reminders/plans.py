@@ -89,7 +89,7 @@ class Plan:
 class Engine:
     interval_seconds: float = 5
     batch_size: int = 100
-    max_per_second: float = 27
+    max_per_second: float = 28
     per_chat_seconds: float = 1
     concurrency: int = 8
     max_attempts: int = 5
