@@ -11,12 +11,11 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from bot.db.appointment_models import Appointment, Reminder
+from bot.db.appointment_models import ACTIVE_STATUSES, Appointment, Reminder
 from bot.db.models import Patient
 from bot.db.preference_models import Broadcast
 from bot.reminders.planner import resolve_local
 
-ACTIVE = ("booked", "confirmed")
 AUDIENCES = ("tomorrow", "upcoming")
 BROADCAST_MAX = 3500  # characters of staff text; the header and Telegram's 4096 limit leave room
 BROADCAST_VALID_FOR = timedelta(hours=24)
@@ -85,7 +84,7 @@ async def retry_reminder(session: AsyncSession, reminder_id: int, now: datetime)
 
 async def mark_no_show(session: AsyncSession, appointment_id: int, now: datetime) -> bool:
     appt = await session.get(Appointment, appointment_id, with_for_update=True)
-    if appt is None or appt.status not in ACTIVE or appt.starts_at > now:
+    if appt is None or appt.status not in ACTIVE_STATUSES or appt.starts_at > now:
         return False
     appt.status, appt.updated_at = "no_show", now
     await session.execute(update(Reminder).where(
@@ -131,7 +130,7 @@ async def audience_patients(session: AsyncSession, audience: str, now: datetime,
         raise ValueError(f"unknown audience {audience!r}")
     rows = await session.scalars(
         select(Patient.id).join(Appointment, Appointment.patient_id == Patient.id)
-        .where(*when, Appointment.status.in_(ACTIVE), Patient.chat_id.is_not(None),
+        .where(*when, Appointment.status.in_(ACTIVE_STATUSES), Patient.chat_id.is_not(None),
                Patient.unreachable.is_(False), Patient.erased_at.is_(None))
         .distinct().order_by(Patient.id))
     return list(rows.all())

@@ -17,7 +17,9 @@ from bot import audit
 from bot.db.models import Patient
 
 Exporter = Callable[[AsyncSession, Patient], Awaitable[Any]]
-Eraser = Callable[[AsyncSession, Patient, datetime], Awaitable[None]]
+# An eraser may return notes for staff: what the clinic must know goes with the data (e.g. the
+# upcoming appointments that leave the diary), without naming the patient.
+Eraser = Callable[[AsyncSession, Patient, datetime], Awaitable[list[str] | None]]
 
 
 @dataclass
@@ -69,11 +71,14 @@ class PrivacyRegistry:
         return data
 
     async def erase(self, session: AsyncSession, patient: Patient, *, now: datetime,
-                    staff_actor: int | None = None) -> None:
-        """Erase everything personal. The audit keeps that an erasure happened (and which staff
-        member did it, if one did), never who the patient was."""
+                    staff_actor: int | None = None) -> list[str]:
+        """Erase everything personal; returns the sections' notes for staff. The audit keeps
+        that an erasure happened (and which staff member did it, if one did), never who the
+        patient was."""
+        notes: list[str] = []
         for section in self.sections:
-            await section.erase(session, patient, now)
+            notes += await section.erase(session, patient, now) or []
         await audit.record(session, now=now, action="erasure", actor_user_id=staff_actor,
                            patient_id=patient.id)
         await session.flush()
+        return notes

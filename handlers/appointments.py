@@ -21,7 +21,7 @@ from telegram.ext import (
 )
 
 from bot import patients
-from bot.db.appointment_models import Appointment, Reminder
+from bot.db.appointment_models import ACTIVE_STATUSES, Appointment, Reminder
 from bot.db.errors import is_db_unavailable
 from bot.db.models import Patient
 from bot.inputs import is_number
@@ -357,7 +357,7 @@ async def my_appointments(update: Update, context: ContextTypes.DEFAULT_TYPE) ->
         appts = (await session.execute(
             select(Appointment).join(Patient, Patient.id == Appointment.patient_id)
             .where(Patient.telegram_user_id == user.id,
-                   Appointment.status.in_(("booked", "confirmed")),
+                   Appointment.status.in_(ACTIVE_STATUSES),
                    Appointment.starts_at > now - timedelta(hours=1))
             .order_by(Appointment.starts_at).limit(10))).scalars().all()
     back = [(svc.messages.get("button_back"), "home"), (svc.messages.get("button_main_menu"), "home")]
@@ -545,7 +545,7 @@ def register(application: Application, svc: Services) -> None:
     svc.menu.extra_main_buttons.append((texts.get("button_my_appointments"), "ap:list"))
     svc.staff_menu.append((texts.get("button_staff_upcoming"), "ap:staff:upcoming"))
     svc.stat_providers.append(reminder_privacy.stats)
-    svc.privacy.register(reminder_privacy.SECTION)
+    svc.privacy.register(reminder_privacy.section(content.texts, svc.settings.tz))
 
     # /start <token> must win over the menu's /start: group -1, then stop.
     application.add_handler(CommandHandler(

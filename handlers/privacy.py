@@ -11,7 +11,7 @@ from bot import patients
 from bot.content import load_yaml
 from bot.menu import Screen
 from bot.services import Services
-from handlers.common import send_screen, services, show_screen
+from handlers.common import notify_staff, send_screen, services, show_screen
 
 PRIVATE = filters.ChatType.PRIVATE
 
@@ -49,13 +49,16 @@ async def forget_answer(update: Update, context: ContextTypes.DEFAULT_TYPE) -> N
     if query.data != "forget:yes":
         await show_screen(update, context, Screen(svc.messages.get("forget_kept")))
         return
+    notes: list[str] = []
     async with svc.db.session() as session:
         # Only ever the pressing user's own record: the button carries no id to forge.
         patient = await patients.by_telegram_id(session, query.from_user.id)
         if patient is not None:
-            await svc.privacy.erase(session, patient, now=svc.clock.now())
+            notes = await svc.privacy.erase(session, patient, now=svc.clock.now())
     key = "forget_done" if patient is not None else "forget_nothing"
     await show_screen(update, context, Screen(svc.messages.get(key)))
+    for note in notes:  # after the commit: e.g. which diary slots are free now
+        await notify_staff(context, note)
 
 
 def register(application: Application, svc: Services) -> None:

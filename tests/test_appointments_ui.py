@@ -222,3 +222,27 @@ async def test_unicode_digits_get_the_usage_hint_not_an_error(fake, rr, staff):
         shown = await staff.send(command)
         assert not any("something went wrong" in m.text for m in shown), command
         assert shown, command
+
+
+async def test_forget_tells_staff_which_upcoming_slots_are_free(fake, rr, clock, staff):
+    anna, kept = await booked(rr, staff, name="Anna Forgetful")
+    shown = await staff.send(f"/book {anna.id} 2026-12-10 09:00 60 scalp 2/4")
+    cancelled = int(re.search(r"#(\d+)", shown[-1].text).group(1))
+    await staff.send(f"/cancel_appt {cancelled}")
+    before = len(fake.calls_to("sendMessage", staff.id))
+    await anna.send("/forget")
+    await anna.press("🗑 Yes")
+    notes = [c.params["text"] for c in fake.calls_to("sendMessage", staff.id)[before:]]
+    assert len(notes) == 1, notes
+    assert f"#{kept} Thu 3 Dec 2026 14:30" in notes[0] and "/forget" in notes[0]
+    assert f"#{cancelled}" not in notes[0]  # already off the diary
+    assert "Forgetful" not in notes[0] and str(anna.id) not in notes[0]
+
+
+async def test_forget_without_appointments_tells_staff_nothing(fake, rr, staff):
+    bo = TgUser(rr, first_name="Bo")
+    await bo.send("/start")
+    before = len(fake.calls_to("sendMessage", staff.id))
+    await bo.send("/forget")
+    await bo.press("🗑 Yes")
+    assert len(fake.calls_to("sendMessage", staff.id)) == before

@@ -11,6 +11,7 @@ from bot.db.models import Base, Patient
 from bot.db.types import UTCDateTime
 
 APPOINTMENT_STATUSES = ("booked", "confirmed", "cancelled", "completed", "no_show")
+ACTIVE_STATUSES = ("booked", "confirmed")  # still to happen
 REMINDER_STATUSES = ("pending", "sending", "sent", "failed", "expired", "cancelled", "dead")
 
 
@@ -33,7 +34,7 @@ class Appointment(Base):
 
     @property
     def active(self) -> bool:
-        return self.status in ("booked", "confirmed")
+        return self.status in ACTIVE_STATUSES
 
 
 class Reminder(Base):

@@ -23,7 +23,7 @@ from pathlib import Path
 from sqlalchemy import select
 
 from bot.config import Settings
-from bot.db.appointment_models import Appointment
+from bot.db.appointment_models import ACTIVE_STATUSES, Appointment
 from bot.db.engine import Database
 from bot.db.models import Patient
 from bot.inputs import is_number
@@ -116,7 +116,7 @@ async def import_appointments(path: Path, db: Database, settings: Settings,
                             .where(Patient.first_name == req.who.name,
                                    Patient.telegram_user_id.is_(None),
                                    Appointment.starts_at == req.starts_at,
-                                   Appointment.status.in_(("booked", "confirmed"))).limit(1))
+                                   Appointment.status.in_(ACTIVE_STATUSES)).limit(1))
                         if again is not None:
                             report.skipped += 1
                             continue
@@ -129,7 +129,7 @@ async def import_appointments(path: Path, db: Database, settings: Settings,
                             placeholders[req.who.name] = patient.id
                 duplicate = await session.scalar(select(Appointment.id).where(
                     Appointment.patient_id == patient.id, Appointment.starts_at == req.starts_at,
-                    Appointment.status.in_(("booked", "confirmed"))))
+                    Appointment.status.in_(ACTIVE_STATUSES)))
                 if duplicate is not None:
                     report.skipped += 1
                     continue

@@ -4,13 +4,16 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from sqlalchemy import delete, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from bot.db.appointment_models import Appointment, PatientInvite, Reminder
+from bot.db.appointment_models import ACTIVE_STATUSES, Appointment, PatientInvite, Reminder
 from bot.db.models import Patient
 from bot.privacy import DataSection
+from bot.reminders.plans import Texts
+from bot.reminders.render import when_plain
 
 
 async def export(session: AsyncSession, patient: Patient) -> dict[str, Any]:
@@ -35,14 +38,29 @@ async def export(session: AsyncSession, patient: Patient) -> dict[str, Any]:
     }
 
 
-async def erase(session: AsyncSession, patient: Patient, now: datetime) -> None:
+async def erase(session: AsyncSession, patient: Patient, now: datetime) -> list[Appointment]:
+    """Delete the patient's appointments, reminders and invitations; returns the upcoming
+    appointments that went (staff must know their slots are free)."""
+    upcoming = list((await session.scalars(select(Appointment).where(
+        Appointment.patient_id == patient.id, Appointment.starts_at >= now,
+        Appointment.status.in_(ACTIVE_STATUSES)).order_by(Appointment.starts_at))).all())
     await session.execute(delete(Reminder).where(Reminder.patient_id == patient.id))
     await session.execute(delete(Appointment).where(Appointment.patient_id == patient.id))
     await session.execute(delete(PatientInvite).where(PatientInvite.patient_id == patient.id))
+    return upcoming
 
 
-SECTION = DataSection("appointments", export, erase,
-                      ("appointments", "reminders", "patient_invites"))
+def section(texts: Texts, tz: ZoneInfo) -> DataSection:
+    async def erase_and_tell(session: AsyncSession, patient: Patient,
+                             now: datetime) -> list[str]:
+        gone = await erase(session, patient, now)
+        if not gone:
+            return []
+        listed = "; ".join(f"#{a.id} {when_plain(a.starts_at, tz)}" for a in gone)
+        return [texts.get("staff_forget_appointments", count=len(gone), appointments=listed)]
+
+    return DataSection("appointments", export, erase_and_tell,
+                       ("appointments", "reminders", "patient_invites"))
 
 
 async def stats(session: AsyncSession, now: datetime) -> list[tuple[str, str]]:
@@ -53,7 +71,7 @@ async def stats(session: AsyncSession, now: datetime) -> list[tuple[str, str]]:
         ("stat_appointments_upcoming", await count(
             Appointment, Appointment.starts_at >= now,
             Appointment.starts_at < now + timedelta(days=7),
-            Appointment.status.in_(("booked", "confirmed")))),
+            Appointment.status.in_(ACTIVE_STATUSES))),
         ("stat_reminders_pending", await count(Reminder, Reminder.status == "pending")),
         ("stat_reminders_sent_week", await count(
             Reminder, Reminder.status == "sent", Reminder.sent_at >= now - timedelta(days=7))),
