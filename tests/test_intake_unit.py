@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import shutil
-import uuid
 from datetime import UTC, date, datetime
 from pathlib import Path
 from zoneinfo import ZoneInfo
@@ -281,43 +280,30 @@ async def test_rotate_keys_reencrypts_every_row(tmp_path):
 
 
 @pytest.mark.postgres
-async def test_migration_and_flow_on_postgresql():
-    import asyncpg
-
+async def test_migration_and_flow_on_postgresql(pg_url):
+    db = Database(pg_url)
     try:
-        conn = await asyncpg.connect("postgresql://postgres@127.0.0.1:5432/test", timeout=3)
-    except (OSError, asyncpg.PostgresError) as exc:
-        pytest.skip(f"PostgreSQL at 127.0.0.1:5432 unreachable: {exc}")
-    schema = f"intake_{uuid.uuid4().hex[:10]}"
-    await conn.execute(f'CREATE SCHEMA "{schema}"')
-    try:
-        db = Database("postgresql+asyncpg://postgres@127.0.0.1:5432/test",
-                      connect_args={"server_settings": {"search_path": schema}})
         await upgrade(db)
         flow = IntakeFlow(SPEC, CryptoBox([new_key()]), ZoneInfoLondon)
-        try:
-            await _run_through(db, flow)
-            async with db.session() as session:
-                kinds = await session.scalar(text(
-                    "select count(*) from pg_indexes where indexname = 'uq_intakes_active_patient'"
-                    " and schemaname = current_schema()"))
-            assert kinds == 1
-            from bot.db.migrate import alembic_config
+        await _run_through(db, flow)
+        async with db.session() as session:
+            kinds = await session.scalar(text(
+                "select count(*) from pg_indexes where indexname = 'uq_intakes_active_patient'"
+                " and schemaname = current_schema()"))
+        assert kinds == 1
+        from bot.db.migrate import alembic_config
 
-            def _down(sync_conn):  # noqa: ANN001, ANN202
-                from alembic import command
+        def _down(sync_conn):  # noqa: ANN001, ANN202
+            from alembic import command
 
-                cfg = alembic_config(db.url)
-                cfg.attributes["connection"] = sync_conn
-                command.downgrade(cfg, "0001")
+            cfg = alembic_config(db.url)
+            cfg.attributes["connection"] = sync_conn
+            command.downgrade(cfg, "0001")
 
-            async with db.engine.begin() as c:
-                await c.run_sync(_down)
-        finally:
-            await db.dispose()
+        async with db.engine.begin() as c:
+            await c.run_sync(_down)
     finally:
-        await conn.execute(f'DROP SCHEMA "{schema}" CASCADE')
-        await conn.close()
+        await db.dispose()
 
 
 def test_without_keys_or_file_the_intake_is_disabled_not_unencrypted(tmp_path, fake, db_url):

@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 import re
-import uuid
 from datetime import UTC, datetime, timedelta
 
-import asyncpg
 import pytest
 from sqlalchemy import inspect, select, text
 
@@ -218,16 +216,9 @@ async def test_migration_creates_and_drops_the_question_tables(db_url):
 
 
 @pytest.mark.postgres
-async def test_migration_and_handoff_repository_on_postgresql():
+async def test_migration_and_handoff_repository_on_postgresql(pg_url):
     """The same migration and the guarded handoff UPDATE on PostgreSQL (skipped without a server)."""
-    admin_url = "postgresql://postgres@127.0.0.1:5432/test"
-    try:
-        admin = await asyncpg.connect(admin_url, timeout=3)
-    except (OSError, asyncpg.PostgresError) as exc:
-        pytest.skip(f"PostgreSQL at 127.0.0.1:5432 unreachable: {type(exc).__name__}")
-    name = f"qa_{uuid.uuid4().hex[:12]}"
-    await admin.execute(f'CREATE DATABASE "{name}"')
-    db = Database(f"postgresql+asyncpg://postgres@127.0.0.1:5432/{name}")
+    db = Database(pg_url)
     try:
         await upgrade(db)
         now = datetime(2026, 5, 1, 9, tzinfo=UTC)
@@ -245,8 +236,6 @@ async def test_migration_and_handoff_repository_on_postgresql():
             assert target is not None and target.question_id == question.id
     finally:
         await db.dispose()
-        await admin.execute(f'DROP DATABASE IF EXISTS "{name}"')
-        await admin.close()
 
 
 async def test_reply_target_expires_and_belongs_to_one_chat(db_url):
