@@ -41,6 +41,7 @@ from bot.services import Services
 from bot.staff import notification_chats
 from handlers.common import answer_press, send_screen, services, show_screen
 from handlers.common_staff import require_staff
+from handlers.questions import escalate_red_flag
 
 log = logging.getLogger(__name__)
 PRIVATE = filters.ChatType.PRIVATE
@@ -154,10 +155,8 @@ async def on_button(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
 
 
 async def on_message(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
-    consumed = await _run(update, context, "typed")
-    if consumed is True:
+    if await _run(update, context, "typed"):
         raise ApplicationHandlerStop
-    # "urgent": kept as the answer AND passed on to the questions handler (group 0) to escalate.
 
 
 async def on_cancel_early(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
@@ -172,10 +171,9 @@ async def on_cancel(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     await send_screen(update, context, svc.menu.main(intro=text))
 
 
-async def _run(update: Update, context: ContextTypes.DEFAULT_TYPE, kind: str) -> bool | str:
-    """Apply one event in one transaction, then show the result. False: not an intake update;
-    "urgent": taken as an answer, but red-flagged, so the questions handler must see it too."""
-    urgent_answer = False
+async def _run(update: Update, context: ContextTypes.DEFAULT_TYPE, kind: str) -> bool:
+    """Apply one event in one transaction, then show the result. False: not an intake update."""
+    urgent = answer = False
     svc = services(context)
     flow = _flow(svc)
     if flow is None:
@@ -201,16 +199,14 @@ async def _run(update: Update, context: ContextTypes.DEFAULT_TYPE, kind: str) ->
                     waiting = await flow.current_kind(session, patient)  # None: no open question
                     if waiting is None:
                         return False
-                    if message is not None and message.text and svc.qa is not None \
-                            and svc.qa.red_flag_in(message.text) is not None:
-                        # Clinical safety first: an urgent message always reaches the questions
-                        # handler, which tells the patient to get help and alerts staff. A
-                        # free-text answer (e.g. allergy history naming a reaction) is also kept
-                        # as the answer; anything else (a sentence typed at a choice or a phone
-                        # number) is not an answer at all.
-                        if waiting != "text":
-                            return False
-                        urgent_answer = True
+                    # Clinical safety first: an urgent message is escalated (the patient told
+                    # to get help, staff alerted) before the questionnaire goes on. A free-text
+                    # answer (e.g. allergy history naming a reaction) is also kept as the
+                    # answer; anything else (a sentence typed at a choice or a phone number) is
+                    # not an answer, and the open question is shown again below the advice.
+                    urgent = bool(message is not None and message.text and svc.qa is not None
+                                  and svc.qa.red_flag_in(message.text) is not None)
+                    answer = not urgent or waiting == "text"
                 patient = await _patient(session, update, svc)
             else:
                 patient = await _patient(session, update, svc)
@@ -220,6 +216,8 @@ async def _run(update: Update, context: ContextTypes.DEFAULT_TYPE, kind: str) ->
                 reply = await flow.press(session, patient, update.callback_query.data or "", now)
             elif kind == "cancel":
                 reply = await flow.cancel(session, patient)
+            elif not answer:
+                reply = await flow.current(session, patient, now)
             else:
                 assert message is not None
                 if message.contact is not None:
@@ -237,12 +235,14 @@ async def _run(update: Update, context: ContextTypes.DEFAULT_TYPE, kind: str) ->
         return True
     if reply is None:
         return False
+    if urgent:
+        await escalate_red_flag(update, context)
     if update.callback_query is not None:
         # Stop the button's spinner while the screens go out: independent Bot API calls.
         await asyncio.gather(answer_press(update, reply.toast), render(update, context, reply))
     else:
         await render(update, context, reply)
-    return "urgent" if urgent_answer else True
+    return True
 
 
 async def on_staff_button(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:

@@ -105,6 +105,47 @@ def answer_screen(svc: Services, result: Result, question_id: int) -> Screen:
 
 # ------------------------------------------------------------------------------ patients
 
+async def escalate_red_flag(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    """The message is urgent (QAEngine.red_flag_in): record it as a question, tell the patient
+    to get help, alert staff. For handlers that take the message themselves (the
+    questionnaire), so the advice comes before what they show next."""
+    svc = services(context)
+    message, user, chat = update.effective_message, update.effective_user, update.effective_chat
+    assert message is not None and message.text and user is not None and chat is not None
+    result = _engine(svc).ask(message.text)
+    assert result.kind == "red_flag"
+    now = svc.clock.now()
+    async with svc.db.session() as session:
+        patient = await patients.upsert_from_telegram(
+            session, user_id=user.id, chat_id=chat.id, first_name=user.first_name,
+            language_code=user.language_code, now=now)
+        question = await repo.record(session, patient, message.text, result, now, _crypto(svc))
+        question_id, patient_id, name = question.id, patient.id, patient.first_name or "?"
+    log.info("question %s from patient %s: red_flag", question_id, patient_id)
+    await _alert(update, context, result, question_id, patient_id, name, menu_button=False)
+
+
+async def _alert(update: Update, context: ContextTypes.DEFAULT_TYPE, result: Result,
+                 question_id: int, patient_id: int, name: str, *,
+                 menu_button: bool = True) -> None:
+    svc = services(context)
+    qa = _engine(svc)
+    message, chat = update.effective_message, update.effective_chat
+    assert result.red_flag is not None and message is not None and chat is not None
+    rows = [[(qa.config.text("button_main_menu"), "home")]] if menu_button else []
+    await send_screen(update, context, Screen(qa.config.text("red_flag"), rows))
+    delivered = await notify_staff(
+        context,
+        qa.config.text("staff_red_flag", question_id=question_id, patient_id=patient_id,
+                       name=name, flag=result.red_flag.category.replace("_", " "),
+                       question=_cut(message.text or "", STAFF_QUOTE)),
+        [[(qa.config.text("button_reply"), f"qa:reply:{question_id}")]])
+    if delivered == 0:
+        log.error("red flag %s: no staff chat could be alerted", question_id)
+    else:
+        await context.bot.send_message(chat.id, qa.config.text("red_flag_staff_alerted"))
+
+
 async def on_text(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     svc = services(context)
     qa = _engine(svc)
@@ -126,20 +167,7 @@ async def on_text(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     log.info("question %s from patient %s: %s", question_id, patient_id, result.kind)
 
     if result.kind == "red_flag":
-        assert result.red_flag is not None
-        await send_screen(update, context, Screen(
-            qa.config.text("red_flag"),
-            [[(qa.config.text("button_main_menu"), "home")]]))
-        delivered = await notify_staff(
-            context,
-            qa.config.text("staff_red_flag", question_id=question_id, patient_id=patient_id,
-                           name=name, flag=result.red_flag.category.replace("_", " "),
-                           question=_cut(message.text, STAFF_QUOTE)),
-            [[(qa.config.text("button_reply"), f"qa:reply:{question_id}")]])
-        if delivered == 0:
-            log.error("red flag %s: no staff chat could be alerted", question_id)
-        else:
-            await context.bot.send_message(chat.id, qa.config.text("red_flag_staff_alerted"))
+        await _alert(update, context, result, question_id, patient_id, name)
         return
     if result.kind == "answer":
         await send_screen(update, context, answer_screen(svc, result, question_id))

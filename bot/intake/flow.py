@@ -275,6 +275,11 @@ class IntakeFlow:
             return Reply([self._returning_out(submitted)])
         return Reply([self._consent_out()])
 
+    async def current(self, session: AsyncSession, patient: Patient, now: datetime) -> Reply | None:
+        """The open step shown again as it is (after a message that was not an answer)."""
+        state = await self._active(session, patient)
+        return self._show_state(state, None, now) if state is not None else None
+
     def _returning_out(self, row: Intake) -> Out:
         when = row.submitted_at.astimezone(self.tz).strftime("%d %b %Y") if row.submitted_at else "-"
         return Out(self.t("returning", date=when), [
