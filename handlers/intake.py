@@ -229,6 +229,8 @@ async def _run(update: Update, context: ContextTypes.DEFAULT_TYPE, kind: str) ->
         # A key was removed before rotation finished: say so to the operator (no data in logs).
         log.error("intake data of user %s cannot be decrypted with ENCRYPTION_KEYS",
                   update.effective_user.id if update.effective_user else None)
+        if urgent:  # the questionnaire is out of order, the patient's safety is not
+            await escalate_red_flag(update, context)
         if update.callback_query is not None:
             await update.callback_query.answer()
         await context.bot.send_message(update.effective_chat.id, flow.t("unavailable"))
