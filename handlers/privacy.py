@@ -56,9 +56,11 @@ async def forget_answer(update: Update, context: ContextTypes.DEFAULT_TYPE) -> N
         if patient is not None:
             notes = await svc.privacy.erase(session, patient, now=svc.clock.now())
     key = "forget_done" if patient is not None else "forget_nothing"
-    await show_screen(update, context, Screen(svc.messages.get(key)))
-    for note in notes:  # after the commit: e.g. which diary slots are free now
-        await notify_staff(context, note)
+    try:
+        await show_screen(update, context, Screen(svc.messages.get(key)))
+    finally:  # erased and committed: staff must learn e.g. which diary slots are free now
+        for note in notes:
+            await notify_staff(context, note)
 
 
 def register(application: Application, svc: Services) -> None:

@@ -246,3 +246,13 @@ async def test_forget_without_appointments_tells_staff_nothing(fake, rr, staff):
     await bo.send("/forget")
     await bo.press("🗑 Yes")
     assert len(fake.calls_to("sendMessage", staff.id)) == before
+
+
+async def test_forget_tells_staff_even_if_the_patients_screen_fails(fake, rr, clock, staff):
+    anna, kept = await booked(rr, staff)
+    before = len(fake.calls_to("sendMessage", staff.id))
+    await anna.send("/forget")
+    fake.fail_next("editMessageText", 502, chat_id=anna.id)  # the "erased" screen is lost
+    await anna.press("🗑 Yes")
+    notes = [c.params["text"] for c in fake.calls_to("sendMessage", staff.id)[before:]]
+    assert any(f"#{kept} " in n for n in notes), notes
