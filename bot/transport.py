@@ -19,6 +19,8 @@ Errors map as in HTTPXRequest: any timeout -> TimedOut, any other client error -
 from __future__ import annotations
 
 import functools
+import logging
+import urllib.parse
 import urllib.request
 
 import aiohttp
@@ -28,6 +30,8 @@ from telegram.error import NetworkError, TimedOut
 from telegram.request import BaseRequest, RequestData
 
 from bot.logging_setup import redact_token
+
+log = logging.getLogger(__name__)
 
 
 class AiohttpRequest(BaseRequest):
@@ -94,7 +98,7 @@ class AiohttpRequest(BaseRequest):
 
         try:
             async with session.request(method, url, data=data, timeout=timeout,
-                                       proxy=env_proxy(*url.split("/", 3)[:3:2])) as response:
+                                       proxy=proxy_for(url)) as response:
                 return response.status, await response.read()
         except TimeoutError as err:  # before ClientError: ServerTimeoutError is both
             raise TimedOut(f"Timed out ({type(err).__name__})") from err
@@ -115,14 +119,25 @@ def client_timeout(*, connect: float | None, pool: float | None, write: float | 
         sock_connect=connect, sock_read=read)
 
 
+def proxy_for(url: str) -> str | None:
+    """The proxy the environment names for `url` (HTTPS_PROXY, ALL_PROXY, NO_PROXY), as httpx
+    honours them. Read once per scheme and host: aiohttp's own trust_env reads the environment
+    and ~/.netrc again on every request (dispatch fell from 1,250 to 800/s)."""
+    parts = urllib.parse.urlsplit(url)
+    return _env_proxy(parts.scheme, parts.netloc.rpartition("@")[2])
+
+
 @functools.lru_cache(maxsize=64)
-def env_proxy(scheme: str, host: str) -> str | None:
-    """The proxy the environment names for this scheme and host (HTTPS_PROXY, ALL_PROXY,
-    NO_PROXY), as httpx honours them. Read once per host: aiohttp's own trust_env reads the
-    environment and ~/.netrc again on every request (dispatch fell from 1,250 to 800/s)."""
-    scheme = scheme.rstrip(":")
+def _env_proxy(scheme: str, netloc: str) -> str | None:
     proxies = urllib.request.getproxies()
     proxy = proxies.get(scheme) or proxies.get("all")
-    if not proxy or urllib.request.proxy_bypass(host.rsplit(":", 1)[0]):
+    # proxy_bypass matches NO_PROXY entries with and without the port itself.
+    if not proxy or urllib.request.proxy_bypass(netloc):
+        return None
+    if urllib.parse.urlsplit(proxy).scheme not in ("http", "https"):
+        # aiohttp speaks only HTTP(S) to a proxy; a SOCKS one would get plain HTTP. Go direct,
+        # as the httpx transport did without its socks extra, and say so.
+        log.warning("proxy %s for %s ignored: only http(s) proxies are supported",
+                    urllib.parse.urlsplit(proxy).scheme, scheme)
         return None
     return proxy

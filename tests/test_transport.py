@@ -8,9 +8,10 @@ import pytest
 from telegram import Bot
 from telegram.error import NetworkError, TimedOut
 
+from bot import transport
 from bot.app import build_application
 from bot.config import Settings
-from bot.transport import AiohttpRequest, client_timeout, env_proxy
+from bot.transport import AiohttpRequest, client_timeout, proxy_for
 from tests.fake_bot_api import TOKEN, FakeBotAPI
 from tests.scale_helpers import free_port
 
@@ -113,16 +114,28 @@ async def test_a_garbled_answer_is_a_network_error_without_the_token() -> None:
         await server.wait_closed()
 
 
-def test_proxies_come_from_the_environment_as_with_httpx(monkeypatch) -> None:
+def test_proxies_come_from_the_environment_as_with_httpx(monkeypatch, caplog) -> None:
     for name in ("HTTPS_PROXY", "https_proxy", "ALL_PROXY", "all_proxy", "NO_PROXY", "no_proxy",
                  "HTTP_PROXY", "http_proxy"):
         monkeypatch.delenv(name, raising=False)
-    env_proxy.cache_clear()
-    assert env_proxy("https:", "api.telegram.org") is None
-    monkeypatch.setenv("HTTPS_PROXY", "http://proxy.clinic.example:3128")
-    monkeypatch.setenv("NO_PROXY", "localhost,127.0.0.1")
-    env_proxy.cache_clear()
-    assert env_proxy("https:", "api.telegram.org") == "http://proxy.clinic.example:3128"
-    assert env_proxy("https:", "127.0.0.1:8081") is None  # NO_PROXY, port ignored
-    assert env_proxy("http:", "api.telegram.org") is None  # no proxy named for plain http
-    env_proxy.cache_clear()
+    api = f"https://api.telegram.org/bot{TOKEN}/getMe"
+    transport._env_proxy.cache_clear()
+    assert proxy_for(api) is None
+    monkeypatch.setenv("HTTPS_PROXY", "http://user:pw@proxy.clinic.example:3128")
+    monkeypatch.setenv("NO_PROXY", "localhost,127.0.0.1:8081,[::1]")
+    transport._env_proxy.cache_clear()
+    assert proxy_for(api) == "http://user:pw@proxy.clinic.example:3128"
+    assert proxy_for(f"http://127.0.0.1:8081/bot{TOKEN}/getMe") is None  # no http proxy named
+    monkeypatch.setenv("ALL_PROXY", "http://proxy.clinic.example:3128")
+    transport._env_proxy.cache_clear()
+    assert proxy_for(f"http://127.0.0.1:8081/bot{TOKEN}/getMe") is None  # NO_PROXY host:port
+    assert proxy_for(f"http://127.0.0.1:9999/bot{TOKEN}/getMe") is not None  # other port
+    assert proxy_for(f"http://localhost:8081/bot{TOKEN}/getMe") is None  # NO_PROXY host
+    # aiohttp cannot speak SOCKS: such a proxy is refused with a warning, not half-used.
+    monkeypatch.delenv("HTTPS_PROXY")
+    monkeypatch.setenv("ALL_PROXY", "socks5://proxy.clinic.example:1080")
+    transport._env_proxy.cache_clear()
+    with caplog.at_level("WARNING", logger="bot.transport"):
+        assert proxy_for(api) is None
+    assert "only http(s) proxies" in caplog.text
+    transport._env_proxy.cache_clear()

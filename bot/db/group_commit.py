@@ -47,6 +47,7 @@ class GroupCommit(Generic[T, R]):
                     # future) nor cancels the flush when this caller is cancelled.
                     await asyncio.wait([task])
         except asyncio.CancelledError:
+            future.cancel()  # nobody will read it; a flush that took it skips it
             with contextlib.suppress(ValueError):
                 self._waiting.remove(entry)  # cancelled before any flush took it
             raise
