@@ -110,19 +110,27 @@ async def escalate_red_flag(update: Update, context: ContextTypes.DEFAULT_TYPE) 
     to get help, alert staff. For handlers that take the message themselves (the
     questionnaire), so the advice comes before what they show next."""
     svc = services(context)
-    message, user, chat = update.effective_message, update.effective_user, update.effective_chat
-    assert message is not None and message.text and user is not None and chat is not None
+    message = update.effective_message
+    assert message is not None and message.text
     result = _engine(svc).ask(message.text)
     assert result.kind == "red_flag"
+    question_id, patient_id, name = await _record_question(update, svc, result)
+    await _alert(update, context, result, question_id, patient_id, name, menu_button=False)
+
+
+async def _record_question(update: Update, svc: Services, result: Result) -> tuple[int, int, str]:
+    """Store the patient's message as a question (encrypted): its id, the patient's, a name."""
+    message, user, chat = update.effective_message, update.effective_user, update.effective_chat
+    assert message is not None and message.text and user is not None and chat is not None
     now = svc.clock.now()
     async with svc.db.session() as session:
         patient = await patients.upsert_from_telegram(
             session, user_id=user.id, chat_id=chat.id, first_name=user.first_name,
             language_code=user.language_code, now=now)
         question = await repo.record(session, patient, message.text, result, now, _crypto(svc))
-        question_id, patient_id, name = question.id, patient.id, patient.first_name or "?"
-    log.info("question %s from patient %s: red_flag", question_id, patient_id)
-    await _alert(update, context, result, question_id, patient_id, name, menu_button=False)
+        ids = question.id, patient.id, patient.first_name or "?"
+    log.info("question %s from patient %s: %s", ids[0], ids[1], result.kind)
+    return ids
 
 
 async def _alert(update: Update, context: ContextTypes.DEFAULT_TYPE, result: Result,
@@ -157,15 +165,7 @@ async def on_text(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         intro = qa.config.text("empty_question" if result.kind == "empty" else result.kind)
         await send_screen(update, context, svc.menu.main(intro=intro))
         return
-    now = svc.clock.now()
-    async with svc.db.session() as session:
-        patient = await patients.upsert_from_telegram(
-            session, user_id=user.id, chat_id=chat.id, first_name=user.first_name,
-            language_code=user.language_code, now=now)
-        question = await repo.record(session, patient, message.text, result, now, _crypto(svc))
-        question_id, patient_id, name = question.id, patient.id, patient.first_name or "?"
-    log.info("question %s from patient %s: %s", question_id, patient_id, result.kind)
-
+    question_id, patient_id, name = await _record_question(update, svc, result)
     if result.kind == "red_flag":
         await _alert(update, context, result, question_id, patient_id, name)
         return
