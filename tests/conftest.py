@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import os
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 
 import pytest
 
 from bot.config import Settings, load_settings
+from bot.db.engine import Database
 from tests.fake_bot_api import FakeBotAPI
 from tests.harness import BotRunner, TgUser
 
@@ -94,3 +96,29 @@ async def pg_url() -> AsyncIterator[str]:
         pytest.skip(reason)
     async with pg_database() as url:
         yield url
+
+
+@pytest.fixture
+async def migrated_db(db_url: str) -> AsyncIterator[Database]:
+    """A Database on a fresh SQLite file, migrated to head; disposed afterwards."""
+    async with _migrated(db_url) as db:
+        yield db
+
+
+@pytest.fixture
+async def migrated_pg_db(pg_url: str) -> AsyncIterator[Database]:
+    """The same on a fresh PostgreSQL database (skipped with the reason without a server)."""
+    async with _migrated(pg_url) as db:
+        yield db
+
+
+@asynccontextmanager
+async def _migrated(url: str) -> AsyncIterator[Database]:
+    from bot.db.migrate import upgrade
+
+    db = Database(url)
+    try:
+        await upgrade(db)
+        yield db
+    finally:
+        await db.dispose()

@@ -9,16 +9,13 @@ from sqlalchemy import inspect, select, text
 from sqlalchemy.exc import StatementError
 
 from bot import patients
-from bot.db import Database, Patient
+from bot.db import Patient
 from bot.db.migrate import upgrade
 
 
 @pytest.fixture
-async def db(db_url):
-    database = Database(db_url)
-    await upgrade(database)
-    yield database
-    await database.dispose()
+def db(migrated_db):
+    return migrated_db
 
 
 async def test_migrations_create_the_schema_and_are_idempotent(db):

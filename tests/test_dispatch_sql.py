@@ -10,7 +10,6 @@ from sqlalchemy.dialects import postgresql
 
 from bot.db.appointment_models import Appointment, Reminder
 from bot.db.engine import Database
-from bot.db.migrate import upgrade
 from bot.db.models import Patient
 from bot.reminders.dispatcher import claim_statement, outcome_statement
 
@@ -27,18 +26,14 @@ async def _plan(db: Database, statement: Update) -> str:
     return " | ".join(row[-1] for row in rows)
 
 
-async def test_claim_uses_primary_key_not_status_index(db_url: str) -> None:
+async def test_claim_uses_primary_key_not_status_index(migrated_db: Database) -> None:
     # A fresh database has no ANALYZE statistics, as a clinic's own SQLite file never will.
-    db = Database(db_url)
-    await upgrade(db)
-    try:
-        assert "INTEGER PRIMARY KEY" in await _plan(db, claim_statement([1, 2, 3], NOW, "sqlite"))
-        # Without the hint SQLite would walk the status index (every pending row): the case
-        # the hint is there for, so this test can tell if it stops working.
-        plain = update(Reminder).where(Reminder.id.in_([1, 2, 3]), Reminder.status == "pending")
-        assert "ix_reminders_status" in await _plan(db, plain.values(status="sending"))
-    finally:
-        await db.dispose()
+    db = migrated_db
+    assert "INTEGER PRIMARY KEY" in await _plan(db, claim_statement([1, 2, 3], NOW, "sqlite"))
+    # Without the hint SQLite would walk the status index (every pending row): the case
+    # the hint is there for, so this test can tell if it stops working.
+    plain = update(Reminder).where(Reminder.id.in_([1, 2, 3]), Reminder.status == "pending")
+    assert "ix_reminders_status" in await _plan(db, plain.values(status="sending"))
 
 
 def test_on_postgresql_the_claim_relies_on_its_row_locks_not_a_status_guard() -> None:
@@ -65,40 +60,32 @@ async def _seed(db: Database, statuses: list[str]) -> list[int]:
     return [10 + i for i in range(len(statuses))]
 
 
-async def test_claim_takes_only_rows_still_pending(db_url: str) -> None:
-    db = Database(db_url)
-    await upgrade(db)
-    try:
-        ids = await _seed(db, ["pending", "cancelled", "pending"])
-        async with db.session() as session:
-            claimed = (await session.execute(claim_statement(ids, NOW, "sqlite"))).scalars().all()
-        async with db.session() as session:
-            statuses = dict((await session.execute(
-                select(Reminder.id, Reminder.status).where(Reminder.id.in_(ids)))).all())
-        assert sorted(claimed) == [ids[0], ids[2]]
-        assert [statuses[i] for i in ids] == ["sending", "cancelled", "sending"]
-    finally:
-        await db.dispose()
+async def test_claim_takes_only_rows_still_pending(migrated_db: Database) -> None:
+    db = migrated_db
+    ids = await _seed(db, ["pending", "cancelled", "pending"])
+    async with db.session() as session:
+        claimed = (await session.execute(claim_statement(ids, NOW, "sqlite"))).scalars().all()
+    async with db.session() as session:
+        statuses = dict((await session.execute(
+            select(Reminder.id, Reminder.status).where(Reminder.id.in_(ids)))).all())
+    assert sorted(claimed) == [ids[0], ids[2]]
+    assert [statuses[i] for i in ids] == ["sending", "cancelled", "sending"]
 
 
-async def test_outcomes_as_one_executemany_respect_each_rows_guard(db_url: str) -> None:
-    db = Database(db_url)
-    await upgrade(db)
-    try:
-        ids = await _seed(db, ["sending", "pending", "cancelled", "sending"])
-        async with db.session() as session:  # the second: recovered after a crash, not resent
-            await session.execute(update(Reminder).where(Reminder.id == ids[1])
-                                  .values(outcome_unknown=True))
-        keys = ("last_error", "message_id", "sent_at", "status")
-        async with db.session() as session:
-            await session.execute(outcome_statement(keys, True), [
-                {"b_id": rid, "b_status": "sent", "b_sent_at": NOW, "b_message_id": 100 + rid,
-                 "b_last_error": None} for rid in ids[:3]])
-            await session.execute(outcome_statement(("last_error", "status"), False), [
-                {"b_id": ids[3], "b_status": "dead", "b_last_error": "BadRequest"}])
-        async with db.session() as session:
-            rows = {r.id: r for r in (await session.scalars(select(Reminder))).all()}
-        assert [(rows[i].status, rows[i].message_id) for i in ids] == [
-            ("sent", 100 + ids[0]), ("sent", 100 + ids[1]), ("cancelled", None), ("dead", None)]
-    finally:
-        await db.dispose()
+async def test_outcomes_as_one_executemany_respect_each_rows_guard(migrated_db: Database) -> None:
+    db = migrated_db
+    ids = await _seed(db, ["sending", "pending", "cancelled", "sending"])
+    async with db.session() as session:  # the second: recovered after a crash, not resent
+        await session.execute(update(Reminder).where(Reminder.id == ids[1])
+                              .values(outcome_unknown=True))
+    keys = ("last_error", "message_id", "sent_at", "status")
+    async with db.session() as session:
+        await session.execute(outcome_statement(keys, True), [
+            {"b_id": rid, "b_status": "sent", "b_sent_at": NOW, "b_message_id": 100 + rid,
+             "b_last_error": None} for rid in ids[:3]])
+        await session.execute(outcome_statement(("last_error", "status"), False), [
+            {"b_id": ids[3], "b_status": "dead", "b_last_error": "BadRequest"}])
+    async with db.session() as session:
+        rows = {r.id: r for r in (await session.scalars(select(Reminder))).all()}
+    assert [(rows[i].status, rows[i].message_id) for i in ids] == [
+        ("sent", 100 + ids[0]), ("sent", 100 + ids[1]), ("cancelled", None), ("dead", None)]

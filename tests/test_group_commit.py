@@ -10,7 +10,6 @@ import pytest
 from bot.db import processed_updates
 from bot.db.engine import Database
 from bot.db.group_commit import GroupCommit
-from bot.db.migrate import upgrade
 
 T0 = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
 
@@ -126,30 +125,22 @@ async def test_a_flush_with_the_wrong_number_of_results_fails_every_caller() -> 
     assert all(isinstance(o, RuntimeError) for o in outcomes[1:])  # [5, 6] got 1 result
 
 
-async def test_claims_made_together_go_in_one_statement_and_duplicates_lose(db_url: str) -> None:
-    db = Database(db_url)
-    try:
-        await upgrade(db)
-        assert await processed_updates.claim(db, 1, T0) is True
-        # 1 was claimed before; 2 arrives twice in the same batch (a redelivery racing itself).
-        assert await processed_updates.claim_many(db, [(1, T0), (2, T0), (3, T0), (2, T0)]) == [
-            False, True, True, False]
-        claims = processed_updates.UpdateClaims(db)
-        results = await asyncio.gather(*(claims.claim(uid, T0) for uid in (4, 5, 4, 3, 6)))
-        assert results == [True, True, False, False, True]
-    finally:
-        await db.dispose()
+async def test_claims_made_together_go_in_one_statement_and_duplicates_lose(migrated_db: Database) -> None:
+    db = migrated_db
+    assert await processed_updates.claim(db, 1, T0) is True
+    # 1 was claimed before; 2 arrives twice in the same batch (a redelivery racing itself).
+    assert await processed_updates.claim_many(db, [(1, T0), (2, T0), (3, T0), (2, T0)]) == [
+        False, True, True, False]
+    claims = processed_updates.UpdateClaims(db)
+    results = await asyncio.gather(*(claims.claim(uid, T0) for uid in (4, 5, 4, 3, 6)))
+    assert results == [True, True, False, False, True]
 
 
 @pytest.mark.postgres
-async def test_claims_made_together_on_postgresql(pg_url: str) -> None:
-    db = Database(pg_url)
-    try:
-        await upgrade(db)
-        assert await processed_updates.claim_many(db, [(7, T0), (7, T0), (8, T0)]) == [
-            True, False, True]
-        claims = processed_updates.UpdateClaims(db)
-        assert await asyncio.gather(*(claims.claim(uid, T0) for uid in (8, 9, 9))) == [
-            False, True, False]
-    finally:
-        await db.dispose()
+async def test_claims_made_together_on_postgresql(migrated_pg_db: Database) -> None:
+    db = migrated_pg_db
+    assert await processed_updates.claim_many(db, [(7, T0), (7, T0), (8, T0)]) == [
+        True, False, True]
+    claims = processed_updates.UpdateClaims(db)
+    assert await asyncio.gather(*(claims.claim(uid, T0) for uid in (8, 9, 9))) == [
+        False, True, False]

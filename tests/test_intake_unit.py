@@ -280,30 +280,26 @@ async def test_rotate_keys_reencrypts_every_row(tmp_path):
 
 
 @pytest.mark.postgres
-async def test_migration_and_flow_on_postgresql(pg_url):
-    db = Database(pg_url)
-    try:
-        await upgrade(db)
-        flow = IntakeFlow(SPEC, CryptoBox([new_key()]), ZoneInfoLondon)
-        await _run_through(db, flow)
-        async with db.session() as session:
-            kinds = await session.scalar(text(
-                "select count(*) from pg_indexes where indexname = 'uq_intakes_active_patient'"
-                " and schemaname = current_schema()"))
-        assert kinds == 1
-        from bot.db.migrate import alembic_config
+async def test_migration_and_flow_on_postgresql(migrated_pg_db):
+    db = migrated_pg_db
+    flow = IntakeFlow(SPEC, CryptoBox([new_key()]), ZoneInfoLondon)
+    await _run_through(db, flow)
+    async with db.session() as session:
+        kinds = await session.scalar(text(
+            "select count(*) from pg_indexes where indexname = 'uq_intakes_active_patient'"
+            " and schemaname = current_schema()"))
+    assert kinds == 1
+    from bot.db.migrate import alembic_config
 
-        def _down(sync_conn):  # noqa: ANN001, ANN202
-            from alembic import command
+    def _down(sync_conn):  # noqa: ANN001, ANN202
+        from alembic import command
 
-            cfg = alembic_config(db.url)
-            cfg.attributes["connection"] = sync_conn
-            command.downgrade(cfg, "0001")
+        cfg = alembic_config(db.url)
+        cfg.attributes["connection"] = sync_conn
+        command.downgrade(cfg, "0001")
 
-        async with db.engine.begin() as c:
-            await c.run_sync(_down)
-    finally:
-        await db.dispose()
+    async with db.engine.begin() as c:
+        await c.run_sync(_down)
 
 
 def test_without_keys_or_file_the_intake_is_disabled_not_unencrypted(tmp_path, fake, db_url):

@@ -216,26 +216,22 @@ async def test_migration_creates_and_drops_the_question_tables(db_url):
 
 
 @pytest.mark.postgres
-async def test_migration_and_handoff_repository_on_postgresql(pg_url):
+async def test_migration_and_handoff_repository_on_postgresql(migrated_pg_db):
     """The same migration and the guarded handoff UPDATE on PostgreSQL (skipped without a server)."""
-    db = Database(pg_url)
-    try:
-        await upgrade(db)
-        now = datetime(2026, 5, 1, 9, tzinfo=UTC)
-        async with db.session() as session:
-            patient = await patients.upsert_from_telegram(
-                session, user_id=7, chat_id=7, first_name="P", language_code=None, now=now)
-            question = await repo.record(session, patient, "prices?", Result("unknown"), now, BOX)
-        async with db.session() as session:
-            assert await repo.of_patient(session, question.id, 8) is None
-            assert await repo.hand_off(session, question.id, now) is True
-            assert await repo.hand_off(session, question.id, now) is False
-            await repo.start_reply(session, 42, question.id, 42, now)
-        async with db.session() as session:
-            target = await repo.reply_target(session, 42, 42, now, timedelta(minutes=5))
-            assert target is not None and target.question_id == question.id
-    finally:
-        await db.dispose()
+    db = migrated_pg_db
+    now = datetime(2026, 5, 1, 9, tzinfo=UTC)
+    async with db.session() as session:
+        patient = await patients.upsert_from_telegram(
+            session, user_id=7, chat_id=7, first_name="P", language_code=None, now=now)
+        question = await repo.record(session, patient, "prices?", Result("unknown"), now, BOX)
+    async with db.session() as session:
+        assert await repo.of_patient(session, question.id, 8) is None
+        assert await repo.hand_off(session, question.id, now) is True
+        assert await repo.hand_off(session, question.id, now) is False
+        await repo.start_reply(session, 42, question.id, 42, now)
+    async with db.session() as session:
+        target = await repo.reply_target(session, 42, 42, now, timedelta(minutes=5))
+        assert target is not None and target.question_id == question.id
 
 
 async def test_reply_target_expires_and_belongs_to_one_chat(db_url):
