@@ -55,6 +55,9 @@ def _split_long(text: str, budget: int) -> list[str]:
     current = ""
     for sentence in re.split(r"(?<=[.!?])\s+", text):
         for word in ([sentence] if len(sentence) <= budget else sentence.split(" ")):
+            if len(word) > budget and current:  # what came before goes first
+                pieces.append(current)
+                current = ""
             while len(word) > budget:  # a single enormous token: hard cut, not on an entity
                 cut = budget
                 amp = word.rfind("&", 0, cut)
