@@ -38,15 +38,27 @@ async def upsert_from_telegram(
             .on_conflict_do_nothing(index_elements=["telegram_user_id"]))
         patient = await session.scalar(query.execution_options(populate_existing=True))
         assert patient is not None
-    patient.chat_id = chat_id
-    patient.first_name = (first_name or "")[:255] or None
-    patient.language_code = (language_code or "")[:16] or None
-    if patient.last_seen_at is None or now - patient.last_seen_at >= LAST_SEEN_RESOLUTION:
-        patient.last_seen_at = now
-    # A patient who writes to us again has evidently unblocked the bot.
-    patient.unreachable = False
+    refresh(patient, chat_id=chat_id, first_name=first_name, language_code=language_code,
+            now=now)
     await session.flush()  # writes only what changed: usually nothing
     return patient
+
+
+def refresh(patient: Patient, *, chat_id: int, first_name: str | None,
+            language_code: str | None, now: datetime) -> None:
+    """Bring a loaded patient row up to date with what Telegram says of them.
+
+    Only values that differ are assigned: SQLAlchemy keeps history for every assignment, even of
+    an equal value, and each such row costs a unit-of-work pass at the next flush.
+    """
+    fresh = {"chat_id": chat_id, "first_name": (first_name or "")[:255] or None,
+             "language_code": (language_code or "")[:16] or None,
+             "unreachable": False}  # a patient who writes to us again has unblocked the bot
+    if patient.last_seen_at is None or now - patient.last_seen_at >= LAST_SEEN_RESOLUTION:
+        fresh["last_seen_at"] = now
+    for name, value in fresh.items():
+        if getattr(patient, name) != value:
+            setattr(patient, name, value)
 
 
 async def by_telegram_id(session: AsyncSession, user_id: int) -> Patient | None:

@@ -53,12 +53,16 @@ def _flow(svc: Services) -> IntakeFlow | None:
     return svc.intake
 
 
-async def _patient(session, update: Update, svc: Services):  # noqa: ANN001, ANN202
+async def _patient(session, update: Update, svc: Services, loaded):  # noqa: ANN001, ANN202
+    """The patient row brought up to date with the update, created if this is their first."""
     user, chat = update.effective_user, update.effective_chat
     assert user is not None and chat is not None
-    return await patients.upsert_from_telegram(
-        session, user_id=user.id, chat_id=chat.id, first_name=user.first_name,
-        language_code=user.language_code, now=svc.clock.now())
+    fresh = {"chat_id": chat.id, "first_name": user.first_name,
+             "language_code": user.language_code, "now": svc.clock.now()}
+    if loaded is None:
+        return await patients.upsert_from_telegram(session, user_id=user.id, **fresh)
+    patients.refresh(loaded, **fresh)
+    return loaded
 
 
 def _markup(out: Out):  # noqa: ANN202
@@ -189,14 +193,16 @@ async def _run(update: Update, context: ContextTypes.DEFAULT_TYPE, kind: str) ->
     message = update.effective_message
     try:
         async with svc.db.session() as session:
+            user = update.effective_user
+            if user is None:  # private chats always name the sender; anything else is not ours
+                return False
+            patient, open_row = await flow.with_patient(session, user.id)
             if kind in ("typed", "cancel"):
-                # Every message passes here first: read only, and only patients with an intake.
-                user = update.effective_user
-                patient = await patients.by_telegram_id(session, user.id) if user else None
+                # Every message passes here first: only patients with an intake go on.
                 if patient is None:
                     return False
                 if kind == "typed":
-                    waiting = await flow.current_kind(session, patient)  # None: no open question
+                    waiting = flow.waiting_kind(open_row)  # None: no open question
                     if waiting is None:
                         return False
                     # Clinical safety first: an urgent message is escalated (the patient told
@@ -207,9 +213,7 @@ async def _run(update: Update, context: ContextTypes.DEFAULT_TYPE, kind: str) ->
                     urgent = bool(message is not None and message.text and svc.qa is not None
                                   and svc.qa.red_flag_in(message.text) is not None)
                     answer = not urgent or waiting == "text"
-                patient = await _patient(session, update, svc)
-            else:
-                patient = await _patient(session, update, svc)
+            patient = await _patient(session, update, svc, patient)
             if kind == "entry":
                 reply = await flow.entry(session, patient, now)
             elif kind == "press":

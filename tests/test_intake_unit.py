@@ -22,7 +22,7 @@ from bot.db.migrate import upgrade
 from bot.intake import answers
 from bot.intake.flow import IntakeFlow
 from bot.intake.spec import load_intake
-from bot.patients import upsert_from_telegram
+from bot.patients import refresh, upsert_from_telegram
 
 SPEC = load_intake(ROOT / "content" / "intake.yaml")
 TODAY = date(2026, 11, 24)
@@ -311,3 +311,42 @@ def test_without_keys_or_file_the_intake_is_disabled_not_unencrypted(tmp_path, f
     shutil.copytree(ROOT / "content", content)
     (content / "intake.yaml").unlink()
     assert build_services(make_settings(fake, db_url, content_dir=content)).intake is None
+
+
+async def test_a_step_reads_patient_and_questionnaire_in_one_query(migrated_db):
+    """The hot path of every answer: one SELECT (patient joined with the open questionnaire),
+    then only the questionnaire's UPDATE. The preloaded row serves one lookup only, so a second
+    lookup in the same transaction sees what the step changed."""
+    from sqlalchemy import event
+
+    flow = IntakeFlow(SPEC, CryptoBox([new_key()]), ZoneInfoLondon)
+    async with migrated_db.session() as session:
+        patient = await upsert_from_telegram(session, user_id=5, chat_id=5, first_name="P",
+                                             language_code="en", now=NOW)
+        await flow.consent(session, patient, SPEC.consent_version, True, NOW)
+    statements: list[str] = []
+
+    def seen(_conn, _cursor, statement, *_args) -> None:  # noqa: ANN001
+        words = statement.split()
+        statements.append(" ".join(words[:2]) if words[0].upper() == "UPDATE" else words[0])
+
+    event.listen(migrated_db.engine.sync_engine, "before_cursor_execute", seen)
+    try:
+        async with migrated_db.session() as session:
+            loaded, row = await flow.with_patient(session, 5)
+            assert flow.waiting_kind(row) == "multi_choice"  # the goal question
+            # Telegram says what we know: the patient row is not written.
+            refresh(loaded, chat_id=5, first_name="P", language_code="en", now=NOW)
+            reply = await flow.press(session, loaded, f"ik:{row.id}:t:goal:hair", NOW)
+            assert "✅ Hair restoration" in str(reply.messages[0].rows)
+        assert statements == ["SELECT", "UPDATE intakes"]
+        statements.clear()
+        async with migrated_db.session() as session:
+            loaded, row = await flow.with_patient(session, 5)
+            await flow.press(session, loaded, f"ik:{row.id}:x", NOW)  # cancel: the row ends
+            assert await flow.cancel(session, loaded) is None  # queried again: nothing open
+        assert statements.count("SELECT") == 2
+        async with migrated_db.session() as session:
+            assert await flow.with_patient(session, 6) == (None, None)  # not a patient yet
+    finally:
+        event.remove(migrated_db.engine.sync_engine, "before_cursor_execute", seen)

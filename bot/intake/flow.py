@@ -29,7 +29,7 @@ from datetime import date, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import delete, select
+from sqlalchemy import and_, delete, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot import audit
@@ -45,6 +45,7 @@ log = logging.getLogger(__name__)
 Button = tuple[str, str]  # (label, callback_data); a label starting "url:" is never used
 REVIEW_ANSWER_LIMIT = 300
 STAFF_BLOCK = 3000  # characters per block of the staff summary (a page holds up to 3800)
+_PRELOADED = "intake_preloaded"  # session.info key: patient id -> active row read by with_patient
 
 
 @dataclass
@@ -103,9 +104,28 @@ class IntakeFlow:
                                                context=self._context(state.row.patient_id))
         state.row.updated_at = now
 
+    async def with_patient(self, session: AsyncSession,
+                           telegram_user_id: int) -> tuple[Patient | None, Intake | None]:
+        """The patient and their open questionnaire (if any) in one query: every intake update
+        starts here. The row is handed to this transaction's next `_active`, which then needs no
+        query of its own; nothing is decrypted yet."""
+        found = (await session.execute(
+            select(Patient, Intake)
+            .outerjoin(Intake, and_(Intake.patient_id == Patient.id, Intake.status == ACTIVE))
+            .where(Patient.telegram_user_id == telegram_user_id))).first()
+        if found is None:
+            return None, None
+        patient, row = found
+        session.info.setdefault(_PRELOADED, {})[patient.id] = row
+        return patient, row
+
     async def _active(self, session: AsyncSession, patient: Patient) -> State | None:
-        row = await session.scalar(select(Intake).where(
-            Intake.patient_id == patient.id, Intake.status == ACTIVE))
+        preloaded = session.info.get(_PRELOADED, {})
+        if patient.id in preloaded:  # used once: a later call sees what this step changed
+            row = preloaded.pop(patient.id)
+        else:
+            row = await session.scalar(select(Intake).where(
+                Intake.patient_id == patient.id, Intake.status == ACTIVE))
         return self._load(row) if row is not None else None
 
     async def _submitted(self, session: AsyncSession, patient: Patient) -> Intake | None:
@@ -113,15 +133,13 @@ class IntakeFlow:
             Intake.patient_id == patient.id, Intake.status == SUBMITTED
         ).order_by(Intake.submitted_at.desc(), Intake.id.desc()))
 
-    async def current_kind(self, session: AsyncSession, patient: Patient) -> str | None:
-        """The kind of the question waiting for an answer, None when none is (no health data
-        is read). A question id the content no longer has is "unknown": the flow deals with it."""
-        row = await session.execute(select(Intake.stage, Intake.current).where(
-            Intake.patient_id == patient.id, Intake.status == ACTIVE))
-        found = row.first()
-        if found is None or found[0] != "question":
+    def waiting_kind(self, row: Intake | None) -> str | None:
+        """The kind of the question an open questionnaire waits for, None when none is (its
+        answers are not read). A question id the content no longer has is "unknown": the flow
+        deals with it."""
+        if row is None or row.stage != "question":
             return None
-        question = next((q for q in self.spec.questions if q.id == found[1]), None)
+        question = self.spec.question(row.current)
         return question.kind if question else "unknown"
 
     # ------------------------------------------------------------------ question order
