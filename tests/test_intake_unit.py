@@ -350,3 +350,29 @@ async def test_a_step_reads_patient_and_questionnaire_in_one_query(migrated_db):
             assert await flow.with_patient(session, 6) == (None, None)  # not a patient yet
     finally:
         event.remove(migrated_db.engine.sync_engine, "before_cursor_execute", seen)
+
+
+async def test_update_after_a_new_consent_version_starts_from_the_submitted_answers(
+        tmp_path, migrated_db):
+    """A returning patient updating their answers after the consent text changed agrees to the
+    new text, then finds their answers at the review, not an empty questionnaire; the submit
+    replaces the old request."""
+    box = CryptoBox([new_key()])
+    first = await _run_through(migrated_db, IntakeFlow(SPEC, box, ZoneInfoLondon))
+    new_spec = load_intake(_broken(tmp_path, '  version: "2026-11-24"', '  version: "2027-01-05"'))
+    flow = IntakeFlow(new_spec, box, ZoneInfoLondon)
+    async with migrated_db.session() as session:
+        patient, _ = await flow.with_patient(session, 77)
+        reply = await flow.press(session, patient, "ik:upd", NOW)
+        assert "consent text has changed" in reply.messages[0].text
+        assert reply.messages[0].rows[0][0][1] == "ik:cy:2027-01-05"
+        reply = await flow.press(session, patient, "ik:cy:2027-01-05", NOW)
+        review = reply.messages[-1].text
+        assert "Please check your answers" in review and "Hair restoration" in review
+        assert "+44 7911 123456" in review
+        row = await session.scalar(select(Intake).where(Intake.status == "active"))
+        assert row.replaces_id == first
+        reply = await flow.press(session, patient, f"ik:{row.id}:sub", NOW)
+        assert reply.staff is not None and "updated" in reply.staff.text_parts[0].lower()
+        statuses = dict((await session.execute(select(Intake.id, Intake.status))).all())
+    assert statuses == {first: "superseded", row.id: "submitted"}

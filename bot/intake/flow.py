@@ -321,12 +321,11 @@ class IntakeFlow:
                                     text_sha256=self.spec.consent_sha256, agreed_at=now)
             session.add(consent)
             await session.flush()
-            row = Intake(patient_id=patient.id, consent_id=consent.id, status=ACTIVE,
-                         stage="question", current=None, data=b"", created_at=now, updated_at=now)
-            session.add(row)
-            await session.flush()
-            state = State(row, {}, {})
-            self._goto_next(state)
+            # A returning patient reaches consent again only to update their answers under a
+            # consent text that changed since: they start from what they submitted, as an
+            # update does. Anyone else starts at the first question.
+            state = await self._open(session, patient, consent.id,
+                                     await self._submitted(session, patient), now)
         agreed = Out(self.t("answered", question=_first_line(self.spec.consent()),
                             answer=_label_text(self.t("button_agree"))), edit=True)
         return self._show_state(state, None, now, pre=[agreed])
@@ -677,19 +676,27 @@ class IntakeFlow:
             out.rows = [r for r in out.rows if r[0][1] != "ik:view"]
             return Reply([out])
         # update: a new questionnaire, pre-filled with the submitted answers, opened at the review
-        old = self._load(submitted)
         consent_id = submitted.consent_id
         consent = await session.get(IntakeConsent, consent_id)
         if consent is None or consent.version != self.spec.consent_version:
             return Reply([self._consent_out(self.t("consent_changed"))])
+        return self._show_state(await self._open(session, patient, consent_id, submitted, now),
+                                None, now)
+
+    async def _open(self, session: AsyncSession, patient: Patient, consent_id: int,
+                    previous: Intake | None, now: datetime) -> State:
+        """A new questionnaire row. Pre-filled from `previous` (an update, which then replaces
+        it on submit) and opened at the first unanswered question (questions added since go
+        first), else at the review."""
+        answers = dict(self._load(previous).answers) if previous is not None else {}
         row = Intake(patient_id=patient.id, consent_id=consent_id, status=ACTIVE, stage="review",
-                     current=None, data=b"", replaces_id=submitted.id, created_at=now,
-                     updated_at=now)
+                     current=None, data=b"", replaces_id=previous.id if previous else None,
+                     created_at=now, updated_at=now)
         session.add(row)
         await session.flush()
-        state = State(row, dict(old.answers), {})
-        self._goto_next(state)  # new questions added since go first
-        return self._show_state(state, None, now)
+        state = State(row, answers, {})
+        self._goto_next(state)
+        return state
 
     # ------------------------------------------------------------------ /mydata and /forget
     async def export(self, session: AsyncSession, patient: Patient) -> dict[str, Any]:
