@@ -161,6 +161,13 @@ class TgUser:
                     shown.append(stored)
         return shown
 
+    @staticmethod
+    def document_in(shown: list[StoredMessage]) -> StoredMessage:
+        """The one file among the messages shown. The dispatcher runs on its own timer, so a due
+        reminder may land in the chat among a command's replies: look for the file by kind."""
+        (document,) = [m for m in shown if m.document]
+        return document
+
     def last_keyboard_message(self) -> StoredMessage | None:
         chat = self.fake.messages.get(self.id) or {}
         for message_id in sorted(chat, reverse=True):

@@ -183,7 +183,7 @@ async def test_mydata_includes_appointments_and_forget_erases_them(fake, rr, clo
     anna, appt = await booked(rr, staff)
     await dispatch(rr, clock)
     shown = await anna.send("/mydata")
-    data = json.loads(fake.files[shown[-1].document["file_id"]])
+    data = json.loads(fake.files[TgUser.document_in(shown).document["file_id"]])
     assert data["appointments"]["appointments"][0]["treatment_area"] == "face"
     assert {r["kind"] for r in data["appointments"]["reminders"]} >= {"confirmation", "preparation"}
     await anna.send("/forget")

@@ -366,7 +366,7 @@ async def test_mydata_exports_and_forget_erases_the_intake(fake, runner, patient
     await complete(patient)
     await patient.press("📨 Submit")
     shown = await patient.send("/mydata")
-    data = json.loads(fake.files[shown[-1].document["file_id"]])
+    data = json.loads(fake.files[TgUser.document_in(shown).document["file_id"]])
     section = data["consultation_intake"]
     assert section["consents"][0]["version"] == "2026-11-24"
     answers = section["questionnaires"][0]["answers"]

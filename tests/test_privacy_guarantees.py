@@ -139,7 +139,7 @@ async def test_export_contains_exactly_the_patients_data(fake, rr, db_url, two_p
     await bea.send("/settings")
     await bea.press("✅ Same-day reminder")
     shown = await anna.send("/mydata")
-    data = json.loads(fake.files[shown[-1].document["file_id"]])
+    data = json.loads(fake.files[TgUser.document_in(shown).document["file_id"]])
     flat = json.dumps(data, ensure_ascii=False)
     assert data["profile"]["telegram_user_id"] == anna.id
     assert [a["id"] for a in data["appointments"]["appointments"]] == [a_appt]

@@ -39,6 +39,40 @@ async def test_send_message_form_fields_and_markup_arrive(fake: FakeBotAPI) -> N
     assert call.params["reply_markup"]["inline_keyboard"][0][0]["callback_data"] == "m:back"
 
 
+async def test_a_call_without_files_is_one_json_document() -> None:
+    """What goes on the wire: one JSON document (the Bot API takes it), not form fields."""
+    import json
+
+    from aiohttp import web
+
+    seen: list[tuple[str, bytes]] = []
+
+    async def record(request: web.Request) -> web.Response:
+        seen.append((request.content_type, await request.read()))
+        return web.json_response({"ok": True, "result": True})
+
+    app = web.Application()
+    app.router.add_post("/bot{token}/{method}", record)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = site._server.sockets[0].getsockname()[1]
+    request = AiohttpRequest(1)
+    await request.initialize()
+    try:
+        bot = Bot(TOKEN, base_url=f"http://127.0.0.1:{port}/bot", request=request)
+        await bot.answer_callback_query("q1", text="Saved ✓", show_alert=False)
+    finally:
+        await request.shutdown()
+        await runner.cleanup()
+    ((content_type, body),) = seen
+    assert content_type == "application/json"
+    sent = json.loads(body)
+    # PTB's json_payload: each value as the string its form encoding would send.
+    assert sent == {"callback_query_id": "q1", "text": "Saved ✓", "show_alert": "false"}
+
+
 async def test_file_upload_is_multipart_with_name_and_bytes(fake: FakeBotAPI) -> None:
     bot = await _bot(fake)
     await bot.send_document(42, b"BEGIN:VCALENDAR\r\n", filename="visit.ics", caption="Your visit")
