@@ -25,6 +25,10 @@ notification of each submitted questionnaire (another chat) is counted, not wait
 
 The echo bot runs twice: with PTB's default transport (httpx), which is "bare PTB", and with the
 aiohttp transport the clinic bot uses (bot/transport.py), so the ratio can be read both ways.
+A fourth bot, "same calls, no database", makes the clinic's Bot API calls for the clinic's
+steps (told by each update how many screens to show) on the clinic's transport and concurrency,
+and nothing else: it splits the gap between the echo bot and the clinic into what the Bot API
+calls cost and what the clinic's own work (database, content, logic) costs.
 
   python benchmarks/updates_bench.py                  # 500 patients x 25 updates, SQLite
   python benchmarks/updates_bench.py --patients 100   # quicker
@@ -106,7 +110,10 @@ def run_bot(kind: str, base_url: str, db_url: str, profile: str | None, echo_con
         logging.getLogger(noisy).setLevel(logging.WARNING)
 
     async def main() -> None:
-        if kind.startswith("echo"):
+        if kind == "calls":
+            app = calls_application(base_url)
+            await app.initialize()
+        elif kind.startswith("echo"):
             async def echo(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
                 await update.effective_message.reply_text(update.effective_message.text)
 
@@ -145,6 +152,50 @@ def run_bot(kind: str, base_url: str, db_url: str, profile: str | None, echo_con
     asyncio.run(main())
 
 
+def calls_application(base_url: str):  # noqa: ANN201
+    """The clinic's Bot API traffic without the clinic: each update says how many screens to
+    show ("e:N" on a button, "e N" in a message) and gets the calls the clinic makes for such a
+    step (a press: the callback answer, concurrently with an edit of the pressed message, then
+    N-1 new messages; a message: N new messages). Same transport and per-chat concurrency as the
+    clinic bot, and a keyboard on every screen; no database, no content, no logic."""
+    from telegram import InlineKeyboardButton, InlineKeyboardMarkup, Update
+    from telegram.ext import Application, CallbackQueryHandler, ContextTypes, MessageHandler
+
+    from bot.transport import AiohttpRequest
+    from bot.update_processor import PerChatOrderedProcessor
+    from tests.fake_bot_api import TOKEN
+
+    keyboard = InlineKeyboardMarkup([[InlineKeyboardButton(f"Option {i}", callback_data=f"e:{i}")]
+                                     for i in range(1, 5)])
+    text = "<i>Question {} of 12</i>\n\n<b>A question of the usual length?</b>\n\n<i>/cancel</i>"
+
+    async def on_press(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+        query = update.callback_query
+        screens = int(query.data.split(":")[1])
+
+        async def show() -> None:
+            shown = text.format(update.update_id)  # an edit must change the message
+            await query.edit_message_text(shown, reply_markup=keyboard)
+            for _ in range(screens - 1):
+                await context.bot.send_message(query.from_user.id, shown, reply_markup=keyboard)
+
+        await asyncio.gather(query.answer(), show())
+
+    async def on_message(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+        for _ in range(int(update.effective_message.text.split()[1])):
+            await context.bot.send_message(update.effective_chat.id, text.format(update.update_id),
+                                           reply_markup=keyboard)
+
+    from telegram.ext import filters
+
+    app = (Application.builder().token(TOKEN).base_url(base_url)
+           .request(AiohttpRequest(256)).get_updates_request(AiohttpRequest(1))
+           .concurrent_updates(PerChatOrderedProcessor(32)).build())
+    app.add_handler(CallbackQueryHandler(on_press))
+    app.add_handler(MessageHandler(filters.TEXT, on_message))
+    return app
+
+
 # ----------------------------------------------------------------------------- the Telegram side
 @dataclass
 class Waiter:
@@ -165,6 +216,7 @@ class Result:
     replies: int = 0
     expected_replies: int = 0
     staff_messages: int = 0
+    api_calls: int = 0
 
     @property
     def all(self) -> list[float]:
@@ -190,6 +242,7 @@ class ObservingFake(FakeBotAPI):
         super().__init__()
         self.waiters: dict[int, Waiter] = {}  # chat id -> the patient's pending update
         self.reply_calls = 0  # calls that completed a patient's expectation
+        self.api_calls = 0  # every call but getUpdates, start-up included
         self.unexpected: list[str] = []
         self.staff_messages = 0
         self.staff_expected = 0
@@ -214,6 +267,7 @@ class ObservingFake(FakeBotAPI):
         # Only what the benchmark needs: the full call log of the tests is not kept.
         if call.method == "getUpdates":
             return
+        self.api_calls += 1
         now = time.perf_counter()
         if call.method == "answerCallbackQuery":
             kind, chat_id = "answer", int(str(call.params["callback_query_id"]).split("-")[1])
@@ -349,6 +403,26 @@ async def echo_patient(fake: ObservingFake, uid: int, result: Result,
                    "menu" if menus_only or n < 1 + MENU_PRESSES + 1 else "intake")
 
 
+async def calls_patient(fake: ObservingFake, uid: int, result: Result,
+                        menus_only: bool = False) -> None:
+    """The clinic patient's steps, each asking for the screens the clinic shows for it."""
+    steps = [("text", 1)] + [("press", 1)] * MENU_PRESSES + [("text", 1)]
+    if menus_only:
+        steps = [("text", 1)] + [("press", 1)] * (updates_per_patient() - 2) + [("text", 1)]
+    else:
+        steps += [("press" if kind == "press" else "text", screens)
+                  for kind, _, screens in intake_script()]
+    for n, (kind, screens) in enumerate(steps):
+        chat = fake.messages.get(uid) or {}
+        if kind == "press" and chat:
+            update = _press(fake, uid, chat[max(chat)], f"e:{screens}")
+        else:
+            update = text_update(fake, uid, f"e {screens}")
+        if not await send(fake, update, result, "menu" if n < 2 + MENU_PRESSES else "intake",
+                          screens):
+            return
+
+
 def cpu_seconds(pid: int) -> float:
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / TICKS  # utime + stime
@@ -393,6 +467,7 @@ async def measure(name: str, kind: str, patient, args: argparse.Namespace, db_ur
         await asyncio.wait_for(proc.wait(), 60)
         await fake.stop()
     result.replies = fake.reply_calls
+    result.api_calls = fake.api_calls
     result.staff_messages = fake.staff_messages
     problems = fake.violations + fake.failed_calls + fake.unexpected
     if problems:
@@ -419,21 +494,24 @@ async def main(args: argparse.Namespace) -> int:
             await measure(f"echo (bare PTB{conc})", "echo", echo_patient, args, db_url),
             await measure(f"echo (PTB+aiohttp{conc})", "echo-aiohttp", echo_patient, args, db_url),
             await measure("clinic bot", "clinic", clinic_patient, args, db_url),
+            await measure("same calls, no database", "calls", calls_patient, args, db_url),
         ]
 
     backend = "PostgreSQL" if db_url.startswith("postgresql") else "SQLite"
-    bare, echo_aio, clinic = results
+    bare, echo_aio, clinic, calls = results
     script = (f"/start, {updates_per_patient() - 2} menu presses, /menu" if args.menus_only else
               f"/start, {MENU_PRESSES} menu presses, /menu, {len(intake_script())} questionnaire "
               "steps")
     print(f"\n{args.patients} patients x {updates_per_patient()} updates at once (clinic: {script}); "
           f"fake Bot API + patients in one process, each bot in its own; clinic bot on {backend}\n")
     print(f"{'bot':<26}{'updates':>8}{'errors':>7}{'seconds':>8}{'updates/s':>10}"
-          f"{'p50 ms':>8}{'p99 ms':>8}{'bot CPU ms/upd':>15}{'bot CPU':>8}{'fake CPU':>9}")
+          f"{'p50 ms':>8}{'p99 ms':>8}{'calls/upd':>10}{'bot CPU ms/upd':>15}{'bot CPU':>8}"
+          f"{'fake CPU':>9}")
     for r in results:
         n = max(1, r.handled)
         print(f"{r.name:<26}{r.handled:>8}{r.errors:>7}{r.seconds:>8.2f}{r.throughput:>10.1f}"
-              f"{r.pct(0.50):>8.1f}{r.pct(0.99):>8.1f}{r.bot_cpu / n * 1000:>15.2f}"
+              f"{r.pct(0.50):>8.1f}{r.pct(0.99):>8.1f}{r.api_calls / n:>10.2f}"
+              f"{r.bot_cpu / n * 1000:>15.2f}"
               f"{r.bot_cpu / r.seconds:>8.0%}{r.telegram_cpu / r.seconds:>9.0%}")
     for kind in ("menu", "intake"):
         print(f"  clinic {kind:<7} updates: {len(clinic.latencies[kind]):>6}, p50 "
@@ -443,6 +521,11 @@ async def main(args: argparse.Namespace) -> int:
     ratio_aio = clinic.throughput / echo_aio.throughput if echo_aio.throughput else 0.0
     print(f"\nclinic / bare PTB echo throughput: {ratio:.0%}   (aim: >= 70%)")
     print(f"clinic / echo on the same aiohttp transport: {ratio_aio:.0%}")
+    if calls.throughput and bare.throughput:
+        print(f"same calls without database / bare PTB echo: {calls.throughput / bare.throughput:.0%}"
+              f"   (the ceiling of the first ratio: the Bot API calls alone)")
+        print(f"clinic / same calls without database: {clinic.throughput / calls.throughput:.0%}"
+              f"   (what the database, content and logic cost)")
     print(f"mean latency: clinic {statistics.fmean(clinic.all or [0]) * 1000:.1f} ms, "
           f"bare echo {statistics.fmean(bare.all or [0]) * 1000:.1f} ms")
     print(f"""
@@ -458,6 +541,8 @@ Fairness notes:
   transport (about a quarter of httpx's CPU per call) and processes up to 32 chats concurrently
   (PerChatOrderedProcessor). The second echo row has the same transport as the clinic bot; try
   --echo-concurrency 32 for the same concurrency too.
+- "calls/upd" counts every Bot API call but getUpdates (the clinic's include each
+  questionnaire's staff summary and start-up).
 - "fake CPU" is the fake Bot API + patients process: near 100% means the fake, not the bot,
   limits throughput (it validates every call against the Bot API spec). The machine has
   {os.cpu_count()} CPUs; the bot and the fake compete for them.
@@ -475,7 +560,8 @@ if __name__ == "__main__":
     parser.add_argument("--profile", help="write a cProfile of the clinic bot process here")
     parser.add_argument("--echo-concurrency", type=int, default=1,
                         help="concurrent updates for the echo bots (1 = PTB's default)")
-    parser.add_argument("--bot", choices=("echo", "echo-aiohttp", "clinic"), help=argparse.SUPPRESS)
+    parser.add_argument("--bot", choices=("echo", "echo-aiohttp", "clinic", "calls"),
+                        help=argparse.SUPPRESS)
     parser.add_argument("--base-url", help=argparse.SUPPRESS)
     cli = parser.parse_args()
     if cli.bot:
