@@ -359,6 +359,11 @@ async def test_update_after_a_new_consent_version_starts_from_the_submitted_answ
     replaces the old request."""
     box = CryptoBox([new_key()])
     first = await _run_through(migrated_db, IntakeFlow(SPEC, box, ZoneInfoLondon))
+    async with migrated_db.session() as session:  # an answer to a question since removed
+        old = await session.get(Intake, first)
+        data = box.decrypt_json(old.data, context=f"intake:{old.patient_id}")
+        data["answers"]["retired_question"] = "kept too long"
+        old.data = box.encrypt_json(data, context=f"intake:{old.patient_id}")
     new_spec = load_intake(_broken(tmp_path, '  version: "2026-11-24"', '  version: "2027-01-05"'))
     flow = IntakeFlow(new_spec, box, ZoneInfoLondon)
     async with migrated_db.session() as session:
@@ -372,7 +377,43 @@ async def test_update_after_a_new_consent_version_starts_from_the_submitted_answ
         assert "+44 7911 123456" in review
         row = await session.scalar(select(Intake).where(Intake.status == "active"))
         assert row.replaces_id == first
+        carried = box.decrypt_json(row.data, context=f"intake:{row.patient_id}")["answers"]
+        assert carried["phone"] == "+447911123456" and "retired_question" not in carried
         reply = await flow.press(session, patient, f"ik:{row.id}:sub", NOW)
         assert reply.staff is not None and "updated" in reply.staff.text_parts[0].lower()
         statuses = dict((await session.execute(select(Intake.id, Intake.status))).all())
     assert statuses == {first: "superseded", row.id: "submitted"}
+
+
+async def test_update_whose_earlier_answers_cannot_be_read_starts_afresh(tmp_path, migrated_db,
+                                                                         caplog):
+    """The key of the submitted answers was removed before rotation: agreeing to the new
+    consent text opens an empty questionnaire instead of failing on every press."""
+    first = await _run_through(migrated_db, IntakeFlow(SPEC, CryptoBox([new_key()]), ZoneInfoLondon))
+    new_spec = load_intake(_broken(tmp_path, '  version: "2026-11-24"', '  version: "2027-01-05"'))
+    flow = IntakeFlow(new_spec, CryptoBox([new_key()]), ZoneInfoLondon)  # the old key is gone
+    async with migrated_db.session() as session:
+        patient, _ = await flow.with_patient(session, 77)
+        await flow.press(session, patient, "ik:upd", NOW)
+        reply = await flow.press(session, patient, "ik:cy:2027-01-05", NOW)
+        assert "Question 1 of" in reply.messages[-1].text
+        row = await session.scalar(select(Intake).where(Intake.status == "active"))
+        assert row.replaces_id == first
+    assert "not readable" in caplog.text and "7911" not in caplog.text
+
+
+def test_refresh_writes_what_telegram_changed():
+    from datetime import timedelta
+
+    from bot.db.models import Patient
+
+    seen = NOW - timedelta(minutes=1)
+    patient = Patient(telegram_user_id=1, chat_id=1, first_name="A", language_code="en",
+                      unreachable=True, last_seen_at=seen)
+    refresh(patient, chat_id=1, first_name="A", language_code="en", now=NOW)
+    assert patient.unreachable is False  # they wrote to us: they unblocked the bot
+    assert patient.last_seen_at == seen  # within the 5-minute resolution: not rewritten
+    refresh(patient, chat_id=2, first_name="Ann" * 100, language_code=None,
+            now=NOW + timedelta(minutes=5))
+    assert (patient.chat_id, patient.first_name, patient.language_code) == (2, ("Ann" * 100)[:255], None)
+    assert patient.last_seen_at == NOW + timedelta(minutes=5)

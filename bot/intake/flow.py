@@ -33,7 +33,7 @@ from sqlalchemy import and_, delete, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot import audit
-from bot.crypto import CryptoBox
+from bot.crypto import CryptoBox, CryptoError
 from bot.db.intake_models import ACTIVE, SUBMITTED, SUPERSEDED, Intake, IntakeConsent
 from bot.db.models import Patient
 from bot.inputs import is_number
@@ -321,9 +321,10 @@ class IntakeFlow:
                                     text_sha256=self.spec.consent_sha256, agreed_at=now)
             session.add(consent)
             await session.flush()
-            # A returning patient reaches consent again only to update their answers under a
-            # consent text that changed since: they start from what they submitted, as an
-            # update does. Anyone else starts at the first question.
+            # With a submitted request, consent is reached to update it: after "Update my
+            # answers" under a consent text that changed, or from an old Agree button. Either
+            # way the patient starts from what they submitted, as an update does; anyone else
+            # starts at the first question.
             state = await self._open(session, patient, consent.id,
                                      await self._submitted(session, patient), now)
         agreed = Out(self.t("answered", question=_first_line(self.spec.consent()),
@@ -491,6 +492,7 @@ class IntakeFlow:
         return await self._cancel_state(session, state)
 
     async def _cancel_state(self, session: AsyncSession, state: State) -> Reply:
+        _drop_preloaded(session, state.row.patient_id)
         await session.delete(state.row)  # the answers go with it
         await session.flush()
         return Reply([Out(self.t("cancelled"), remove_keyboard=True)], show_menu=True)
@@ -688,7 +690,19 @@ class IntakeFlow:
         """A new questionnaire row. Pre-filled from `previous` (an update, which then replaces
         it on submit) and opened at the first unanswered question (questions added since go
         first), else at the review."""
-        answers = dict(self._load(previous).answers) if previous is not None else {}
+        answers: dict[str, Any] = {}
+        if previous is not None:
+            try:
+                # Only questions the content still asks: one removed (perhaps the reason for a
+                # new consent text) is not carried into the new questionnaire.
+                answers = {k: v for k, v in self._load(previous).answers.items()
+                           if k in self.spec.by_id}
+            except CryptoError:
+                # Its key was removed before rotation: the patient starts afresh rather than
+                # being stuck (they can still delete the old request). No data in the log.
+                log.warning("intake %s: earlier answers not readable with ENCRYPTION_KEYS; "
+                            "the update starts empty", previous.id)
+        _drop_preloaded(session, patient.id)
         row = Intake(patient_id=patient.id, consent_id=consent_id, status=ACTIVE, stage="review",
                      current=None, data=b"", replaces_id=previous.id if previous else None,
                      created_at=now, updated_at=now)
@@ -739,9 +753,16 @@ class IntakeFlow:
 
 async def erase_intake(session: AsyncSession, patient: Patient, now: datetime) -> None:
     """Delete every questionnaire and consent record of the patient (no key needed)."""
+    _drop_preloaded(session, patient.id)
     await session.execute(delete(Intake).where(Intake.patient_id == patient.id))
     await session.execute(delete(IntakeConsent).where(IntakeConsent.patient_id == patient.id))
     await session.flush()
+
+
+def _drop_preloaded(session: AsyncSession, patient_id: int) -> None:
+    """Where a step creates or removes a questionnaire, a row `with_patient` read before is no
+    longer the truth: the next lookup queries."""
+    session.info.get(_PRELOADED, {}).pop(patient_id, None)
 
 
 def _plain(fragment: str) -> str:
