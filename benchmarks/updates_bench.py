@@ -538,7 +538,7 @@ Fairness notes:
   makes 1 call and no database work.
 - "bare PTB" is PTB's defaults (httpx transport, {'sequential updates' if args.echo_concurrency
   == 1 else f'{args.echo_concurrency} concurrent updates'}); the clinic bot uses the aiohttp
-  transport (about a quarter of httpx's CPU per call) and processes up to 32 chats concurrently
+  transport (the echo rows show what it saves) and processes up to 32 chats concurrently
   (PerChatOrderedProcessor). The second echo row has the same transport as the clinic bot; try
   --echo-concurrency 32 for the same concurrency too.
 - "calls/upd" counts every Bot API call but getUpdates (the clinic's include each
