@@ -51,14 +51,19 @@ def refresh(patient: Patient, *, chat_id: int, first_name: str | None,
     Only values that differ are assigned: SQLAlchemy keeps history for every assignment, even of
     an equal value, and each such row costs a unit-of-work pass at the next flush.
     """
-    fresh = {"chat_id": chat_id, "first_name": (first_name or "")[:255] or None,
-             "language_code": (language_code or "")[:16] or None,
-             "unreachable": False}  # a patient who writes to us again has unblocked the bot
+    fresh = _told(chat_id, first_name, language_code)
     if patient.last_seen_at is None or now - patient.last_seen_at >= LAST_SEEN_RESOLUTION:
         fresh["last_seen_at"] = now
     for name, value in fresh.items():
         if getattr(patient, name) != value:
             setattr(patient, name, value)
+
+
+def _told(chat_id: int, first_name: str | None, language_code: str | None) -> dict[str, object]:
+    """The patient columns an update tells us, cut to their column sizes."""
+    return {"chat_id": chat_id, "first_name": (first_name or "")[:255] or None,
+            "language_code": (language_code or "")[:16] or None,
+            "unreachable": False}  # a patient who writes to us again has unblocked the bot
 
 
 async def by_telegram_id(session: AsyncSession, user_id: int) -> Patient | None:
@@ -77,9 +82,7 @@ async def touch_from_telegram(
     """What upsert_from_telegram stores, in one INSERT .. ON CONFLICT DO UPDATE round trip,
     for callers that do not need the Patient row (/start on every visit)."""
     insert = pg_insert if session.bind.dialect.name == "postgresql" else sqlite_insert
-    fresh = {"chat_id": chat_id, "first_name": (first_name or "")[:255] or None,
-             "language_code": (language_code or "")[:16] or None, "last_seen_at": now,
-             "unreachable": False}  # a patient who writes to us again has unblocked the bot
+    fresh = {**_told(chat_id, first_name, language_code), "last_seen_at": now}
     stmt = insert(Patient).values(telegram_user_id=user_id, created_at=now, **fresh)
     await session.execute(stmt.on_conflict_do_update(index_elements=["telegram_user_id"],
                                                      set_=fresh))

@@ -1,10 +1,11 @@
 """PTB's networking backend on aiohttp instead of httpx.
 
 Measured here against the loopback fake Bot API (`benchmarks/updates_bench.py` runs an echo bot
-on each): the echo bot needs about 40 % of the CPU per update on this transport that it needs on
-`HTTPXRequest`, and that CPU is most of what a reminder send or a menu press costs. PTB supports other
-backends through `BaseRequest`; the PTB team's own take is `ptbcontrib.aiohttp_request`, which is
-not on PyPI, so this is ours, with the timeouts mapped to their meaning rather than dropped.
+on each): the echo bot needs about 40 % of the CPU per update on this transport that it needs
+on `HTTPXRequest`, and that CPU is most of what a reminder send or a menu press costs. PTB
+supports other backends through `BaseRequest`; the PTB team's own take is
+`ptbcontrib.aiohttp_request`, which is not on PyPI, so this is ours, with the timeouts mapped to
+their meaning rather than dropped.
 
 Timeouts (seconds, None = no limit), as PTB passes them:
   connect -> aiohttp sock_connect; pool + connect -> aiohttp connect (waiting for a free
