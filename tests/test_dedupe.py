@@ -9,7 +9,7 @@ from sqlalchemy import func, select
 
 from bot.db import processed_updates
 from bot.db.engine import Database
-from bot.db.migrate import alembic_config, upgrade
+from bot.db.migrate import downgrade, upgrade
 from bot.db.processed_updates import ProcessedUpdate
 from tests.fake_bot_api import FakeBotAPI
 from tests.harness import BotRunner, TgUser
@@ -19,45 +19,29 @@ from tests.test_webhook import text_update, webhook_settings
 T0 = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
 
 
-async def test_claim_is_insert_or_ignore_and_prune_keeps_recent_rows(db_url: str):
-    db = Database(db_url)
-    try:
-        await upgrade(db)
-        assert await processed_updates.claim(db, 1, T0) is True
-        assert await processed_updates.claim(db, 1, T0) is False
-        assert await processed_updates.claim(db, 2, T0 + timedelta(hours=47)) is True
-        assert await processed_updates.claim(db, 2**40, T0) is True  # ids are 64-bit
-        removed = await processed_updates.prune(db, T0 + timedelta(hours=48, seconds=1))
-        assert removed == 2  # ids 1 and 2**40; id 2 is younger than 48 h
-        async with db.session() as session:
-            left = (await session.scalars(select(ProcessedUpdate.update_id))).all()
-        assert left == [2]
-        # A pruned id may come back (Telegram restarts ids after a week of silence): processed.
-        assert await processed_updates.claim(db, 1, T0 + timedelta(days=8)) is True
-    finally:
-        await db.dispose()
+async def test_claim_is_insert_or_ignore_and_prune_keeps_recent_rows(migrated_db: Database):
+    db = migrated_db
+    assert await processed_updates.claim(db, 1, T0) is True
+    assert await processed_updates.claim(db, 1, T0) is False
+    assert await processed_updates.claim(db, 2, T0 + timedelta(hours=47)) is True
+    assert await processed_updates.claim(db, 2**40, T0) is True  # ids are 64-bit
+    removed = await processed_updates.prune(db, T0 + timedelta(hours=48, seconds=1))
+    assert removed == 2  # ids 1 and 2**40; id 2 is younger than 48 h
+    async with db.session() as session:
+        left = (await session.scalars(select(ProcessedUpdate.update_id))).all()
+    assert left == [2]
+    # A pruned id may come back (Telegram restarts ids after a week of silence): processed.
+    assert await processed_updates.claim(db, 1, T0 + timedelta(days=8)) is True
 
 
-async def test_migration_downgrades_and_upgrades_cleanly(db_url: str):
-    from alembic import command
-
-    db = Database(db_url)
-    try:
-        await upgrade(db)
-
-        def _down(conn):
-            cfg = alembic_config(db_url)
-            cfg.attributes["connection"] = conn
-            command.downgrade(cfg, "0001")
-
-        async with db.engine.begin() as conn:
-            await conn.run_sync(_down)
-            tables = await conn.run_sync(lambda c: c.dialect.get_table_names(c))
-        assert "processed_updates" not in tables and "patients" in tables
-        await upgrade(db)
-        assert await processed_updates.claim(db, 5, T0) is True
-    finally:
-        await db.dispose()
+async def test_migration_downgrades_and_upgrades_cleanly(migrated_db: Database):
+    db = migrated_db
+    await downgrade(db, "0001")
+    async with db.engine.connect() as conn:
+        tables = await conn.run_sync(lambda c: c.dialect.get_table_names(c))
+    assert "processed_updates" not in tables and "patients" in tables
+    await upgrade(db)
+    assert await processed_updates.claim(db, 5, T0) is True
 
 
 async def test_duplicate_webhook_delivery_is_answered_once(fake: FakeBotAPI, db_url: str):

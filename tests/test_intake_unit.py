@@ -289,17 +289,9 @@ async def test_migration_and_flow_on_postgresql(migrated_pg_db):
             "select count(*) from pg_indexes where indexname = 'uq_intakes_active_patient'"
             " and schemaname = current_schema()"))
     assert kinds == 1
-    from bot.db.migrate import alembic_config
+    from bot.db.migrate import downgrade
 
-    def _down(sync_conn):  # noqa: ANN001, ANN202
-        from alembic import command
-
-        cfg = alembic_config(db.url)
-        cfg.attributes["connection"] = sync_conn
-        command.downgrade(cfg, "0001")
-
-    async with db.engine.begin() as c:
-        await c.run_sync(_down)
+    await downgrade(db, "0001")
 
 
 def test_without_keys_or_file_the_intake_is_disabled_not_unencrypted(tmp_path, fake, db_url):

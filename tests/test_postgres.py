@@ -14,7 +14,7 @@ from sqlalchemy import func, select, text
 
 from bot.db import processed_updates
 from bot.db.engine import Database
-from bot.db.migrate import alembic_config, upgrade
+from bot.db.migrate import alembic_config, downgrade, upgrade
 from bot.db.models import Patient
 from bot.db.processed_updates import ProcessedUpdate
 from tests.conftest import make_settings
@@ -28,8 +28,6 @@ pytestmark = pytest.mark.postgres
 
 
 async def test_migrations_up_down_up_on_postgresql(pg_url: str):
-    from alembic import command
-
     db = Database(pg_url)
     try:
         await upgrade(db)
@@ -45,13 +43,8 @@ async def test_migrations_up_down_up_on_postgresql(pg_url: str):
 
         assert version == ScriptDirectory.from_config(alembic_config(pg_url)).get_current_head()
 
-        def _down(conn):
-            cfg = alembic_config(pg_url)
-            cfg.attributes["connection"] = conn
-            command.downgrade(cfg, "base")
-
-        async with db.engine.begin() as conn:
-            await conn.run_sync(_down)
+        await downgrade(db, "base")
+        async with db.engine.connect() as conn:
             tables = await conn.run_sync(lambda c: c.dialect.get_table_names(c))
         assert set(tables) <= {"alembic_version"}
         await upgrade(db)

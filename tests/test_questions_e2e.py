@@ -12,7 +12,6 @@ from bot import patients, telegram_html
 from bot import questions as repo
 from bot.crypto import CryptoBox, new_key
 from bot.db import Database
-from bot.db.migrate import upgrade
 from bot.db.qa_models import Question, StaffReplyTarget
 from bot.qa import Result
 from tests.harness import BotRunner, TgUser
@@ -189,30 +188,16 @@ async def test_red_flag_without_reachable_staff_does_not_claim_they_were_told(fa
     assert "staff" not in shown[0].text
 
 
-async def test_migration_creates_and_drops_the_question_tables(db_url):
-    from alembic import command
+async def test_migration_creates_and_drops_the_question_tables(migrated_db):
+    from bot.db.migrate import downgrade
 
-    from bot.db.migrate import alembic_config
-
-    db = Database(db_url)
-    try:
-        await upgrade(db)
-        async with db.engine.connect() as conn:
-            tables = await conn.run_sync(lambda c: inspect(c).get_table_names())
-        assert {"questions", "staff_reply_targets"} <= set(tables)
-
-        def down(conn):
-            cfg = alembic_config(db_url)
-            cfg.attributes["connection"] = conn
-            command.downgrade(cfg, "0001")
-
-        async with db.engine.begin() as conn:
-            await conn.run_sync(down)
-        async with db.engine.connect() as conn:
-            tables = await conn.run_sync(lambda c: inspect(c).get_table_names())
-        assert "questions" not in tables and "patients" in tables
-    finally:
-        await db.dispose()
+    async with migrated_db.engine.connect() as conn:
+        tables = await conn.run_sync(lambda c: inspect(c).get_table_names())
+    assert {"questions", "staff_reply_targets"} <= set(tables)
+    await downgrade(migrated_db, "0001")
+    async with migrated_db.engine.connect() as conn:
+        tables = await conn.run_sync(lambda c: inspect(c).get_table_names())
+    assert "questions" not in tables and "patients" in tables
 
 
 @pytest.mark.postgres
@@ -234,23 +219,19 @@ async def test_migration_and_handoff_repository_on_postgresql(migrated_pg_db):
         assert target is not None and target.question_id == question.id
 
 
-async def test_reply_target_expires_and_belongs_to_one_chat(db_url):
-    db = Database(db_url)
-    try:
-        await upgrade(db)
-        now = datetime(2026, 5, 1, 9, tzinfo=UTC)
-        window = timedelta(minutes=30)
-        async with db.session() as session:
-            patient = await patients.upsert_from_telegram(
-                session, user_id=7, chat_id=7, first_name="P", language_code=None, now=now)
-            question = await repo.record(session, patient, "prices?", Result("unknown"), now, BOX)
-            await repo.start_reply(session, 42, question.id, 42, now)
-        async with db.session() as session:
-            assert await repo.reply_target(session, 42, -100, now, window) is None  # other chat
-            assert await repo.reply_target(session, 42, 42, now + window, window) is not None
-            assert await repo.reply_target(session, 42, 42, now + window + timedelta(seconds=1),
-                                           window) is None
-        async with db.session() as session:  # the expired target was removed
-            assert await session.get(StaffReplyTarget, 42) is None
-    finally:
-        await db.dispose()
+async def test_reply_target_expires_and_belongs_to_one_chat(migrated_db):
+    db = migrated_db
+    now = datetime(2026, 5, 1, 9, tzinfo=UTC)
+    window = timedelta(minutes=30)
+    async with db.session() as session:
+        patient = await patients.upsert_from_telegram(
+            session, user_id=7, chat_id=7, first_name="P", language_code=None, now=now)
+        question = await repo.record(session, patient, "prices?", Result("unknown"), now, BOX)
+        await repo.start_reply(session, 42, question.id, 42, now)
+    async with db.session() as session:
+        assert await repo.reply_target(session, 42, -100, now, window) is None  # other chat
+        assert await repo.reply_target(session, 42, 42, now + window, window) is not None
+        assert await repo.reply_target(session, 42, 42, now + window + timedelta(seconds=1),
+                                       window) is None
+    async with db.session() as session:  # the expired target was removed
+        assert await session.get(StaffReplyTarget, 42) is None

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 from alembic import command
@@ -25,11 +26,21 @@ def alembic_config(url: str) -> Config:
 
 
 async def upgrade(db: Database, revision: str = "head") -> None:
+    await _migrate(db, command.upgrade, revision)
+
+
+async def downgrade(db: Database, revision: str) -> None:
+    """Back to `revision` ("base": no tables): a rollback, and how the tests check that every
+    migration can be undone."""
+    await _migrate(db, command.downgrade, revision)
+
+
+async def _migrate(db: Database, step: Callable[[Config, str], None], revision: str) -> None:
     cfg = alembic_config(db.url)
 
     def _run(conn: Connection) -> None:
         cfg.attributes["connection"] = conn
-        command.upgrade(cfg, revision)
+        step(cfg, revision)
 
     async with db.engine.begin() as conn:
         if conn.dialect.name == "postgresql":
