@@ -123,3 +123,16 @@ async def test_a_message_soon_after_the_last_writes_nothing_to_the_patient(db):
             assert bool(writes) == (expected != t0)  # within 5 minutes: no write at all
     finally:
         event.remove(db.engine.sync_engine, "before_cursor_execute", spy)
+
+
+async def test_every_sqlite_connection_waits_for_writers_and_enforces_foreign_keys(db):
+    """The pragmas each new connection gets: WAL (the dispatcher reads while a handler writes),
+    a busy timeout long enough for a queue of writers under load, and foreign keys on."""
+    from bot.db.engine import SQLITE_BUSY_TIMEOUT_MS
+
+    async with db.session() as session:
+        mode = await session.scalar(text("PRAGMA journal_mode"))
+        busy = await session.scalar(text("PRAGMA busy_timeout"))
+        keys = await session.scalar(text("PRAGMA foreign_keys"))
+    assert (mode, busy, keys) == ("wal", SQLITE_BUSY_TIMEOUT_MS, 1)
+    assert SQLITE_BUSY_TIMEOUT_MS >= 20_000
