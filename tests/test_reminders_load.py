@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 from datetime import UTC, datetime, timedelta
+
+from sqlalchemy import func, select
 
 from bot.clock import FixedClock
 from bot.db.appointment_models import Appointment, Reminder
@@ -14,6 +17,12 @@ from tests.harness import BotRunner
 from tests.reminder_support import db, dispatch, reminders
 
 N = 1000
+
+
+async def sent_count(runner) -> int:
+    async with db(runner).session() as session:
+        return await session.scalar(select(func.count()).select_from(Reminder)
+                                    .where(Reminder.status == "sent"))
 
 
 async def test_thousand_due_at_once_without_a_single_429(db_url):
@@ -41,12 +50,13 @@ async def test_thousand_due_at_once_without_a_single_429(db_url):
                                      status="pending", attempts=0, outcome_unknown=False,
                                      created_at=now)
                             for i in range(N))
-        started = time.monotonic()
-        stats = await dispatch(runner, clock)
-        elapsed = time.monotonic() - started
-        while stats.sent < N and elapsed < 60:  # a round left by the periodic job, if any
-            stats.add(await dispatch(runner, clock))
-            elapsed = time.monotonic() - started
+        # The app's periodic dispatcher job may hold the run lock and send some (or all) of
+        # them: count what the outbox says was sent, not what this call's stats say.
+        deadline = time.monotonic() + 120
+        await dispatch(runner, clock)
+        while await sent_count(runner) < N and time.monotonic() < deadline:
+            await asyncio.sleep(0.1)
+            await dispatch(runner, clock)
         rows = await reminders(runner, kind="same_day")
         assert [r.status for r in rows].count("sent") == N
         assert fake.too_many_requests == 0
@@ -54,7 +64,9 @@ async def test_thousand_due_at_once_without_a_single_429(db_url):
         assert len(sends) == N
         # The fake's own window check, recomputed: never 30 sends within one second.
         assert all(sends[i + 30] - sends[i] >= 1.0 for i in range(len(sends) - 30))
-        assert elapsed < 45, f"took {elapsed:.1f}s"  # about N / 28 per second
+        # Paced near the limit, not throttled far below it: about N / 28 per second.
+        span = sends[-1] - sends[0]
+        assert span < 45, f"{N} sends took {span:.1f}s"
     finally:
         await runner.stop()
         await fake.stop()
