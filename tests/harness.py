@@ -36,10 +36,12 @@ class TrackingApplication(Application):
 
 
 class BotRunner:
-    def __init__(self, fake: FakeBotAPI, settings: Settings, clock: Clock | None = None) -> None:
+    def __init__(self, fake: FakeBotAPI, settings: Settings, clock: Clock | None = None, *,
+                 periodic_dispatch: bool = True) -> None:
         self.fake = fake
         self.settings = settings
         self.clock = clock
+        self.periodic_dispatch = periodic_dispatch
         self.app: Application | None = None
         self._done: dict[int, asyncio.Future[None]] = {}
 
@@ -53,6 +55,9 @@ class BotRunner:
         assert app.updater is not None
         await app.updater.start_polling(poll_interval=0.0, timeout=2, allowed_updates=Update.ALL_TYPES)
         await app.start()
+        if not self.periodic_dispatch:
+            for job in app.job_queue.get_jobs_by_name("reminder-dispatcher"):
+                job.enabled = False
         self.app = app
         return app
 
