@@ -13,6 +13,8 @@ claims in fixed batches, so its memory does not grow with the number of stored r
   python benchmarks/reminders_bench.py --appointments 20000 --dispatch 2000
   python benchmarks/reminders_bench.py --appointments 5000 --dispatch 900 --rate-limited
   python benchmarks/reminders_bench.py --database postgresql+asyncpg://postgres@127.0.0.1:5432/bench
+  python benchmarks/reminders_bench.py --appointments 5000 --dispatch 900 --rate-limited \
+      --instances 2 --database postgresql+asyncpg://postgres@127.0.0.1:5432/bench
 """
 
 from __future__ import annotations
@@ -37,7 +39,7 @@ from bot.db.appointment_models import Appointment, Reminder  # noqa: E402
 from bot.db.engine import Database  # noqa: E402
 from bot.db.migrate import upgrade  # noqa: E402
 from bot.db.models import Patient  # noqa: E402
-from bot.reminders.dispatcher import Dispatcher  # noqa: E402
+from bot.reminders.dispatcher import Dispatcher, DispatchStats  # noqa: E402
 from bot.reminders.planner import AppointmentFacts, QuietHours, plan_appointment  # noqa: E402
 from bot.reminders.plans import load_reminder_content  # noqa: E402
 from bot.transport import AiohttpRequest  # noqa: E402
@@ -126,14 +128,34 @@ async def main(args: argparse.Namespace) -> None:
         await session.execute(update(Reminder).where(
             Reminder.kind == "confirmation", Reminder.appointment_id > args.dispatch)
             .values(status="sent", sent_at=now))
-    bot = Bot(TOKEN, base_url=fake.base_url, request=AiohttpRequest())  # as the application
-    await bot.initialize()
-    dispatcher = Dispatcher(db, bot, content, settings, rate_limit=args.rate_limited)
+    # One instance, or several (each its own engine and bot, as separate processes would be)
+    # sharing the database: on PostgreSQL one of them dispatches at a time.
+    dbs = [db] + [Database(url) for _ in range(args.instances - 1)]
+    bots = [Bot(TOKEN, base_url=fake.base_url, request=AiohttpRequest())  # as the application
+            for _ in dbs]
+    for bot in bots:
+        await bot.initialize()
+    dispatchers = [Dispatcher(d, b, content, settings, rate_limit=args.rate_limited)
+                   for d, b in zip(dbs, bots, strict=True)]
     before = peak_mib()
+    stats = DispatchStats()
+
+    async def instance(dispatcher: Dispatcher) -> None:
+        at = now
+        while True:
+            got = await dispatcher.run(at)
+            stats.add(got)
+            if stats.sent >= args.dispatch:
+                return
+            if got.elsewhere:
+                await asyncio.sleep(0.2)  # another instance is dispatching: try again shortly
+            elif got.rate_limited:
+                at += timedelta(seconds=60)  # 429s: their retry is due
+            elif args.instances == 1:
+                return
+
     started, cpu = time.perf_counter(), time.process_time()
-    stats = await dispatcher.run(now)
-    while args.rate_limited and stats.sent < args.dispatch and stats.rate_limited:
-        stats.add(await dispatcher.run(now + timedelta(seconds=60)))  # 429s: their retry is due
+    await asyncio.gather(*(instance(d) for d in dispatchers))
     elapsed, cpu = time.perf_counter() - started, time.process_time() - cpu
     sent = stats.sent
     assert sent == args.dispatch, stats
@@ -146,10 +168,11 @@ async def main(args: argparse.Namespace) -> None:
     assert recorded == args.dispatch and claimed == 0, (recorded, claimed)
     if args.rate_limited:
         rate = sent / elapsed
-        print(f"dispatch, rate limiter ON: {sent:,} reminders in {elapsed:6.2f} s = {rate:5.2f} "
-              f"messages/s sustained ({rate / 30:.1%} of Telegram's 30/s; the engine paces at "
-              f"{content.engine.max_per_second:g}/s); 429s answered by the fake (30/s enforced): "
-              f"{stats.rate_limited}")
+        together = f", {args.instances} instances together" if args.instances > 1 else ""
+        print(f"dispatch, rate limiter ON{together}: {sent:,} reminders in {elapsed:6.2f} s = "
+              f"{rate:5.2f} messages/s sustained ({rate / 30:.1%} of Telegram's 30/s; the engine "
+              f"paces at {content.engine.max_per_second:g}/s); 429s answered by the fake "
+              f"(30/s enforced): {stats.rate_limited}")
     mode = "rate limit ON, fake enforcing 30/s" if args.rate_limited else "rate limit off"
     print(f"dispatch:           {sent:>7,} reminders    in {elapsed:6.2f} s = "
           f"{sent / elapsed:>9,.0f} reminders/s (fake Bot API in its own process, {mode})")
@@ -157,8 +180,10 @@ async def main(args: argparse.Namespace) -> None:
           f"reminders per CPU second (claim, render, PTB request, record)")
     print(f"  peak memory: {before:,.0f} MiB before dispatch, {peak_mib():,.0f} MiB after "
           f"({rows - args.dispatch:,} future reminders stored)")
-    await bot.shutdown()
-    await db.dispose()
+    for bot in bots:
+        await bot.shutdown()
+    for d in dbs:
+        await d.dispose()
     server.terminate()
     await server.wait()
     tmp.cleanup()
@@ -173,4 +198,10 @@ if __name__ == "__main__":
                         help="dispatcher pacing on, fake enforcing Telegram's 30 messages/s "
                              "(use with e.g. --dispatch 900: it runs at about 27/s)")
     parser.add_argument("--database", help="an existing database URL (default: a temp SQLite file)")
-    asyncio.run(main(parser.parse_args()))
+    parser.add_argument("--instances", type=int, default=1,
+                        help="dispatchers sharing the database, as separate instances would "
+                             "(PostgreSQL only: SQLite serves one process)")
+    parsed = parser.parse_args()
+    if parsed.instances > 1 and not (parsed.database or "").startswith("postgresql"):
+        parser.error("--instances above 1 needs --database postgresql+asyncpg://...")
+    asyncio.run(main(parsed))

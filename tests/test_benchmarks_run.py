@@ -39,6 +39,15 @@ def test_reminders_bench_runs_and_records_every_outcome():
     assert "dispatch:                50 reminders" in out
 
 
+@pytest.mark.postgres
+def test_two_rate_limited_instances_together_stay_under_telegrams_limit(pg_url):
+    out = _run("reminders_bench.py", "--appointments", "200", "--dispatch", "120",
+               "--rate-limited", "--instances", "2", "--database", pg_url)
+    line = next(x for x in out.splitlines() if x.startswith("dispatch, rate limiter ON"))
+    assert "2 instances together: 120 reminders" in line
+    assert line.endswith("(30/s enforced): 0"), line  # not one 429
+
+
 @pytest.mark.parametrize(("script", "args", "expected"), [
     ("scale_bench.py", ("--steps", "200,400"), "mark claimed"),
     ("qa_bench.py", ("--rounds", "1"), "latency ms over"),

@@ -5,9 +5,14 @@ JobQueue job calls it with the service clock. All state lives in the database: a
 pending -> sending (claimed) -> sent | failed | dead | expired | cancelled. A row left in
 'sending' by a crash is put back to pending with outcome_unknown set once its lease runs out.
 
-Claiming: `SELECT ... FOR UPDATE SKIP LOCKED` on PostgreSQL (several instances share the work),
-then a guarded `UPDATE ... WHERE status='pending' RETURNING id` (the only guard SQLite needs,
-where one dispatcher process runs).
+One run at a time across instances: on PostgreSQL a run holds an advisory lock
+(`bot/db/exclusive.py`); an instance that finds it taken skips its run. Telegram's limits (~30/s,
+~1/s per chat) are the bot's, so two instances pacing each for itself would break them; the
+lock is freed with its connection, so a killed instance's work is taken up at the next tick.
+
+Claiming: `SELECT ... FOR UPDATE SKIP LOCKED` on PostgreSQL (so two runs never share a row, even
+if the lock was lost mid-run), then a guarded `UPDATE ... WHERE status='pending' RETURNING id`
+(the only guard SQLite needs, where one dispatcher process runs).
 
 Recording: each outcome is committed right after its send (inside the concurrency slot), so a
 crash (SIGKILL) leaves at most `concurrency` sends unrecorded; those rows come back as
@@ -28,6 +33,7 @@ PTB's AIORateLimiter.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import logging
 import random
@@ -48,6 +54,7 @@ from bot.config import Settings
 from bot.db.appointment_models import Appointment, Reminder
 from bot.db.engine import Database
 from bot.db.errors import is_db_unavailable
+from bot.db.exclusive import Holding, alone
 from bot.db.group_commit import GroupCommit
 from bot.db.models import Patient
 from bot.db.preference_models import Broadcast, PatientPreference
@@ -61,6 +68,7 @@ log = logging.getLogger(__name__)
 
 BEFORE_KINDS = {"confirmation", "preparation", "same_day", "push_before"}
 Notify = Callable[[str], Awaitable[None]]
+RUN_LOCK = "reminder-dispatcher"
 FRESH_CLAIM_SECONDS = 0.5  # claims younger than this are sent without re-reading the row
 
 
@@ -78,6 +86,7 @@ class DispatchStats:
     deferred: int = 0
     opted_out: int = 0
     replanned: int = 0
+    elsewhere: int = 0  # runs skipped: another instance was dispatching
 
     def add(self, other: DispatchStats) -> None:
         for name in self.__dataclass_fields__:
@@ -131,8 +140,11 @@ class Dispatcher:
     def __init__(self, db: Database, bot: Bot, content: ReminderContent, settings: Settings, *,
                  notify_staff: Notify | None = None, rate_limit: bool = True,
                  monotonic: Callable[[], float] = time.monotonic,
-                 rng: Callable[[], float] = random.random) -> None:
+                 rng: Callable[[], float] = random.random, exclusive: bool = True) -> None:
         self.db, self.bot, self.content, self.settings = db, bot, content, settings
+        # One run at a time across instances: Telegram's limits are the bot's, not the
+        # instance's. False only where a test needs two runs at once to prove the claim.
+        self.exclusive = exclusive
         self.engine = content.engine
         self.quiet = QuietHours(settings.quiet_hours_start, settings.quiet_hours_end, settings.tz)
         self.notify_staff = notify_staff
@@ -151,15 +163,19 @@ class Dispatcher:
     async def run(self, now: datetime, *, max_rounds: int = 10_000,
                   clock: Clock | None = None) -> DispatchStats:
         """Send everything due at `now` (in rounds of batch_size). Safe to call concurrently
-        (serialised in-process; other processes are kept apart by the claim).
+        (serialised in-process; in other instances a run is skipped while this one holds the
+        run lock, and the claim keeps runs apart should the lock be lost).
 
         With a clock, `now` is read again once the lock is held and at every round: a run that
         waited or lasts long must not judge expiry, quiet hours or claim leases by a stale time.
         """
-        async with self._lock:
+        async with self._lock, self._alone() as holding:
+            stats = DispatchStats()
+            if holding is None:
+                stats.elsewhere = 1
+                return stats
             if clock is not None:
                 now = clock.now()
-            stats = DispatchStats()
             await self._flush_unrecorded(stats)
             if not self._recovered_at_start:
                 self._recovered_at_start = True
@@ -169,6 +185,8 @@ class Dispatcher:
             for _ in range(max_rounds):
                 if clock is not None:
                     now = clock.now()
+                if not await holding.still_held():
+                    break  # another instance may be dispatching now: two would pace apart
                 jobs = await self._claim(now, stats)
                 if not jobs:
                     if self._skipped_in_claim:
@@ -178,6 +196,11 @@ class Dispatcher:
                 if paused:
                     break
             return stats
+
+    def _alone(self):
+        if not self.exclusive:
+            return contextlib.nullcontext(Holding(None))
+        return alone(self.db, RUN_LOCK)
 
     async def recover_interrupted(self, now: datetime) -> int:
         """At start with a single dispatcher (SQLite): any 'sending' row was interrupted."""
