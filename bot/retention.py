@@ -42,9 +42,14 @@ async def purge(session: AsyncSession, now: datetime, months: int) -> dict[int, 
     purged: dict[int, int] = {}
     if not rows:
         return purged
-    ids = [r.id for r in rows]
+    # Count what this transaction deleted, not what it selected: two instances' jobs can select
+    # the same rows, and the second's DELETE then finds them gone (no second audit row).
+    rows = (await session.execute(
+        delete(Intake).where(Intake.id.in_([r.id for r in rows]))
+        .returning(Intake.id, Intake.patient_id, Intake.consent_id))).all()
+    if not rows:
+        return purged
     consent_ids = {r.consent_id for r in rows}
-    await session.execute(delete(Intake).where(Intake.id.in_(ids)))
     still_used = set((await session.scalars(select(Intake.consent_id).where(
         Intake.consent_id.in_(consent_ids)))).all())
     unused = consent_ids - still_used

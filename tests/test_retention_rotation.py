@@ -149,3 +149,53 @@ async def test_migrations_at_head_match_the_models(tmp_path):
 
     assert diff == []
     assert version == ScriptDirectory.from_config(alembic_config("sqlite://")).get_current_head()
+
+
+@pytest.mark.postgres
+async def test_two_instances_purging_at_once_audit_each_questionnaire_once(migrated_pg_db):
+    """Both instances' daily jobs fire at 03:30: the second selects the same rows, waits on the
+    first's DELETE, then deletes nothing, and must not audit a purge it did not do."""
+    import asyncio
+
+    from sqlalchemy import func, text
+
+    from bot.db.intake_models import Intake, IntakeConsent
+    from bot.db.models import Patient
+    from bot.db.privacy_models import AuditEvent
+    from bot.retention import purge
+
+    db = migrated_pg_db
+    old = NOW - timedelta(days=3 * 365)
+    async with db.session() as session:
+        session.add_all(Patient(id=i, telegram_user_id=50_000 + i, chat_id=50_000 + i,
+                                created_at=old, last_seen_at=old) for i in (1, 2, 3))
+        await session.flush()
+        session.add_all(IntakeConsent(id=i, patient_id=i, version="v1", text_sha256="0" * 64,
+                                      agreed_at=old) for i in (1, 2, 3))
+        await session.flush()
+        session.add_all(Intake(id=i, patient_id=i, consent_id=i, status="submitted",
+                               stage="review", data=b"x", created_at=old, updated_at=old)
+                        for i in (1, 2, 3))
+
+    async def second_instance() -> dict[int, int]:
+        async with db.session() as session:
+            return await purge(session, NOW, 24)
+
+    async with db.session() as session:
+        first = await purge(session, NOW, 24)
+        second = asyncio.create_task(second_instance())
+        async with db.engine.connect() as conn:  # until the second waits on the first's rows
+            for _ in range(500):
+                if await conn.scalar(text(
+                        "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
+                        "AND wait_event_type = 'Lock'")):
+                    break
+                await asyncio.sleep(0.01)
+            else:
+                pytest.fail("the second purge never waited on the first")
+    assert first == {1: 1, 2: 1, 3: 1}
+    assert await second == {}
+    async with db.session() as session:
+        audited = await session.scalar(select(func.count()).select_from(AuditEvent)
+                                       .where(AuditEvent.action == "retention_purge"))
+        assert audited == 3
