@@ -34,7 +34,7 @@ from bot.reminders.plans import ReminderContent, content_from_messages
 from bot.reminders.render import appointment_buttons, when, when_plain
 from bot.services import Services
 from bot.staff import notification_chats
-from handlers.common import send_screen, services, show_screen
+from handlers.common import answer_press, send_screen, services, show_screen
 
 log = logging.getLogger(__name__)
 PRIVATE = filters.ChatType.PRIVATE
@@ -269,7 +269,7 @@ async def push_confirm(update: Update, context: ContextTypes.DEFAULT_TYPE) -> No
         return
     texts = rc(context).texts
     appt_id = int(query.data.split(":")[1])
-    await query.answer()
+    await answer_press(update)
     ok = await _queue_push(context, appt_id)
     key = "staff_pushed" if ok else "staff_no_appointment"
     await show_screen(update, context, Screen(texts.get(key, id=appt_id)))
@@ -286,7 +286,7 @@ async def upcoming_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -
 async def upcoming_button(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     if not await staff_guard(update, context):
         return
-    await update.callback_query.answer()
+    await answer_press(update)
     svc = services(context)
     await show_screen(update, context, Screen(await upcoming_text(context, None), [[
         (svc.messages.get("button_staff_back"), "staff:menu")]]))
@@ -350,9 +350,7 @@ async def my_appointments(update: Update, context: ContextTypes.DEFAULT_TYPE) ->
     svc, texts = services(context), rc(context).texts
     now, tz = svc.clock.now(), svc.settings.tz
     user = update.effective_user
-    query = update.callback_query
-    if query is not None:
-        await query.answer()
+    await answer_press(update)
     async with svc.db.session() as session:
         appts = (await session.execute(
             select(Appointment).join(Patient, Patient.id == Appointment.patient_id)
@@ -385,14 +383,14 @@ async def appointment_button(update: Update, context: ContextTypes.DEFAULT_TYPE)
     texts, now, tz = content.texts, svc.clock.now(), svc.settings.tz
     match = re.fullmatch(r"ap:(c|r|x|xx|k|i):(\d{1,12})", query.data or "")
     if match is None:
-        await query.answer()
+        await answer_press(update)
         return
     action, appt_id = match.group(1), int(match.group(2))
     staff_note: str | None = None
     async with svc.db.session() as session:
         appt = await _own_appointment(update, context, appt_id, session)
         if appt is None or not appt.active or (action != "i" and appt.starts_at <= now):
-            await query.answer()
+            await answer_press(update)
             await show_screen(update, context, Screen(texts.get("appointment_gone"),
                                                       _nav_rows(context)))
             return
@@ -416,10 +414,10 @@ async def appointment_button(update: Update, context: ContextTypes.DEFAULT_TYPE)
         elif action == "k":
             screen = Screen(texts.get("cancel_kept", when=w), _nav_rows(context))
         else:
-            await query.answer()
+            await answer_press(update)
             await _send_calendar(update, context, appt)
             return
-    await query.answer()
+    await answer_press(update)
     await show_screen(update, context, screen)
     if staff_note:
         await tell_staff(context, staff_note)
@@ -448,7 +446,7 @@ async def checkin_button(update: Update, context: ContextTypes.DEFAULT_TYPE) -> 
     query = update.callback_query
     svc, texts = services(context), rc(context).texts
     match = re.fullmatch(r"ck:(ok|cn):(\d{1,12})", query.data or "")
-    await query.answer()
+    await answer_press(update)
     if match is None:
         return
     async with svc.db.session() as session:
@@ -469,7 +467,7 @@ async def next_session_button(update: Update, context: ContextTypes.DEFAULT_TYPE
     query = update.callback_query
     svc, texts = services(context), rc(context).texts
     match = re.fullmatch(r"nx:(\d{1,12})", query.data or "")
-    await query.answer()
+    await answer_press(update)
     if match is None:
         return
     async with svc.db.session() as session:

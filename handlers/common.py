@@ -38,14 +38,16 @@ def keyboard(screen: Screen) -> InlineKeyboardMarkup | None:
     return markup
 
 
-async def answer_press(update: Update, text: str | None = None) -> None:
+async def answer_press(update: Update, text: str | None = None, *,
+                       show_alert: bool | None = None) -> None:
     """Stop the button's spinner. Best effort: a press Telegram no longer lets us answer ("query
-    is too old" after a backlog) or a timeout must not fail the screen the patient waits for."""
+    is too old" after a backlog or a restart) or a timeout must not fail the action pressed for,
+    nor the screen the patient waits for."""
     query = update.callback_query
     if query is None:
         return
     try:
-        await query.answer(text)
+        await query.answer(text, show_alert=show_alert)
     except TelegramError as exc:
         log.info("press of update %s not answered (%s)", update.update_id, type(exc).__name__)
 

@@ -7,7 +7,7 @@ from telegram.ext import ContextTypes
 
 from bot import audit
 from bot.staff import is_staff
-from handlers.common import services
+from handlers.common import answer_press, services
 
 
 async def require_staff(update: Update, context: ContextTypes.DEFAULT_TYPE, action: str) -> bool:
@@ -21,7 +21,7 @@ async def require_staff(update: Update, context: ContextTypes.DEFAULT_TYPE, acti
                            actor_user_id=user.id if user else None, subject=action[:64])
     text = svc.messages.get("staff_only")
     if update.callback_query is not None:
-        await update.callback_query.answer(text, show_alert=True)
+        await answer_press(update, text, show_alert=True)
     elif update.effective_chat is not None:
         await context.bot.send_message(update.effective_chat.id, text)
     return False

@@ -25,7 +25,7 @@ from bot.menu import Screen
 from bot.reminders.render import local_date
 from bot.services import Services
 from bot.staff import is_staff
-from handlers.common import send_screen, services, show_screen
+from handlers.common import answer_press, send_screen, services, show_screen
 from handlers.common_staff import require_staff
 
 log = logging.getLogger(__name__)
@@ -119,7 +119,7 @@ async def retry_button(update: Update, context: ContextTypes.DEFAULT_TYPE) -> No
     query = update.callback_query
     if not await require_staff(update, context, (query.data or "rt")[:64]):
         return
-    await query.answer()
+    await answer_press(update)
     svc = services(context)
     match = re.fullmatch(r"rt:(\d{1,12})", query.data or "")
     if match is None:
@@ -142,7 +142,7 @@ async def console_button(update: Update, context: ContextTypes.DEFAULT_TYPE) -> 
     query = update.callback_query
     if not await require_staff(update, context, (query.data or "staff")[:64]):
         return
-    await query.answer()
+    await answer_press(update)
     svc = services(context)
     if query.data == "staff:today":
         screen = await today_screen(svc, query.from_user.id)
@@ -191,7 +191,7 @@ async def broadcast_button(update: Update, context: ContextTypes.DEFAULT_TYPE) -
     query = update.callback_query
     if not await require_staff(update, context, (query.data or "bc")[:64]):
         return
-    await query.answer()
+    await answer_press(update)
     svc = services(context)
     now, tz, user = svc.clock.now(), svc.settings.tz, query.from_user
     match = re.fullmatch(r"bc:(g|send|no):(\w{1,12})", query.data or "")
@@ -312,10 +312,10 @@ async def settings_button(update: Update, context: ContextTypes.DEFAULT_TYPE) ->
     query = update.callback_query
     svc = services(context)
     if update.effective_chat is None or update.effective_chat.type != "private":
-        await query.answer()
+        await answer_press(update)
         return  # a patient's own settings live only in their private chat with the bot
     if query.data == "pf:open":  # the main menu's button: the screen /settings shows
-        await query.answer()
+        await answer_press(update)
         async with svc.db.session() as session:
             patient = await patients.upsert_from_telegram(
                 session, user_id=query.from_user.id, chat_id=update.effective_chat.id,
@@ -329,7 +329,7 @@ async def settings_button(update: Update, context: ContextTypes.DEFAULT_TYPE) ->
         match.group(2) in preferences.OPTIONAL_KINDS if match.group(1) == "k"
         else match.group(2) in preferences.QUIET_PRESETS)
     if not valid:
-        await query.answer()
+        await answer_press(update)
         return
     now = svc.clock.now()
     async with svc.db.session() as session:
@@ -344,7 +344,7 @@ async def settings_button(update: Update, context: ContextTypes.DEFAULT_TYPE) ->
             prefs = await preferences.toggle_kind(session, patient.id, match.group(2), now)
         else:
             prefs = await preferences.set_quiet(session, patient.id, match.group(2), now)
-    await query.answer(svc.messages.get("settings_saved"))
+    await answer_press(update, svc.messages.get("settings_saved"))
     await show_screen(update, context, settings_screen(svc, prefs))
 
 

@@ -10,7 +10,7 @@ from telegram import Update
 from telegram.ext import Application, CallbackQueryHandler, ContextTypes, MessageHandler, filters
 
 from bot.services import Services
-from handlers.common import send_screen, services, show_screen
+from handlers.common import answer_press, send_screen, services, show_screen
 
 PRIVATE = filters.ChatType.PRIVATE
 
@@ -34,7 +34,7 @@ async def unsupported(update: Update, context: ContextTypes.DEFAULT_TYPE) -> Non
 async def unknown_button(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     svc = services(context)
     assert update.callback_query is not None
-    await update.callback_query.answer()
+    await answer_press(update)
     if update.effective_chat is None or update.effective_chat.type != "private":
         return  # an old button in the staff group: never turn it into the patient menu
     await show_screen(update, context, svc.menu.main(intro=svc.messages.get("stale_button")))

@@ -184,8 +184,7 @@ async def _run(update: Update, context: ContextTypes.DEFAULT_TYPE, kind: str) ->
         if kind in ("typed", "cancel"):
             return False
         log.error("intake unavailable: ENCRYPTION_KEYS or content/intake.yaml missing")
-        if update.callback_query is not None:
-            await update.callback_query.answer()
+        await answer_press(update)
         # Say so plainly, and offer the rest of the bot: nothing is collected without encryption.
         await send_screen(update, context, svc.menu.main(intro=svc.messages.get("intake_unavailable")))
         return True
@@ -235,8 +234,7 @@ async def _run(update: Update, context: ContextTypes.DEFAULT_TYPE, kind: str) ->
                   update.effective_user.id if update.effective_user else None)
         if urgent:  # the questionnaire is out of order, the patient's safety is not
             await escalate_red_flag(update, context)
-        if update.callback_query is not None:
-            await update.callback_query.answer()
+        await answer_press(update)
         await context.bot.send_message(update.effective_chat.id, flow.t("unavailable"))
         return True
     if reply is None:
@@ -260,13 +258,13 @@ async def on_staff_button(update: Update, context: ContextTypes.DEFAULT_TYPE) ->
     if not await require_staff(update, context, "intake_contact"):
         return
     if flow is None:
-        await query.answer()
+        await answer_press(update)
         return
     intake_id = int((query.data or "iks:0").split(":", 1)[1])
     async with svc.db.session() as session:
         text = await flow.staff_contact(session, intake_id, user_id, svc.clock.now())
     log.info("staff %s viewed the contact details of intake %s", user_id, intake_id)
-    await query.answer()
+    await answer_press(update)
     await context.bot.send_message(update.effective_chat.id, text)
 
 
@@ -278,7 +276,7 @@ async def on_staff_console(update: Update, context: ContextTypes.DEFAULT_TYPE) -
         return
     svc = services(context)
     flow = _flow(svc)
-    await query.answer()
+    await answer_press(update)
     if flow is None:
         return
     staff_id = update.effective_user.id

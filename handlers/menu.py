@@ -54,7 +54,7 @@ async def navigate(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     screen = svc.menu.resolve(nav) if nav else None
     if screen is None:
         # Callback data is untrusted: a stale button (content edited) or a forged one.
-        await query.answer()
+        await answer_press(update)
         await show_screen(update, context, svc.menu.main(intro=svc.messages.get("stale_button")))
         return
     # Answer the press and redraw at once: two independent Bot API calls.

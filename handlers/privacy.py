@@ -11,7 +11,7 @@ from bot import patients
 from bot.content import load_yaml
 from bot.menu import Screen
 from bot.services import Services
-from handlers.common import notify_staff, send_screen, services, show_screen
+from handlers.common import answer_press, notify_staff, send_screen, services, show_screen
 
 PRIVATE = filters.ChatType.PRIVATE
 
@@ -45,7 +45,7 @@ async def forget_answer(update: Update, context: ContextTypes.DEFAULT_TYPE) -> N
     svc = services(context)
     query = update.callback_query
     assert query is not None and query.from_user is not None
-    await query.answer()
+    await answer_press(update)
     if query.data != "forget:yes":
         await show_screen(update, context, Screen(svc.messages.get("forget_kept")))
         return

@@ -38,7 +38,7 @@ from bot.privacy import DataSection
 from bot.qa import QAEngine, Result
 from bot.services import Services
 from bot.staff import is_staff
-from handlers.common import notify_staff, send_screen, services, show_screen
+from handlers.common import answer_press, notify_staff, send_screen, services, show_screen
 from handlers.common_staff import require_staff
 from handlers.fallback import unknown_command
 
@@ -190,7 +190,7 @@ async def on_ask(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         question = await repo.of_patient(session, int(match.group(1)), user.id) if match and user \
             else None
         if question is None:
-            await query.answer()
+            await answer_press(update)
             await context.bot.send_message(update.effective_chat.id,
                                            qa.config.text("question_unknown"))
             return
@@ -201,7 +201,7 @@ async def on_ask(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         _, patient = found
         question_id, patient_id = question.id, patient.id
         name, text = patient.first_name or "?", repo.question_text(_crypto(svc), question)
-    await query.answer()
+    await answer_press(update)
     chat_id = update.effective_chat.id
     if not first_time:
         await context.bot.send_message(chat_id, qa.config.text("handoff_already"))
@@ -241,14 +241,14 @@ async def on_reply_button(update: Update, context: ContextTypes.DEFAULT_TYPE) ->
     async with svc.db.session() as session:
         found = await repo.with_patient(session, int(match.group(1))) if match else None
         if found is None:
-            await query.answer()
+            await answer_press(update)
             await context.bot.send_message(chat.id, qa.config.text(
                 "staff_question_not_found", question_id=match.group(1) if match else "?"))
             return
         question, patient = found
         await repo.start_reply(session, user.id, question.id, chat.id, svc.clock.now())
         question_id, name = question.id, patient.first_name or "?"
-    await query.answer()
+    await answer_press(update)
     await send_screen(update, context, Screen(
         qa.config.text("staff_reply_prompt", question_id=question_id, name=name),
         [[(qa.config.text("button_cancel_reply"), "qa:cancel")]]))
@@ -264,7 +264,7 @@ async def on_cancel(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         return
     async with svc.db.session() as session:
         question_id = await repo.clear_reply(session, user.id)
-    await query.answer()
+    await answer_press(update)
     if question_id is not None:
         await context.bot.send_message(
             update.effective_chat.id, qa.config.text("staff_reply_cancelled", question_id=question_id))
@@ -365,7 +365,7 @@ async def on_staff_console(update: Update, context: ContextTypes.DEFAULT_TYPE) -
         return
     svc = services(context)
     qa = _engine(svc)
-    await query.answer()
+    await answer_press(update)
     staff_id, now = update.effective_user.id, svc.clock.now()
     items, rows = [], []
     budget = 3800 - len(qa.config.text("staff_open_title"))  # one message, whole items only

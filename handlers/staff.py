@@ -8,7 +8,7 @@ from telegram.ext import Application, CallbackQueryHandler, CommandHandler, Cont
 from bot.content import load_yaml
 from bot.menu import Screen
 from bot.services import Services
-from handlers.common import send_screen, services, show_screen
+from handlers.common import answer_press, send_screen, services, show_screen
 from handlers.common_staff import require_staff
 
 
@@ -44,7 +44,7 @@ async def staff_button(update: Update, context: ContextTypes.DEFAULT_TYPE) -> No
     assert query is not None
     if not await require_staff(update, context, f"button {query.data}"[:64]):
         return
-    await query.answer()
+    await answer_press(update)
     svc = services(context)
     screen = await stats_screen(svc) if query.data == "staff:stats" else console(svc)
     await show_screen(update, context, screen)

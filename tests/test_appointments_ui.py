@@ -256,3 +256,42 @@ async def test_forget_tells_staff_even_if_the_patients_screen_fails(fake, rr, cl
     await anna.press("🗑 Yes")
     notes = [c.params["text"] for c in fake.calls_to("sendMessage", staff.id)[before:]]
     assert any(f"#{kept} " in n for n in notes), notes
+
+
+TOO_OLD = "Bad Request: query is too old and response timeout expired or query ID is invalid"
+
+
+async def test_presses_too_old_to_answer_still_act(fake, rr, clock, staff):
+    """After a backlog (a restart, an outage) Telegram refuses to answer old button presses; what
+    was pressed for must still happen, with its screen and no error message."""
+    anna, appt = await booked(rr, staff)
+    await anna.send("/menu")
+    await anna.press_data("ap:list")  # one answered press (the harness checks there is one)
+
+    def stale() -> None:
+        fake.fail_next("answerCallbackQuery", 400, TOO_OLD)
+
+    stale()
+    shown = await anna.press_data(f"ap:c:{appt}")
+    assert "is confirmed" in shown[-1].text
+    assert (await appointment(rr, appt)).status == "confirmed"
+    stale()
+    await anna.press_data(f"ck:cn:{appt}")
+    assert any("concern" in t for t in sent_texts(fake, 42))
+    stale()
+    shown = await anna.press_data("pf:k:aftercare")
+    assert "🔕 Aftercare message" in anna.labels(shown[-1])
+    assert "push_before" not in {r.kind for r in await reminders(rr, appointment_id=appt)}
+    stale()
+    shown = await staff.press_data(f"ps:{appt}", (await staff.send("/menu"))[-1])
+    assert "push_before" in {r.kind for r in await reminders(rr, appointment_id=appt)}
+    stale()
+    shown = await staff.press_data("staff:today", (await staff.send("/staff"))[-1])
+    assert "Today, Tue 24 Nov 2026" in shown[-1].text
+    await anna.send("/forget")
+    stale()
+    shown = await anna.press("🗑 Yes")
+    assert "has been erased" in shown[-1].text
+    everyone = [m.text.lower() for chat in (anna.id, 42) for m in fake.messages.get(chat, {}).values()]
+    assert not any("went wrong" in text for text in everyone)
+    assert len([c for c in fake.calls if c.method == "answerCallbackQuery" and c.status == 400]) == 6
