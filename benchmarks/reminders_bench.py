@@ -151,8 +151,8 @@ async def main(args: argparse.Namespace) -> None:
                 await asyncio.sleep(0.2)  # another instance is dispatching: try again shortly
             elif got.rate_limited:
                 at += timedelta(seconds=60)  # 429s: their retry is due
-            elif args.instances == 1:
-                return
+            elif args.instances == 1 or not got.claimed:
+                return  # nothing left due (the check after the run says if any was not sent)
 
     started, cpu = time.perf_counter(), time.process_time()
     await asyncio.gather(*(instance(d) for d in dispatchers))

@@ -7,19 +7,21 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 from collections import Counter
+from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
 
 import pytest
 from telegram import Bot
 
+from bot.clock import SystemClock
 from bot.db.appointment_models import Appointment, Reminder
 from bot.db.engine import Database
 from bot.db.migrate import upgrade
 from bot.db.models import Patient
-from bot.reminders.dispatcher import Dispatcher
+from bot.reminders.dispatcher import Dispatcher, DispatchStats
 from bot.reminders.plans import load_reminder_content
 from tests.conftest import make_settings
-from tests.fake_bot_api import TOKEN
+from tests.fake_bot_api import TOKEN, FakeBotAPI
 
 pytestmark = pytest.mark.postgres
 N = 120
@@ -67,69 +69,102 @@ async def test_two_dispatchers_send_each_reminder_once(fake, pg_url):
 
 
 async def _seed_due(db: Database, n: int, now: datetime, *, per_chat: int = 1) -> None:
-    """n reminders due at `now`, `per_chat` of them for each patient."""
-    patients = n // per_chat
+    """n reminders due at `now`, `per_chat` of them for each patient, a patient's side by side."""
     async with db.session() as session:
         session.add_all(Patient(id=i + 1, telegram_user_id=70_000 + i, chat_id=70_000 + i,
-                                created_at=now, last_seen_at=now) for i in range(patients))
+                                created_at=now, last_seen_at=now) for i in range(n // per_chat))
         await session.flush()
-        session.add_all(Appointment(id=i + 1, patient_id=i % patients + 1,
+        session.add_all(Appointment(id=i + 1, patient_id=i // per_chat + 1,
                                     starts_at=now + timedelta(hours=3), duration_min=30,
                                     area="face", created_at=now, updated_at=now)
                         for i in range(n))
         await session.flush()
         session.add_all(Reminder(key=f"appt:{i + 1}:same_day", appointment_id=i + 1,
-                                 patient_id=i % patients + 1, kind="same_day", due_at=now,
+                                 patient_id=i // per_chat + 1, kind="same_day", due_at=now,
                                  expires_at=now + timedelta(hours=3), quiet_ok=True,
                                  created_at=now) for i in range(n))
 
 
-async def test_two_paced_dispatchers_together_stay_under_telegrams_limit(pg_url):
-    """The limit is the bot's, not the instance's: two instances each pacing at 28/s would send
-    56/s. Only one instance dispatches at a time, so the pair stays under 30/s, and a patient
-    with two reminders due at once still gets them a second apart."""
-    from tests.fake_bot_api import FakeBotAPI
-
-    fake = FakeBotAPI(rate_limit_per_second=30)
-    await fake.start()
+@asynccontextmanager
+async def _two_instances(fake, pg_url: str, n: int, per_chat: int, batch_size: int):
+    """Two paced dispatchers (two instances: own engine, own bot) on one database, with `n`
+    reminders due now by the wall clock (pacing and per-chat gaps are real time here)."""
     settings = make_settings(fake, pg_url)
     content = load_reminder_content(settings.content_dir)
-    content = dataclasses.replace(content, engine=dataclasses.replace(content.engine, batch_size=10))
-    now = datetime(2026, 12, 3, 10, 0, tzinfo=UTC)
+    content = dataclasses.replace(content, engine=dataclasses.replace(content.engine,
+                                                                     batch_size=batch_size))
     first, second = Database(pg_url), Database(pg_url)
     bots = [Bot(TOKEN, base_url=fake.base_url), Bot(TOKEN, base_url=fake.base_url)]
-    n = 120
     try:
         await upgrade(first)
-        await _seed_due(first, n, now, per_chat=2)
+        await _seed_due(first, n, SystemClock().now(), per_chat=per_chat)
         for bot in bots:
             await bot.initialize()
-        a = Dispatcher(first, bots[0], content, settings)
-        b = Dispatcher(second, bots[1], content, settings)
-        clock = [now]
-
-        async def keep_running(disp: Dispatcher) -> int:
-            sent = 0
-            while len(fake.calls_to("sendMessage")) < n:
-                sent += (await disp.run(clock[0])).sent
-                clock[0] += timedelta(seconds=1)  # per-chat pacing is in the injected time
-                await asyncio.sleep(0.05)
-            return sent
-
-        done = await asyncio.wait_for(asyncio.gather(keep_running(a), keep_running(b)), 60)
-        assert sum(done) == n
-        assert fake.too_many_requests == 0
-        sends = sorted(c.at for c in fake.calls_to("sendMessage"))
-        assert all(sends[i + 30] - sends[i] >= 1.0 for i in range(len(sends) - 30))
-        per_chat: dict[int, list[float]] = {}
-        for call in fake.calls_to("sendMessage"):
-            per_chat.setdefault(int(call.params["chat_id"]), []).append(call.at)
-        assert len(per_chat) == n // 2 and all(len(at) == 2 for at in per_chat.values())
-        assert min(abs(x - y) for x, y in per_chat.values()) >= 1.0  # Telegram's ~1/s per chat
-        assert fake.violations == []
+        yield (Dispatcher(first, bots[0], content, settings),
+               Dispatcher(second, bots[1], content, settings))
     finally:
         for bot in bots:
             await bot.shutdown()
         await first.dispose()
         await second.dispose()
+
+
+async def _both_until_sent(fake, dispatchers, n: int) -> list[DispatchStats]:
+    """Each instance runs the dispatcher again and again (as its job does, ticks here 20 ms
+    apart) until `n` messages went out."""
+    async def instance(disp: Dispatcher) -> DispatchStats:
+        total = DispatchStats()
+        while len(fake.calls_to("sendMessage")) < n:
+            total.add(await disp.run(SystemClock().now()))
+            await asyncio.sleep(0.02)
+        return total
+
+    return list(await asyncio.wait_for(asyncio.gather(*map(instance, dispatchers)), 60))
+
+
+def _sends_per_chat(fake) -> dict[int, list[float]]:
+    per_chat: dict[int, list[float]] = {}
+    for call in fake.calls_to("sendMessage"):
+        per_chat.setdefault(int(call.params["chat_id"]), []).append(call.at)
+    return per_chat
+
+
+async def test_two_paced_instances_together_stay_under_telegrams_limit(pg_url):
+    """The limit is the bot's, not the instance's: two instances each pacing at 28/s would send
+    56/s. One instance dispatches at a time, so the pair stays under 30/s."""
+    fake = FakeBotAPI(rate_limit_per_second=30)
+    await fake.start()
+    try:
+        async with _two_instances(fake, pg_url, 120, 1, batch_size=10) as dispatchers:
+            stats = await _both_until_sent(fake, dispatchers, 120)
+        assert sum(s.sent for s in stats) == 120
+        assert sum(s.elsewhere for s in stats) > 0  # they did contend for the runs
+        assert fake.too_many_requests == 0
+        sends = sorted(c.at for c in fake.calls_to("sendMessage"))
+        assert all(sends[i + 30] - sends[i] >= 1.0 for i in range(len(sends) - 30))
+        assert fake.violations == []
+    finally:
         await fake.stop()
+
+
+async def test_a_handover_keeps_a_patients_second_reminder_a_second_later(fake, pg_url):
+    """A run ends when only reminders for chats it has just messaged are left; the next holder,
+    knowing nothing of those sends, must not send the second one at once."""
+    async with _two_instances(fake, pg_url, 20, 2, batch_size=10) as dispatchers:
+        await _both_until_sent(fake, dispatchers, 20)
+    per_chat = _sends_per_chat(fake)
+    assert len(per_chat) == 10 and all(len(at) == 2 for at in per_chat.values())
+    gaps = sorted(abs(b - a) for a, b in per_chat.values())
+    assert gaps[0] >= 1.0, gaps  # Telegram's ~1 message per second per chat
+
+
+async def test_a_handover_keeps_telegrams_retry_after(fake, pg_url):
+    """Telegram answered 429 retry_after=2 to the last send of a claim: neither instance sends
+    before those 2 s are up (the run ends at a 429; the next holder's limiter never saw it)."""
+    fake.fail_next("sendMessage", 429, retry_after=2, chat_id=70_004)  # the 5th of 10
+    async with _two_instances(fake, pg_url, 10, 1, batch_size=5) as dispatchers:
+        await _both_until_sent(fake, dispatchers, 10)
+    refused = [c.at for c in fake.calls if c.method == "sendMessage" and c.status == 429]
+    assert len(refused) == 1
+    sent_after = [c.at for c in fake.calls_to("sendMessage") if c.at > refused[0]]
+    assert sent_after and min(sent_after) - refused[0] >= 2.0

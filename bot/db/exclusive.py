@@ -11,6 +11,7 @@ SQLite serves one process by design: there the work is always ours.
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import logging
 from collections.abc import AsyncIterator
@@ -23,11 +24,13 @@ from bot.db.engine import Database
 
 log = logging.getLogger(__name__)
 
-# Seconds; the server closes a silent client's connection (and so frees its lock) after about
-# idle + interval * count.
-_KEEPALIVES = {"tcp_keepalives_idle": 15, "tcp_keepalives_interval": 5, "tcp_keepalives_count": 3}
+# The server closes a vanished client's connection (and so frees its lock) after about
+# idle + interval * count of silence, or data left unacknowledged for tcp_user_timeout (ms).
+_KEEPALIVES = {"tcp_keepalives_idle": 15, "tcp_keepalives_interval": 5, "tcp_keepalives_count": 3,
+               "tcp_user_timeout": 30_000}
 _SET_KEEPALIVES = text("SELECT " + ", ".join(
-    f"set_config('{name}', '{seconds}', false)" for name, seconds in _KEEPALIVES.items()))
+    f"set_config('{name}', '{value}', false)" for name, value in _KEEPALIVES.items()))
+STILL_HELD_TIMEOUT = 5.0
 
 
 def lock_key(name: str) -> int:
@@ -42,11 +45,18 @@ class Holding:
     def __init__(self, conn: AsyncConnection | None) -> None:
         self._conn = conn
 
+    @property
+    def shared(self) -> bool:
+        """Other instances may take the work over once this holding ends."""
+        return self._conn is not None
+
     async def still_held(self) -> bool:
         if self._conn is None:
             return True
         try:
-            await self._conn.execute(text("SELECT 1"))
+            # Bounded: on a half-open connection the answer could take the kernel's whole
+            # retransmission timeout; the timeout invalidates the connection.
+            await asyncio.wait_for(self._conn.execute(text("SELECT 1")), STILL_HELD_TIMEOUT)
         except Exception as exc:  # noqa: BLE001 - any failure means the session (and lock) is gone
             log.warning("exclusive lock connection lost (%s)", type(exc).__name__)
             return False

@@ -9,6 +9,8 @@ One run at a time across instances: on PostgreSQL a run holds an advisory lock
 (`bot/db/exclusive.py`); an instance that finds it taken skips its run. Telegram's limits (~30/s,
 ~1/s per chat) are the bot's, so two instances pacing each for itself would break them; the
 lock is freed with its connection, so a killed instance's work is taken up at the next tick.
+Pacing lives in the process, so a run keeps the lock until what it used of the limits has run
+out (a 429 pause; the per-chat second, if it held a chat's next reminder back for it).
 
 Claiming: `SELECT ... FOR UPDATE SKIP LOCKED` on PostgreSQL (so two runs never share a row, even
 if the lock was lost mid-run), then a guarded `UPDATE ... WHERE status='pending' RETURNING id`
@@ -20,7 +22,7 @@ outcome_unknown and are sent again. If the database goes away mid-run, outcomes 
 are kept in memory, no further send starts, and they are recorded first once it is back.
 
 Errors (subclasses first: BadRequest and TimedOut are NetworkErrors):
-  RetryAfter(n)  -> due = now + n, not an attempt; all sending pauses n seconds
+  RetryAfter(n)  -> due = now + n, not an attempt; all sending pauses n seconds, from then on
   Forbidden      -> patient unreachable, their future reminders cancelled, staff told
   BadRequest     -> dead letter, staff told (usually a bug)
   TimedOut       -> attempt with outcome unknown, jittered backoff; then dead letter, staff told
@@ -69,6 +71,7 @@ log = logging.getLogger(__name__)
 BEFORE_KINDS = {"confirmation", "preparation", "same_day", "push_before"}
 Notify = Callable[[str], Awaitable[None]]
 RUN_LOCK = "reminder-dispatcher"
+MAX_SETTLE_SECONDS = 30.0  # the longest a run keeps the lock after its work to hand over cleanly
 FRESH_CLAIM_SECONDS = 0.5  # claims younger than this are sent without re-reading the row
 
 
@@ -111,13 +114,22 @@ class PacedLimiter:
         """Telegram said RetryAfter: nothing goes out before `seconds` have passed."""
         self._next = max(self._next, self._monotonic() + seconds)
 
+    @property
+    def resume_at(self) -> float:
+        """Monotonic time of the next free slot (after any pause)."""
+        return self._next
+
     async def acquire(self) -> None:
         async with self._lock:
-            now = self._monotonic()
-            slot = max(now, self._next)
-            self._next = slot + self.interval
-            if slot > now:
+            while True:
+                now = self._monotonic()
+                slot = max(now, self._next)
+                if slot <= now:
+                    break
                 await self._sleep(slot - now)
+                if self._next <= slot:
+                    break  # our slot has come; else a pause() moved it while we slept
+            self._next = slot + self.interval
 
 
 @dataclass
@@ -155,6 +167,8 @@ class Dispatcher:
         self._lock = asyncio.Lock()
         self._recovered_at_start = False
         self._skipped_in_claim = False  # a claim round that only deferred or skipped rows
+        self._held_back = False  # this run left rows due for a chat it had just messaged
+        self._last_send_mono: float | None = None
         self._unrecorded: list[_Job] = []  # outcomes of sends made while the database went away
         self._outcomes: GroupCommit[_Job, None] = GroupCommit(self._commit_group)
         self._db_down = False
@@ -169,33 +183,56 @@ class Dispatcher:
         With a clock, `now` is read again once the lock is held and at every round: a run that
         waited or lasts long must not judge expiry, quiet hours or claim leases by a stale time.
         """
-        async with self._lock, self._alone() as holding:
+        async with self._lock:
             stats = DispatchStats()
-            if holding is None:
-                stats.elsewhere = 1
-                return stats
+            # Outcomes of sends made while the database was away, first and without the run
+            # lock: another instance's housekeeping would otherwise take those rows for
+            # interrupted once their lease ran out, and send them again.
+            await self._flush_unrecorded(stats)
+            async with self._alone() as holding:
+                if holding is None:
+                    stats.elsewhere = 1
+                    return stats
+                await self._run_rounds(now, clock, max_rounds, holding, stats)
+            return stats
+
+    async def _run_rounds(self, now: datetime, clock: Clock | None, max_rounds: int,
+                          holding: Holding, stats: DispatchStats) -> None:
+        if clock is not None:
+            now = clock.now()
+        self._held_back, paused = False, False
+        if not self._recovered_at_start:
+            self._recovered_at_start = True
+            if self.db.dialect == "sqlite":  # one dispatcher process: 'sending' = interrupted
+                stats.recovered += await self.recover_interrupted(now)
+        await self._housekeeping(now, stats)
+        for _ in range(max_rounds):
             if clock is not None:
                 now = clock.now()
-            await self._flush_unrecorded(stats)
-            if not self._recovered_at_start:
-                self._recovered_at_start = True
-                if self.db.dialect == "sqlite":  # one dispatcher process: 'sending' = interrupted
-                    stats.recovered += await self.recover_interrupted(now)
-            await self._housekeeping(now, stats)
-            for _ in range(max_rounds):
-                if clock is not None:
-                    now = clock.now()
-                if not await holding.still_held():
-                    break  # another instance may be dispatching now: two would pace apart
-                jobs = await self._claim(now, stats)
-                if not jobs:
-                    if self._skipped_in_claim:
-                        continue  # those rows left the due set: look at the next ones
-                    break
-                paused = await self._send_all(jobs, now, stats)
-                if paused:
-                    break
-            return stats
+            if not await holding.still_held():
+                return  # another instance may be dispatching now: two would pace apart
+            jobs = await self._claim(now, stats)
+            if not jobs:
+                if self._skipped_in_claim:
+                    continue  # those rows left the due set: look at the next ones
+                break
+            paused = await self._send_all(jobs, now, stats)
+            if paused:
+                break
+        if holding.shared:
+            await self._settle(paused)
+
+    async def _settle(self, paused: bool) -> None:
+        """Before another instance may take over: let Telegram's limits that this run used run
+        out, since its pacing lives in this process. A 429 pause, and the per-chat gap after
+        the last send when rows were held back for it (the next holder would send them at once)."""
+        mono, wait = self._monotonic(), 0.0
+        if paused and self.limiter is not None:
+            wait = self.limiter.resume_at - mono
+        if self._held_back and self._last_send_mono is not None:
+            wait = max(wait, self._last_send_mono + self.engine.per_chat_seconds - mono)
+        if wait > 0:
+            await asyncio.sleep(min(wait, MAX_SETTLE_SECONDS))
 
     def _alone(self):
         if not self.exclusive:
@@ -286,9 +323,11 @@ class Dispatcher:
                     self._skipped_in_claim = True
                     continue
                 if chat_id in chats:
+                    self._held_back = True
                     continue  # one per chat per round
                 last = self._chat_last.get(chat_id)
                 if last is not None and now - last < gap:
+                    self._held_back = True
                     continue
                 chats.add(chat_id)
                 chosen.append(rid)
@@ -382,6 +421,7 @@ class Dispatcher:
                 await self._record_or_keep(job, stats)
                 return
             self._chat_last[job.chat_id] = now
+            self._last_send_mono = self._monotonic()
             try:
                 message = await self.bot.send_message(
                     job.chat_id, text, reply_markup=markup, parse_mode=ParseMode.HTML,
@@ -389,6 +429,8 @@ class Dispatcher:
             except RetryAfter as exc:
                 seconds = _retry_after_seconds(exc)
                 job.retry_after = seconds
+                if self.limiter is not None:  # at once: the batch's other sends wait too
+                    self.limiter.pause(seconds)
                 job.outcome = {"status": "pending", "attempts": row.attempts - 1,
                                "due_at": now + timedelta(seconds=seconds),
                                "last_error": f"RetryAfter {seconds:g}s"}
