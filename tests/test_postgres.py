@@ -167,3 +167,28 @@ async def test_connections_killed_by_the_server_are_replaced(fake: FakeBotAPI, p
         assert not [r for r in caplog.records if r.levelno >= logging.WARNING]
     finally:
         await runner.stop()
+
+
+async def test_one_patients_quick_taps_on_two_instances_both_count(fake: FakeBotAPI, pg_url: str):
+    """After a backlog Telegram delivers a patient's taps back to back, and the balancer may
+    give them to two instances at once. Each step reads and rewrites the encrypted answers:
+    without a lock on the patient the second would overwrite the first's tick."""
+    from bot.db.intake_models import Intake
+
+    settings = webhook_settings(fake, pg_url)
+    async with webhook_instance(settings) as a, webhook_instance(settings) as b:
+        flow = a.app.bot_data["services"].intake
+        for n in range(5):
+            chat = 7600 + n
+            assert await a.post(text_update(fake, chat, "/start")) == 200
+            assert await a.post(press_update(fake, chat, "📝 Book a consultation")) == 200
+            assert await a.post(press_update(fake, chat, "✅ I agree")) == 200
+            taps = [press_update(fake, chat, "▫️ Facial rejuvenation"),
+                    press_update(fake, chat, "▫️ Hair restoration")]
+            await asyncio.gather(a.post(taps[0]), b.post(taps[1]))
+            async with a.db.session() as session:
+                patient = await session.scalar(select(Patient).where(
+                    Patient.telegram_user_id == chat))
+                row = await session.scalar(select(Intake).where(Intake.patient_id == patient.id))
+                state = flow._load(row)
+            assert sorted(state.draft.get("goal", [])) == ["face", "hair"], (n, state.draft)

@@ -52,6 +52,12 @@ _WITH_PATIENT = (
     select(Patient, Intake)
     .outerjoin(Intake, and_(Intake.patient_id == Patient.id, Intake.status == ACTIVE))
     .where(Patient.telegram_user_id == bindparam("uid")))
+# One step of a patient at a time, also across instances: a step reads and rewrites the whole
+# encrypted answers, so two at once (quick taps after a backlog, given to two instances) would
+# lose one. A statement of its own: one that waited for the lock still reads the questionnaire
+# as it was when it began. SQLite (one writer, one process) needs none.
+_LOCK_PATIENT = (select(Patient.id).where(Patient.telegram_user_id == bindparam("uid"))
+                 .with_for_update())
 
 
 @dataclass
@@ -112,9 +118,11 @@ class IntakeFlow:
 
     async def with_patient(self, session: AsyncSession,
                            telegram_user_id: int) -> tuple[Patient | None, Intake | None]:
-        """The patient and their open questionnaire (if any) in one query: every intake update
-        starts here. The row is handed to this transaction's next `_active`, which then needs no
+        """The patient and their open questionnaire (if any) in one query (on PostgreSQL after
+        locking the patient row): every intake update starts here. The row is handed to this transaction's next `_active`, which then needs no
         query of its own; nothing is decrypted yet."""
+        if session.get_bind().dialect.name == "postgresql":
+            await session.execute(_LOCK_PATIENT, {"uid": telegram_user_id})
         found = (await session.execute(_WITH_PATIENT, {"uid": telegram_user_id})).first()
         if found is None:
             return None, None
