@@ -340,9 +340,12 @@ async def _own_appointment(update: Update, context: ContextTypes.DEFAULT_TYPE,
     user = update.effective_user
     if user is None:
         return None
+    # Locked (PostgreSQL): a staff cancel or reschedule, or the same press handled by another
+    # instance, finishes first and this one then sees what it did.
     row = (await session.execute(
         select(Appointment).join(Patient, Patient.id == Appointment.patient_id)
-        .where(Appointment.id == appt_id, Patient.telegram_user_id == user.id))).scalar_one_or_none()
+        .where(Appointment.id == appt_id, Patient.telegram_user_id == user.id)
+        .with_for_update(of=Appointment))).scalar_one_or_none()
     return row
 
 
@@ -397,9 +400,15 @@ async def appointment_button(update: Update, context: ContextTypes.DEFAULT_TYPE)
         w = when(appt.starts_at, tz, now)
         info = {"patient": appt.patient_id, "id": appt.id, "when": when_plain(appt.starts_at, tz)}
         if action == "c":
-            appt.status, appt.updated_at = "confirmed", now
+            confirmed_now = await service.confirm(session, appt, now=now)
+            if not confirmed_now and not (appt.active and appt.status == "confirmed"):
+                await answer_press(update)  # staff changed it meanwhile
+                await show_screen(update, context, Screen(texts.get("appointment_gone"),
+                                                          _nav_rows(context)))
+                return
             screen = Screen(texts.get("confirm_done", when=w), _nav_rows(context))
-            staff_note = texts.get("staff_patient_confirmed", **info)
+            if confirmed_now:  # a second press confirms nothing new: staff are told once
+                staff_note = texts.get("staff_patient_confirmed", **info)
         elif action == "r":
             screen = Screen(texts.get("reschedule_requested"), _nav_rows(context))
             staff_note = texts.get("staff_patient_reschedule", **info)

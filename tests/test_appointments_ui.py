@@ -9,8 +9,9 @@ import pytest
 from icalendar import Calendar
 
 from bot.clock import FixedClock
+from bot.db.appointment_models import Appointment
 from tests.harness import TgUser
-from tests.reminder_support import appointment, dispatch, patient_row, reminders, sent_texts
+from tests.reminder_support import appointment, db, dispatch, patient_row, reminders, sent_texts
 
 
 @pytest.fixture
@@ -295,3 +296,30 @@ async def test_presses_too_old_to_answer_still_act(fake, rr, clock, staff):
     everyone = [m.text.lower() for chat in (anna.id, 42) for m in fake.messages.get(chat, {}).values()]
     assert not any("went wrong" in text for text in everyone)
     assert len([c for c in fake.calls if c.method == "answerCallbackQuery" and c.status == 400]) == 6
+
+
+async def test_a_second_confirm_tells_staff_nothing_new(fake, rr, staff):
+    anna, appt = await booked(rr, staff)
+    await anna.send("/menu")
+    shown = await anna.press_data(f"ap:c:{appt}")
+    assert "is confirmed" in shown[-1].text
+    await anna.press_data(f"ap:c:{appt}", shown[-1])  # the same screen again: nothing to edit
+    assert "is confirmed" in anna.last_text()
+    assert not any("went wrong" in m.text for m in fake.messages[anna.id].values())
+    assert len([t for t in sent_texts(fake, 42) if f"confirmed appointment #{appt}" in t]) == 1
+
+
+async def test_a_confirm_read_before_a_staff_change_does_not_undo_it(fake, rr, clock, staff):
+    """The patient's press read the appointment; staff cancelled (or moved) it before the
+    press wrote: the confirmation must not bring it back, nor confirm the new time unseen."""
+    from bot.reminders import service
+
+    for change in ("/cancel_appt {a}", "/reschedule {a} 2026-12-04 10:00"):
+        anna, appt = await booked(rr, staff)
+        async with db(rr).session() as session:
+            seen = await session.get(Appointment, appt)  # the patient's press, before its write
+            shown = await staff.send(change.format(a=appt))  # another transaction, committed
+            assert f"#{appt}" in shown[-1].text
+            assert await service.confirm(session, seen, now=clock.now()) is False
+            assert seen.status != "confirmed"
+        assert (await appointment(rr, appt)).status != "confirmed"

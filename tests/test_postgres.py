@@ -192,3 +192,28 @@ async def test_one_patients_quick_taps_on_two_instances_both_count(fake: FakeBot
                 row = await session.scalar(select(Intake).where(Intake.patient_id == patient.id))
                 state = flow._load(row)
             assert sorted(state.draft.get("goal", [])) == ["face", "hair"], (n, state.draft)
+
+
+async def test_a_double_tap_on_cancel_handled_by_two_instances_tells_staff_once(fake: FakeBotAPI,
+                                                                              pg_url: str):
+    import re
+    from datetime import date, timedelta
+
+    settings = webhook_settings(fake, pg_url)
+    async with webhook_instance(settings) as a, webhook_instance(settings) as b:
+        for n in range(3):
+            chat = 7700 + n
+            assert await a.post(text_update(fake, chat, "/start")) == 200
+            day = date.today() + timedelta(days=30 + n)  # these instances run on the wall clock
+            assert await a.post(text_update(fake, 42, f"/book {chat} {day:%Y-%m-%d} 10:00 60 face")) == 200
+            booked = fake.calls_to("sendMessage", chat_id=42)[-1].params["text"]
+            appt = int(re.search(r"Booked appointment #(\d+)", booked).group(1))
+            assert await a.post(text_update(fake, chat, "/menu")) == 200
+            assert await a.post(press_update(fake, chat, "📅 My appointments")) == 200
+            assert await a.post(press_update(fake, chat, "❌ Cancel")) == 200
+            yes = press_update(fake, chat, "Yes, cancel it")
+            twice = dict(yes, update_id=fake.next_update_id())  # two taps: two updates
+            await asyncio.gather(a.post(yes), b.post(twice))
+            told = [c for c in fake.calls_to("sendMessage", chat_id=42)
+                    if f"cancelled appointment #{appt}" in c.params["text"]]
+            assert len(told) == 1, n

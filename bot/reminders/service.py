@@ -10,6 +10,7 @@ from datetime import datetime, timedelta
 
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm.attributes import set_committed_value
 
 from bot.config import Settings
 from bot.db.appointment_models import Appointment, PatientInvite, Reminder
@@ -121,6 +122,22 @@ async def replan_unblocked(session: AsyncSession, *, now: datetime, content: Rem
         replanned += len(fresh)
     await session.flush()
     return replanned
+
+
+async def confirm(session: AsyncSession, appt: Appointment, *, now: datetime) -> bool:
+    """The patient confirms the appointment as they were shown it. True when this confirmed it;
+    False when it was confirmed already or staff changed it meanwhile (`appt` then reread).
+    A guarded UPDATE, not a write of what was read: SQLite reads without a lock."""
+    result = await session.execute(
+        update(Appointment).where(Appointment.id == appt.id, Appointment.status == "booked",
+                                  Appointment.plan_version == appt.plan_version)
+        .values(status="confirmed", updated_at=now).execution_options(synchronize_session=False))
+    if result.rowcount:
+        set_committed_value(appt, "status", "confirmed")
+        set_committed_value(appt, "updated_at", now)
+        return True
+    await session.refresh(appt)
+    return False
 
 
 async def active_appointment(session: AsyncSession, appointment_id: int) -> Appointment | None:
