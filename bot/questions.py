@@ -8,16 +8,18 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
-from sqlalchemy import delete, select, update
+from sqlalchemy import and_, delete, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.crypto import CryptoBox
 from bot.db.models import Patient
 from bot.db.qa_models import (
     ANSWERED,
+    CHECKIN,
     HANDED_OFF,
     RED_FLAG,
     REPLIED,
+    TYPED,
     UNANSWERED,
     Question,
     StaffReplyTarget,
@@ -58,6 +60,19 @@ async def record(session: AsyncSession, patient: Patient, text: str, result: Res
         created_at=now,
         handed_off_at=now if status == RED_FLAG else None,
     )
+    question.text_enc = crypto.encrypt_json(text[:MAX_TEXT], context=_context(question, "text"))
+    session.add(question)
+    await session.flush()
+    return question
+
+
+async def record_concern(session: AsyncSession, patient: Patient, text: str, now: datetime,
+                            crypto: CryptoBox) -> Question:
+    """The patient pressed "I have a concern" after a session: handed to staff at once, as a
+    row, so it stays among the open questions in the console until staff reply, even
+    if no staff chat could be told."""
+    question = Question(patient_id=patient.id, status=HANDED_OFF, created_at=now,
+                        handed_off_at=now, source=CHECKIN)
     question.text_enc = crypto.encrypt_json(text[:MAX_TEXT], context=_context(question, "text"))
     session.add(question)
     await session.flush()
@@ -148,10 +163,10 @@ async def open_questions(session: AsyncSession, limit: int = 10) -> list[tuple[Q
 
 
 async def weekly_stats(session: AsyncSession, now: datetime) -> tuple[int, int, int]:
-    """(typed, handed to staff, red flags) over the last 7 days."""
+    """(typed, handed to staff, red flags) of the questions typed over the last 7 days."""
     from sqlalchemy import func
 
-    since = Question.created_at >= now - timedelta(days=7)
+    since = and_(Question.created_at >= now - timedelta(days=7), Question.source == TYPED)
     total = await session.scalar(select(func.count()).select_from(Question).where(since))
     handed = await session.scalar(select(func.count()).select_from(Question).where(
         since, Question.handed_off_at.is_not(None)))

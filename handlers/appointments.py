@@ -20,7 +20,7 @@ from telegram.ext import (
     filters,
 )
 
-from bot import patients
+from bot import patients, questions
 from bot.db.appointment_models import ACTIVE_STATUSES, Appointment, Reminder
 from bot.db.errors import is_db_unavailable
 from bot.db.models import Patient
@@ -458,18 +458,30 @@ async def checkin_button(update: Update, context: ContextTypes.DEFAULT_TYPE) -> 
     await answer_press(update)
     if match is None:
         return
+    concern, question_id = match.group(1) == "cn", None
     async with svc.db.session() as session:
         appt = await _own_appointment(update, context, int(match.group(2)), session)
+        if appt is not None and concern and svc.crypto is not None:
+            # Kept, not only told: it stays among the console's open questions until a staff
+            # member replies (with the Reply button below), even if no staff chat got the alert.
+            patient = await session.get(Patient, appt.patient_id)
+            question = await questions.record_concern(
+                session, patient, texts.get("concern_question",
+                                            when=when_plain(appt.starts_at, svc.settings.tz)),
+                svc.clock.now(), svc.crypto)
+            question_id = question.id
     if appt is None:
         await show_screen(update, context, Screen(texts.get("appointment_gone"), _nav_rows(context)))
         return
-    if match.group(1) == "ok":
+    if not concern:
         await show_screen(update, context, Screen(texts.get("checkin_fine"), _nav_rows(context)))
         return
     await show_screen(update, context, Screen(texts.get("checkin_concern"), _nav_rows(context)))
+    reply = [[(svc.qa.config.text("button_reply"), f"qa:reply:{question_id}")]] \
+        if question_id is not None and svc.qa is not None else None
     await tell_staff(context, texts.get(
         "staff_patient_concern", patient=appt.patient_id, id=appt.id,
-        when=when_plain(appt.starts_at, svc.settings.tz)))
+        when=when_plain(appt.starts_at, svc.settings.tz)), reply)
 
 
 async def next_session_button(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:

@@ -120,6 +120,10 @@ async def test_checkin_concern_and_next_session_reach_staff(fake, rr, clock, sta
     shown = await anna.press("😟 I have a concern", message)
     assert "has been told" in shown[-1].text
     assert any(f"concern after appointment #{appt}" in t for t in sent_texts(fake, 42))
+    # Staff answer it from the alert, like a question handed off: the patient gets the reply.
+    await staff.press("↩️ Reply", fake.last_message(42))
+    await staff.send("We will call you this afternoon.")
+    assert "We will call you this afternoon." in sent_texts(fake, anna.id)[-1]
     clock.set(rows["next_session"].due_at)
     await dispatch(rr, clock)
     message = fake.last_message(anna.id)
@@ -323,3 +327,19 @@ async def test_a_confirm_read_before_a_staff_change_does_not_undo_it(fake, rr, c
             assert await service.confirm(session, seen, now=clock.now()) is False
             assert seen.status != "confirmed"
         assert (await appointment(rr, appt)).status != "confirmed"
+
+
+async def test_a_concern_stays_open_for_staff_when_no_staff_chat_was_told(fake, rr, clock, staff):
+    anna, appt = await booked(rr, staff, "2026-11-26 10:00 30 neck 2/3")
+    rows = {r.kind: r for r in await reminders(rr, appointment_id=appt)}
+    clock.set(rows["checkin"].due_at)
+    await dispatch(rr, clock)
+    fake.fail_next("sendMessage", 500, chat_id=42)  # the staff alert does not get through
+    shown = await anna.press("😟 I have a concern", fake.last_message(anna.id))
+    assert "has been told" in shown[-1].text
+    assert not any("concern after" in t for t in sent_texts(fake, 42))
+    await staff.send("/staff")
+    shown = await staff.press("❓ Open questions")
+    assert "I have a concern after my session Thu 26 Nov 2026 10:00." in shown[0].text
+    shown = await staff.send("/stats")
+    assert "Questions typed this week: <b>0</b>" in shown[0].text  # pressed, not typed

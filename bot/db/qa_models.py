@@ -18,6 +18,10 @@ RED_FLAG = "red_flag"        # told to get help now; staff alerted at once
 REPLIED = "replied"          # a staff reply was relayed to the patient
 STATUSES = (ANSWERED, UNANSWERED, HANDED_OFF, RED_FLAG, REPLIED)
 
+# Question.source
+TYPED = "typed"      # a message the patient typed
+CHECKIN = "checkin"  # "I have a concern" pressed on the check-in after a session
+
 
 class Question(Base):
     """One message a patient typed outside any questionnaire (health data: never logged)."""
@@ -38,6 +42,8 @@ class Question(Base):
     reply_enc: Mapped[bytes | None] = mapped_column("reply_text", LargeBinary)
     replied_by: Mapped[int | None] = mapped_column(BigInteger)
     replied_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    # TYPED by the patient, or CHECKIN: the "I have a concern" button after a session.
+    source: Mapped[str] = mapped_column(String(16), default=TYPED, server_default=TYPED)
 
 
 class StaffReplyTarget(Base):
