@@ -213,13 +213,14 @@ async def cancel_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> 
         "staff_cancelled", id=appt_id, when=when_plain(appt.starts_at, svc.settings.tz)))
 
 
-async def _queue_push(context: ContextTypes.DEFAULT_TYPE, appt_id: int) -> bool:
+async def _queue_push(context: ContextTypes.DEFAULT_TYPE, appt_id: int,
+                      once: str | None = None) -> bool:
     svc, content = services(context), rc(context)
     async with svc.db.session() as session:
         appt = await service.active_appointment(session, appt_id)
         if appt is None:
             return False
-        await service.push(session, appt, now=svc.clock.now(), content=content)
+        await service.push(session, appt, now=svc.clock.now(), content=content, once=once)
     # Now, not at the next tick: a dispatcher run right away (serialised with the job's).
     context.application.create_task(dispatch_job(context), name=f"push-{appt_id}")
     return True
@@ -270,7 +271,10 @@ async def push_confirm(update: Update, context: ContextTypes.DEFAULT_TYPE) -> No
     texts = rc(context).texts
     appt_id = int(query.data.split(":")[1])
     await answer_press(update)
-    ok = await _queue_push(context, appt_id)
+    # Keyed by the button's message: a double tap pushes once (a new /push pushes again).
+    pressed = query.message
+    once = f"m{pressed.chat.id}:{pressed.message_id}" if pressed is not None else None
+    ok = await _queue_push(context, appt_id, once=once)
     key = "staff_pushed" if ok else "staff_no_appointment"
     await show_screen(update, context, Screen(texts.get(key, id=appt_id)))
 

@@ -148,9 +148,13 @@ async def test_push_sends_now_through_the_outbox_and_asks_at_night(fake, rr, clo
     shown = await staff.send(f"/push {appt}")
     assert "quiet hours" in shown[-1].text
     assert len([r for r in await reminders(rr) if ":push:" in r.key]) == 1
+    prompt = fake.last_message(42)
     await staff.press("Send now anyway")
+    shown = await staff.press_data(f"ps:{appt}", prompt)  # a double tap: that button again
     await dispatch(rr, clock)
     assert len([r for r in await reminders(rr, status="sent") if ":push:" in r.key]) == 2
+    assert len([t for t in sent_texts(fake, anna.id) if "A reminder from the clinic" in t]) == 2
+    assert not any("went wrong" in m.text for m in fake.messages[42].values())
     shown = await staff.send("/push 999")
     assert "no active appointment #999" in shown[-1].text
 

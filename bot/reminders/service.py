@@ -180,10 +180,18 @@ async def cancel(session: AsyncSession, appt: Appointment, *, now: datetime,
 
 
 async def push(session: AsyncSession, appt: Appointment, *, now: datetime,
-               content: ReminderContent) -> Reminder:
-    """Staff /push: the relevant reminder, now, through the outbox."""
+               content: ReminderContent, once: str | None = None) -> Reminder:
+    """Staff /push: the relevant reminder, now, through the outbox. With `once` (the pressed
+    button's message), a second press of that button queues nothing more: the row it queued.
+    The caller holds the appointment's lock (`active_appointment`)."""
+    key = f"appt:{appt.id}:push:{once}" if once else \
+        f"appt:{appt.id}:push:{int(now.timestamp() * 1000)}"
+    if once:
+        queued = await session.scalar(select(Reminder).where(Reminder.key == key))
+        if queued is not None:
+            return queued
     kind = "push_before" if now < appt.starts_at else "push_after"
-    row = Reminder(key=f"appt:{appt.id}:push:{int(now.timestamp() * 1000)}",
+    row = Reminder(key=key,
                    appointment_id=appt.id, patient_id=appt.patient_id, kind=kind, due_at=now,
                    expires_at=now + content.push_valid_for, quiet_ok=True, status="pending",
                    attempts=0, outcome_unknown=False, created_at=now)
