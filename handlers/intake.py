@@ -34,7 +34,9 @@ from telegram.ext import (
 
 from bot import patients
 from bot.crypto import CryptoError
-from bot.intake.flow import IntakeFlow, Out, Reply, StaffNotice, erase_intake
+from bot.db.errors import is_db_unavailable
+from bot.db.exclusive import alone
+from bot.intake.flow import NOTIFIED, IntakeFlow, Out, Reply, StaffNotice, erase_intake
 from bot.menu import Screen, paginate
 from bot.privacy import DataSection
 from bot.services import Services
@@ -47,6 +49,7 @@ log = logging.getLogger(__name__)
 PRIVATE = filters.ChatType.PRIVATE
 GROUP = -5  # after dedupe (-100), before the group -1 free-text routers and group 0
 DEEP_LINK = filters.Regex(r"^/start(@\w+)?\s+intake\s*$")
+NOTICE_RESEND_SECONDS = 300  # how often summaries no staff chat received are tried again
 
 
 def _flow(svc: Services) -> IntakeFlow | None:
@@ -80,10 +83,17 @@ def _markup(out: Out):  # noqa: ANN202
 
 
 async def render(update: Update, context: ContextTypes.DEFAULT_TYPE, reply: Reply) -> None:
-    svc = services(context)
-    chat = update.effective_chat
+    try:
+        await _render_messages(update, context, reply)
+    finally:  # the staff summary goes even if the patient's screens could not
+        if reply.staff is not None:
+            await notify_staff_intake(context, reply.staff)
+
+
+async def _render_messages(update: Update, context: ContextTypes.DEFAULT_TYPE,
+                           reply: Reply) -> None:
+    svc, chat, query = services(context), update.effective_chat, update.callback_query
     assert chat is not None
-    query = update.callback_query
     for out in reply.messages:
         markup = _markup(out)
         can_edit = (out.edit and query is not None and query.message is not None
@@ -101,8 +111,6 @@ async def render(update: Update, context: ContextTypes.DEFAULT_TYPE, reply: Repl
         await context.bot.send_message(chat.id, out.text, reply_markup=markup)
     if reply.show_menu:
         await send_screen(update, context, svc.menu.main())
-    if reply.staff is not None:
-        await notify_staff_intake(context, reply.staff)
 
 
 async def send_notice(context: ContextTypes.DEFAULT_TYPE, chat_id: int, notice: StaffNotice) -> None:
@@ -144,9 +152,29 @@ async def notify_staff_intake(context: ContextTypes.DEFAULT_TYPE, notice: StaffN
     log.info("intake %s submitted; %d staff chat(s) notified", notice.intake_id, delivered)
     if delivered:
         async with svc.db.session() as session:
-            await svc.intake.audit(session, notice.intake_id, None, "intake_staff_notified",
-                                   svc.clock.now())
+            await svc.intake.audit(session, notice.intake_id, None, NOTIFIED, svc.clock.now())
     return delivered
+
+
+async def resend_staff_notices(context: ContextTypes.DEFAULT_TYPE) -> None:
+    """Job: summaries no staff chat received are sent again (one instance at a time)."""
+    svc = services(context)
+    if svc.intake is None or not notification_chats(svc.settings):
+        return
+    try:
+        async with alone(svc.db, "intake-staff-notices") as holding:
+            if holding is None:
+                return  # another instance is at it
+            async with svc.db.session() as session:
+                notices = await svc.intake.unnotified(session, svc.clock.now())
+            for notice in notices:
+                log.info("intake %s: staff summary sent again", notice.intake_id)
+                await notify_staff_intake(context, notice)
+    except Exception as exc:  # noqa: BLE001 - the next run tries again; never kill the job
+        if is_db_unavailable(exc):
+            log.warning("intake staff notices: database unavailable (%s)", type(exc).__name__)
+        else:
+            log.exception("intake staff notices failed")
 
 
 async def entry_deep_link(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
@@ -325,4 +353,9 @@ def register(application: Application, svc: Services) -> None:
         group=GROUP)
     application.add_handler(CallbackQueryHandler(on_button, pattern=r"^ik:"))
     application.add_handler(CallbackQueryHandler(on_staff_button, pattern=r"^iks:\d{1,12}$"))
+    if application.job_queue is not None:
+        application.job_queue.run_repeating(
+            resend_staff_notices, interval=NOTICE_RESEND_SECONDS, first=NOTICE_RESEND_SECONDS,
+            name="intake-staff-notices",
+            job_kwargs={"misfire_grace_time": None, "coalesce": True, "max_instances": 1})
     application.add_handler(CommandHandler("cancel", on_cancel, filters=PRIVATE))

@@ -495,3 +495,32 @@ async def test_an_urgent_message_is_escalated_even_when_the_answers_cannot_be_re
         assert "questionnaire" in shown[-1].text.lower()  # and says it is unavailable
     finally:
         await rekeyed.stop()
+
+
+async def test_a_summary_no_staff_chat_received_is_sent_again(fake, runner, patient):
+    await complete(patient)
+    fake.fail_next("sendMessage", 502, chat_id=STAFF_ID)  # Telegram fails the staff summary
+    shown = await patient.press("📨 Submit")
+    assert "sent to the clinic" in shown[0].text  # the patient's part is done
+    assert staff_messages(fake) == []
+    job = runner.app.job_queue.get_jobs_by_name("intake-staff-notices")[0]
+    await job.run(runner.app)  # too soon: the submit's own notice may still be on its way
+    assert staff_messages(fake) == []
+    runner.clock.advance(minutes=3)
+    await job.run(runner.app)
+    staff = staff_messages(fake)
+    assert len(staff) == 1 and "Possible contraindications (2)" in staff[0].text
+    await job.run(runner.app)  # delivered now: not again
+    assert len(staff_messages(fake)) == 1
+    async with runner.app.bot_data["services"].db.session() as session:
+        notified = (await session.scalars(select(AuditEvent.subject).where(
+            AuditEvent.action == "intake_staff_notified"))).all()
+    assert notified == ["intake:1"]
+
+
+async def test_staff_get_the_summary_even_when_the_patients_screen_fails(fake, runner, patient):
+    await complete(patient)
+    fake.fail_next("editMessageText", 500, chat_id=patient.id)  # the "sent" screen fails
+    await patient.press("📨 Submit")
+    staff = staff_messages(fake)
+    assert len(staff) == 1 and "Possible contraindications (2)" in staff[0].text

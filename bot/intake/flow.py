@@ -29,13 +29,14 @@ from datetime import date, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import and_, bindparam, delete, select
+from sqlalchemy import String, and_, bindparam, cast, delete, literal, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot import audit
 from bot.crypto import CryptoBox, CryptoError
 from bot.db.intake_models import ACTIVE, SUBMITTED, SUPERSEDED, Intake, IntakeConsent
 from bot.db.models import Patient
+from bot.db.privacy_models import AuditEvent
 from bot.inputs import is_number
 from bot.intake import answers as parse
 from bot.intake.spec import IntakeSpec, Question
@@ -45,6 +46,9 @@ log = logging.getLogger(__name__)
 Button = tuple[str, str]  # (label, callback_data); a label starting "url:" is never used
 REVIEW_ANSWER_LIMIT = 300
 STAFF_BLOCK = 3000  # characters per block of the staff summary (a page holds up to 3800)
+NOTIFIED = "intake_staff_notified"  # the audit action once a staff chat got the summary
+NOTICE_GRACE = timedelta(minutes=2)  # the submit's own notice may still be on its way
+NOTICE_WITHIN = timedelta(days=7)  # older ones: staff find them in the console
 _PRELOADED = "intake_preloaded"  # session.info key: patient id -> active row read by with_patient
 # Built once: SQLAlchemy then reuses the compiled statement and its result mapping as they are.
 # Built per call, it cost about 40 % more CPU per questionnaire transaction (micro-benchmark).
@@ -589,6 +593,32 @@ class IntakeFlow:
                            patient_name=name, text_parts=parts,
                            contact_label=self.t("staff_button_contact"),
                            chat_label=_plain(self.t("staff_button_chat", name=name))[:60])
+
+    async def unnotified(self, session: AsyncSession, now: datetime, *,
+                         grace: timedelta = NOTICE_GRACE, within: timedelta = NOTICE_WITHIN,
+                         limit: int = 20) -> list[StaffNotice]:
+        """Summaries of questionnaires submitted (more than `grace` ago, within `within`) that no
+        staff chat received: the submit's own notice failed (Telegram, or the process died
+        before it went out). Decrypted here, only to be sent."""
+        notified = select(AuditEvent.id).where(
+            AuditEvent.patient_id == Intake.patient_id, AuditEvent.action == NOTIFIED,
+            AuditEvent.subject == literal("intake:") + cast(Intake.id, String)).exists()
+        rows = (await session.execute(
+            select(Intake, Patient).join(Patient, Patient.id == Intake.patient_id)
+            .where(Intake.status == SUBMITTED, Intake.submitted_at <= now - grace,
+                   Intake.submitted_at > now - within, ~notified)
+            .order_by(Intake.submitted_at).limit(limit))).all()
+        notices = []
+        for row, patient in rows:
+            try:
+                state = self._load(row)
+            except CryptoError:
+                log.error("intake %s cannot be decrypted with ENCRYPTION_KEYS", row.id)
+                continue
+            consent = await session.get(IntakeConsent, row.consent_id)
+            notices.append(self._staff_notice(patient, state, consent,
+                                              is_update=row.replaces_id is not None))
+        return notices
 
     async def audit(self, session: AsyncSession, intake_id: int, actor_user_id: int | None,
                     action: str, now: datetime) -> None:
