@@ -513,18 +513,19 @@ async def deep_link_start(update: Update, context: ContextTypes.DEFAULT_TYPE) ->
     if match is None or user is None or chat is None:
         return
     async with svc.db.session() as session:
-        patient = await service.redeem_invite(session, token=match.group(1), user_id=user.id,
-                                              chat_id=chat.id, first_name=user.first_name,
-                                              now=svc.clock.now())
-        if patient is None:
+        redeemed = await service.redeem_invite(session, token=match.group(1), user_id=user.id,
+                                               chat_id=chat.id, first_name=user.first_name,
+                                               now=svc.clock.now())
+        if redeemed is None:
             await patients.upsert_from_telegram(
                 session, user_id=user.id, chat_id=chat.id, first_name=user.first_name,
                 language_code=user.language_code, now=svc.clock.now())
-    if patient is None:
+    if redeemed is None:
         await send_screen(update, context, svc.menu.main(intro=texts.get("link_invalid")))
     else:
         await send_screen(update, context, svc.menu.main(intro=texts.get("link_done")))
-        await tell_staff(context, texts.get("staff_patient_linked", patient=patient.id))
+        if redeemed.first_time:  # opening the link again tells staff nothing new
+            await tell_staff(context, texts.get("staff_patient_linked", patient=redeemed.patient.id))
     raise ApplicationHandlerStop
 
 

@@ -172,6 +172,9 @@ async def test_deep_link_links_a_patient_booked_before_they_opened_the_bot(fake,
     assert "now linked" in shown[0].text
     assert "📅 My appointments" in jane.labels(shown[0])
     assert any("opened their link" in t for t in sent_texts(fake, 42))
+    shown = await jane.send(f"/start {link.group(1)}")  # opened again: still hers
+    assert "now linked" in shown[0].text
+    assert len([t for t in sent_texts(fake, 42) if "opened their link" in t]) == 1
     await dispatch(rr, clock)
     assert "Your appointment is booked on Thu 3 Dec at 14:30" in sent_texts(fake, jane.id)[-1]
     assert (await patient_row(rr, jane.id)).first_name == "Jane Doe"

@@ -241,8 +241,14 @@ async def invite_existing(session: AsyncSession, patient: Patient, *, name: str 
     return Invitation(patient, token)
 
 
+@dataclass
+class Redeemed:
+    patient: Patient
+    first_time: bool  # False: this user opened their own link again (staff were told already)
+
+
 async def redeem_invite(session: AsyncSession, *, token: str, user_id: int, chat_id: int,
-                        first_name: str | None, now: datetime) -> Patient | None:
+                        first_name: str | None, now: datetime) -> Redeemed | None:
     """Link the chat that opened a deep link; None if the token is unknown, used or expired.
 
     If this Telegram user already has a patient row, the booked appointments and reminders
@@ -253,7 +259,8 @@ async def redeem_invite(session: AsyncSession, *, token: str, user_id: int, chat
         return None
     if invite.used_at is not None:
         if invite.used_by == user_id:
-            return await session.scalar(select(Patient).where(Patient.telegram_user_id == user_id))
+            again = await session.scalar(select(Patient).where(Patient.telegram_user_id == user_id))
+            return Redeemed(again, first_time=False) if again is not None else None
         return None
     placeholder = await session.get(Patient, invite.patient_id)
     existing = await session.scalar(select(Patient).where(Patient.telegram_user_id == user_id))
@@ -274,7 +281,7 @@ async def redeem_invite(session: AsyncSession, *, token: str, user_id: int, chat
     target.last_seen_at = now
     invite.used_at, invite.used_by = now, user_id
     await session.flush()
-    return target
+    return Redeemed(target, first_time=True)
 
 
 async def retry_dead(session: AsyncSession, appointment_id: int, *, now: datetime) -> int:
