@@ -15,7 +15,6 @@ from bot.crypto import CryptoBox
 from bot.db.models import Patient
 from bot.db.qa_models import (
     ANSWERED,
-    CHECKIN,
     HANDED_OFF,
     RED_FLAG,
     REPLIED,
@@ -66,17 +65,24 @@ async def record(session: AsyncSession, patient: Patient, text: str, result: Res
     return question
 
 
-async def record_concern(session: AsyncSession, patient: Patient, text: str, now: datetime,
-                            crypto: CryptoBox) -> Question:
-    """The patient pressed "I have a concern" after a session: handed to staff at once, as a
-    row, so it stays among the open questions in the console until staff reply, even
-    if no staff chat could be told."""
+async def record_request(session: AsyncSession, patient: Patient, appointment_id: int,
+                         source: str, text: str, now: datetime,
+                         crypto: CryptoBox) -> tuple[Question, bool]:
+    """A request the patient pressed about an appointment (a concern, to reschedule, the next
+    session), handed to staff at once as a row: it stays among the open questions until staff
+    reply, even if no staff chat got the alert. The second of the same while the first is open
+    is that first one: (question, False), and nobody is alerted again."""
+    open_one = await session.scalar(select(Question).where(
+        Question.patient_id == patient.id, Question.appointment_id == appointment_id,
+        Question.source == source, Question.status == HANDED_OFF))
+    if open_one is not None:
+        return open_one, False
     question = Question(patient_id=patient.id, status=HANDED_OFF, created_at=now,
-                        handed_off_at=now, source=CHECKIN)
+                        handed_off_at=now, source=source, appointment_id=appointment_id)
     question.text_enc = crypto.encrypt_json(text[:MAX_TEXT], context=_context(question, "text"))
     session.add(question)
     await session.flush()
-    return question
+    return question, True
 
 
 async def of_patient(session: AsyncSession, question_id: int, telegram_user_id: int) -> Question | None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 import re
+from dataclasses import dataclass
 from datetime import timedelta
 
 from icalendar import Calendar, Event
@@ -24,6 +25,7 @@ from bot import patients, questions
 from bot.db.appointment_models import ACTIVE_STATUSES, Appointment, Reminder
 from bot.db.errors import is_db_unavailable
 from bot.db.models import Patient
+from bot.db.qa_models import CONCERN, NEXT_SESSION, RESCHEDULE
 from bot.inputs import is_number
 from bot.menu import Screen
 from bot.reminders import privacy as reminder_privacy
@@ -394,6 +396,7 @@ async def appointment_button(update: Update, context: ContextTypes.DEFAULT_TYPE)
         return
     action, appt_id = match.group(1), int(match.group(2))
     staff_note: str | None = None
+    staff_rows: list[list[tuple[str, str]]] | None = None
     async with svc.db.session() as session:
         appt = await _own_appointment(update, context, appt_id, session)
         if appt is None or not appt.active or (action != "i" and appt.starts_at <= now):
@@ -414,8 +417,12 @@ async def appointment_button(update: Update, context: ContextTypes.DEFAULT_TYPE)
             if confirmed_now:  # a second press confirms nothing new: staff are told once
                 staff_note = texts.get("staff_patient_confirmed", **info)
         elif action == "r":
+            request = await _record_request(context, session, appt, RESCHEDULE, texts.get(
+                "reschedule_question", when=info["when"]))
             screen = Screen(texts.get("reschedule_requested"), _nav_rows(context))
-            staff_note = texts.get("staff_patient_reschedule", **info)
+            if request.alert:
+                staff_note = texts.get("staff_patient_reschedule", **info)
+                staff_rows = request.reply_rows(svc)
         elif action == "x":
             screen = Screen(texts.get("cancel_question", when=w), [[
                 (texts.get("button_cancel_yes"), f"ap:xx:{appt.id}"),
@@ -433,7 +440,7 @@ async def appointment_button(update: Update, context: ContextTypes.DEFAULT_TYPE)
     await answer_press(update)
     await show_screen(update, context, screen)
     if staff_note:
-        await tell_staff(context, staff_note)
+        await tell_staff(context, staff_note, staff_rows)
 
 
 async def _send_calendar(update: Update, context: ContextTypes.DEFAULT_TYPE, appt: Appointment) -> None:
@@ -455,6 +462,30 @@ async def _send_calendar(update: Update, context: ContextTypes.DEFAULT_TYPE, app
         caption=texts.get("calendar_caption", when=when_plain(appt.starts_at, svc.settings.tz)))
 
 
+async def _record_request(context: ContextTypes.DEFAULT_TYPE, session, appt: Appointment,
+                          source: str, text: str) -> Request:
+    """Kept, not only told: the request stays among the console's open questions until staff
+    reply (the alert's Reply button), even if no staff chat got the alert."""
+    svc = services(context)
+    if svc.crypto is None:  # nothing can be stored encrypted: staff are told, as before
+        return Request(None, alert=True)
+    patient = await session.get(Patient, appt.patient_id)
+    question, new = await questions.record_request(session, patient, appt.id, source, text,
+                                                   svc.clock.now(), svc.crypto)
+    return Request(question.id, alert=new)
+
+
+@dataclass
+class Request:
+    question_id: int | None
+    alert: bool  # False: the same request is still open, staff were told then
+
+    def reply_rows(self, svc: Services) -> list[list[tuple[str, str]]] | None:
+        if self.question_id is None or svc.qa is None:
+            return None
+        return [[(svc.qa.config.text("button_reply"), f"qa:reply:{self.question_id}")]]
+
+
 async def checkin_button(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     query = update.callback_query
     svc, texts = services(context), rc(context).texts
@@ -462,30 +493,23 @@ async def checkin_button(update: Update, context: ContextTypes.DEFAULT_TYPE) -> 
     await answer_press(update)
     if match is None:
         return
-    concern, question_id = match.group(1) == "cn", None
+    concern, request = match.group(1) == "cn", None
     async with svc.db.session() as session:
         appt = await _own_appointment(update, context, int(match.group(2)), session)
-        if appt is not None and concern and svc.crypto is not None:
-            # Kept, not only told: it stays among the console's open questions until a staff
-            # member replies (with the Reply button below), even if no staff chat got the alert.
-            patient = await session.get(Patient, appt.patient_id)
-            question = await questions.record_concern(
-                session, patient, texts.get("concern_question",
-                                            when=when_plain(appt.starts_at, svc.settings.tz)),
-                svc.clock.now(), svc.crypto)
-            question_id = question.id
+        if appt is not None and concern:
+            request = await _record_request(context, session, appt, CONCERN, texts.get(
+                "concern_question", when=when_plain(appt.starts_at, svc.settings.tz)))
     if appt is None:
         await show_screen(update, context, Screen(texts.get("appointment_gone"), _nav_rows(context)))
         return
-    if not concern:
+    if request is None:
         await show_screen(update, context, Screen(texts.get("checkin_fine"), _nav_rows(context)))
         return
     await show_screen(update, context, Screen(texts.get("checkin_concern"), _nav_rows(context)))
-    reply = [[(svc.qa.config.text("button_reply"), f"qa:reply:{question_id}")]] \
-        if question_id is not None and svc.qa is not None else None
-    await tell_staff(context, texts.get(
-        "staff_patient_concern", patient=appt.patient_id, id=appt.id,
-        when=when_plain(appt.starts_at, svc.settings.tz)), reply)
+    if request.alert:
+        await tell_staff(context, texts.get(
+            "staff_patient_concern", patient=appt.patient_id, id=appt.id,
+            when=when_plain(appt.starts_at, svc.settings.tz)), request.reply_rows(svc))
 
 
 async def next_session_button(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
@@ -497,12 +521,17 @@ async def next_session_button(update: Update, context: ContextTypes.DEFAULT_TYPE
         return
     async with svc.db.session() as session:
         appt = await _own_appointment(update, context, int(match.group(1)), session)
+        if appt is not None:
+            request = await _record_request(context, session, appt, NEXT_SESSION, texts.get(
+                "next_session_question", n=appt.session_no + 1, m=appt.course_size))
     if appt is None:
         await show_screen(update, context, Screen(texts.get("appointment_gone"), _nav_rows(context)))
         return
     await show_screen(update, context, Screen(texts.get("next_session_requested"), _nav_rows(context)))
-    await tell_staff(context, texts.get("staff_patient_next", patient=appt.patient_id, id=appt.id,
-                                        n=appt.session_no + 1, m=appt.course_size))
+    if request.alert:
+        await tell_staff(context, texts.get("staff_patient_next", patient=appt.patient_id, id=appt.id,
+                                            n=appt.session_no + 1, m=appt.course_size),
+                         request.reply_rows(svc))
 
 
 async def deep_link_start(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:

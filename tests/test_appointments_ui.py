@@ -350,3 +350,24 @@ async def test_a_concern_stays_open_for_staff_when_no_staff_chat_was_told(fake, 
     assert "I have a concern after my session Thu 26 Nov 2026 10:00." in shown[0].text
     shown = await staff.send("/stats")
     assert "Questions typed this week: <b>0</b>" in shown[0].text  # pressed, not typed
+
+
+async def test_a_request_pressed_twice_alerts_staff_once_until_they_reply(fake, rr, clock, staff):
+    anna, appt = await booked(rr, staff)
+    await anna.send("/menu")
+    for _ in range(2):
+        shown = await anna.press_data(f"ap:r:{appt}")
+        assert "will contact you" in anna.last_text()
+    asks = [t for t in sent_texts(fake, 42) if f"asks to reschedule appointment #{appt}" in t]
+    assert len(asks) == 1
+    await staff.send("/staff")
+    shown = await staff.press("❓ Open questions")
+    assert shown[0].text.count("I would like to move my appointment Thu 3 Dec 2026 14:30.") == 1
+    # Staff reply from the alert; the patient gets it, and a new request alerts again.
+    alert = next(m for m in fake.messages[42].values() if "asks to reschedule" in m.text)
+    await staff.press("↩️ Reply", alert)
+    await staff.send("Would Friday at 10:00 suit you?")
+    assert "Would Friday at 10:00 suit you?" in sent_texts(fake, anna.id)[-1]
+    await anna.press_data(f"ap:r:{appt}")
+    asks = [t for t in sent_texts(fake, 42) if f"asks to reschedule appointment #{appt}" in t]
+    assert len(asks) == 2

@@ -1,6 +1,9 @@
-"""Questions: where they came from. 'typed' by the patient, or 'checkin' (the "I have a concern"
-button after a session, kept as a handed-off question so staff reply to it from the console).
+"""Questions: where they came from, and the appointment a request is about.
 
+`source` is 'typed' (a message the patient typed) or a button the patient pressed about an
+appointment: 'concern' ("I have a concern" on the check-in after a session), 'reschedule',
+'next_session'. Those are kept as handed-off questions, so staff see them among the open
+questions and reply from the console, and a second press while one is open alerts nobody.
 The weekly figures count typed questions only.
 
 Revision ID: 0009_question_source
@@ -23,8 +26,13 @@ def upgrade() -> None:
     with op.batch_alter_table("questions") as batch:
         batch.add_column(sa.Column("source", sa.String(length=16), nullable=False,
                                    server_default="typed"))
+        batch.add_column(sa.Column("appointment_id", sa.Integer(), nullable=True))
+        batch.create_foreign_key(op.f("fk_questions_appointment_id_appointments"), "appointments",
+                                 ["appointment_id"], ["id"], ondelete="SET NULL")
 
 
 def downgrade() -> None:
     with op.batch_alter_table("questions") as batch:
+        batch.drop_constraint(op.f("fk_questions_appointment_id_appointments"), type_="foreignkey")
+        batch.drop_column("appointment_id")
         batch.drop_column("source")

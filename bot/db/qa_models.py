@@ -18,9 +18,11 @@ RED_FLAG = "red_flag"        # told to get help now; staff alerted at once
 REPLIED = "replied"          # a staff reply was relayed to the patient
 STATUSES = (ANSWERED, UNANSWERED, HANDED_OFF, RED_FLAG, REPLIED)
 
-# Question.source
-TYPED = "typed"      # a message the patient typed
-CHECKIN = "checkin"  # "I have a concern" pressed on the check-in after a session
+# Question.source: typed by the patient, or a request pressed about an appointment
+TYPED = "typed"
+CONCERN = "concern"            # "I have a concern" on the check-in after a session
+RESCHEDULE = "reschedule"      # "Ask to reschedule"
+NEXT_SESSION = "next_session"  # "Book my next session" of a course
 
 
 class Question(Base):
@@ -42,8 +44,9 @@ class Question(Base):
     reply_enc: Mapped[bytes | None] = mapped_column("reply_text", LargeBinary)
     replied_by: Mapped[int | None] = mapped_column(BigInteger)
     replied_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
-    # TYPED by the patient, or CHECKIN: the "I have a concern" button after a session.
     source: Mapped[str] = mapped_column(String(16), default=TYPED, server_default=TYPED)
+    appointment_id: Mapped[int | None] = mapped_column(  # what a pressed request is about
+        ForeignKey("appointments.id", ondelete="SET NULL"))
 
 
 class StaffReplyTarget(Base):
