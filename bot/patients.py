@@ -66,8 +66,10 @@ def _told(chat_id: int, first_name: str | None, language_code: str | None) -> di
             "unreachable": False}  # a patient who writes to us again has unblocked the bot
 
 
-async def by_telegram_id(session: AsyncSession, user_id: int) -> Patient | None:
-    return await session.scalar(select(Patient).where(Patient.telegram_user_id == user_id))
+async def by_telegram_id(session: AsyncSession, user_id: int, *,
+                         lock: bool = False) -> Patient | None:
+    query = select(Patient).where(Patient.telegram_user_id == user_id)
+    return await session.scalar(query.with_for_update() if lock else query)
 
 
 async def touch_from_telegram(

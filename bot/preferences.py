@@ -14,6 +14,8 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import delete, select
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.db.models import Patient
@@ -80,10 +82,17 @@ async def load(session: AsyncSession, patient_id: int) -> Prefs:
 
 
 async def _row(session: AsyncSession, patient_id: int, now: datetime) -> PatientPreference:
+    """The patient's row, locked. Created if missing with ON CONFLICT DO NOTHING: a patient's
+    first two taps handled at once (two instances) must not both insert it."""
     row = await session.get(PatientPreference, patient_id, with_for_update=True)
     if row is None:
-        row = PatientPreference(patient_id=patient_id, disabled_kinds="", updated_at=now)
-        session.add(row)
+        insert = pg_insert if session.bind.dialect.name == "postgresql" else sqlite_insert
+        await session.execute(insert(PatientPreference).values(
+            patient_id=patient_id, disabled_kinds="", updated_at=now)
+            .on_conflict_do_nothing(index_elements=["patient_id"]))
+        row = await session.get(PatientPreference, patient_id, with_for_update=True,
+                                populate_existing=True)
+        assert row is not None
     return row
 
 

@@ -125,16 +125,18 @@ async def start_reply(session: AsyncSession, staff_user_id: int, question_id: in
     await session.flush()
 
 
-async def reply_target(session: AsyncSession, staff_user_id: int, chat_id: int, now: datetime,
-                       window: timedelta) -> StaffReplyTarget | None:
-    """The question this staff member is answering in this chat, if they pressed Reply lately."""
-    target = await session.get(StaffReplyTarget, staff_user_id)
-    if target is None or target.chat_id != chat_id:
+async def take_reply_target(session: AsyncSession, staff_user_id: int, chat_id: int,
+                            now: datetime, window: timedelta) -> int | None:
+    """The question this staff member is answering in this chat, if they pressed Reply lately;
+    taken (deleted) as it is read, so one message answers it even if the same staff member's
+    next message reaches another instance at the same moment."""
+    taken = (await session.execute(
+        delete(StaffReplyTarget).where(StaffReplyTarget.staff_user_id == staff_user_id,
+                                       StaffReplyTarget.chat_id == chat_id)
+        .returning(StaffReplyTarget.question_id, StaffReplyTarget.started_at))).first()
+    if taken is None or taken.started_at + window < now:
         return None
-    if target.started_at + window < now:
-        await session.delete(target)
-        return None
-    return target
+    return taken.question_id
 
 
 async def clear_reply(session: AsyncSession, staff_user_id: int) -> int | None:

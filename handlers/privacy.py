@@ -51,8 +51,9 @@ async def forget_answer(update: Update, context: ContextTypes.DEFAULT_TYPE) -> N
         return
     notes: list[str] = []
     async with svc.db.session() as session:
-        # Only ever the pressing user's own record: the button carries no id to forge.
-        patient = await patients.by_telegram_id(session, query.from_user.id)
+        # Only ever the pressing user's own record: the button carries no id to forge. Locked:
+        # a double tap handled by two instances erases (and tells staff) once.
+        patient = await patients.by_telegram_id(session, query.from_user.id, lock=True)
         if patient is not None:
             notes = await svc.privacy.erase(session, patient, now=svc.clock.now())
     key = "forget_done" if patient is not None else "forget_nothing"

@@ -326,9 +326,11 @@ async def staff_text(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None
     if not is_staff(svc.settings, user.id):
         return
     window = timedelta(minutes=_engine(svc).config.reply_window_minutes)
+    if not message.text.strip():
+        return  # whitespace answers nothing: the Reply stays pending for the real answer
     async with svc.db.session() as session:
-        target = await repo.reply_target(session, user.id, chat.id, svc.clock.now(), window)
-        question_id = target.question_id if target else None
+        question_id = await repo.take_reply_target(session, user.id, chat.id, svc.clock.now(),
+                                                   window)
     if question_id is None:
         return
     await relay(context, chat.id, user.id, question_id, message.text)

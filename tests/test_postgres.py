@@ -217,3 +217,72 @@ async def test_a_double_tap_on_cancel_handled_by_two_instances_tells_staff_once(
             told = [c for c in fake.calls_to("sendMessage", chat_id=42)
                     if f"cancelled appointment #{appt}" in c.params["text"]]
             assert len(told) == 1, n
+
+
+async def test_double_taps_on_two_instances_erase_once_and_save_both_settings(fake: FakeBotAPI,
+                                                                              pg_url: str):
+    from datetime import date, timedelta
+
+    from bot.db.privacy_models import AuditEvent
+    from bot.preferences import load
+
+    settings = webhook_settings(fake, pg_url)
+    async with webhook_instance(settings) as a, webhook_instance(settings) as b:
+        # A patient's first two settings taps (no settings row yet), one on each instance.
+        chat = 7800
+        assert await a.post(text_update(fake, chat, "/settings")) == 200
+        await asyncio.gather(a.post(press_update(fake, chat, "✅ Aftercare message")),
+                             b.post(press_update(fake, chat, "✅ How-do-you-feel check-in")))
+        async with a.db.session() as session:
+            patient = await session.scalar(select(Patient).where(Patient.telegram_user_id == chat))
+            assert (await load(session, patient.id)).disabled == {"aftercare", "checkin"}
+        assert not any("went wrong" in c.params["text"] for c in fake.calls_to("sendMessage", chat))
+
+        # /forget, then "Yes" twice: erased once, staff told once that the slot is free.
+        day = date.today() + timedelta(days=30)  # these instances run on the wall clock
+        assert await a.post(text_update(fake, 42, f"/book {chat} {day:%Y-%m-%d} 10:00 60 face")) == 200
+        assert await a.post(text_update(fake, chat, "/forget")) == 200
+        yes = press_update(fake, chat, "🗑 Yes")
+        await asyncio.gather(a.post(yes), b.post(dict(yes, update_id=fake.next_update_id())))
+        freed = [c for c in fake.calls_to("sendMessage", chat_id=42) if "/forget" in c.params["text"]]
+        assert len(freed) == 1
+        async with a.db.session() as session:
+            erasures = await session.scalar(select(func.count()).select_from(AuditEvent)
+                                            .where(AuditEvent.action == "erasure"))
+        assert erasures == 1
+
+
+async def test_a_patients_first_two_settings_changes_at_once_both_count(migrated_pg_db):
+    """No settings row yet, two toggles in two transactions (two instances): the second waits
+    for the first's row instead of failing on its primary key."""
+    from datetime import UTC, datetime
+
+    from sqlalchemy import text
+
+    from bot import patients
+    from bot.preferences import load, toggle_kind
+
+    db, now = migrated_pg_db, datetime(2026, 5, 1, 9, tzinfo=UTC)
+    async with db.session() as session:
+        patient = await patients.upsert_from_telegram(
+            session, user_id=7, chat_id=7, first_name="P", language_code=None, now=now)
+
+    async def second_instance() -> None:
+        async with db.session() as session:
+            await toggle_kind(session, patient.id, "checkin", now)
+
+    async with db.session() as session:
+        await toggle_kind(session, patient.id, "aftercare", now)  # inserts the row, not committed
+        second = asyncio.create_task(second_instance())
+        async with db.engine.connect() as conn:
+            for _ in range(500):
+                if await conn.scalar(text(
+                        "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
+                        "AND wait_event_type = 'Lock'")):
+                    break
+                await asyncio.sleep(0.01)
+            else:
+                pytest.fail("the second change never waited on the first")
+    await second
+    async with db.session() as session:
+        assert (await load(session, patient.id)).disabled == {"aftercare", "checkin"}

@@ -215,11 +215,12 @@ async def test_migration_and_handoff_repository_on_postgresql(migrated_pg_db):
         assert await repo.hand_off(session, question.id, now) is False
         await repo.start_reply(session, 42, question.id, 42, now)
     async with db.session() as session:
-        target = await repo.reply_target(session, 42, 42, now, timedelta(minutes=5))
-        assert target is not None and target.question_id == question.id
+        assert await repo.take_reply_target(session, 42, 42, now, timedelta(minutes=5)) \
+            == question.id
+        assert await repo.take_reply_target(session, 42, 42, now, timedelta(minutes=5)) is None
 
 
-async def test_reply_target_expires_and_belongs_to_one_chat(migrated_db):
+async def test_reply_target_expires_belongs_to_one_chat_and_is_taken_once(migrated_db):
     db = migrated_db
     now = datetime(2026, 5, 1, 9, tzinfo=UTC)
     window = timedelta(minutes=30)
@@ -229,9 +230,11 @@ async def test_reply_target_expires_and_belongs_to_one_chat(migrated_db):
         question = await repo.record(session, patient, "prices?", Result("unknown"), now, BOX)
         await repo.start_reply(session, 42, question.id, 42, now)
     async with db.session() as session:
-        assert await repo.reply_target(session, 42, -100, now, window) is None  # other chat
-        assert await repo.reply_target(session, 42, 42, now + window, window) is not None
-        assert await repo.reply_target(session, 42, 42, now + window + timedelta(seconds=1),
-                                       window) is None
+        assert await repo.take_reply_target(session, 42, -100, now, window) is None  # other chat
+        assert await repo.take_reply_target(session, 42, 42, now + window, window) == question.id
+        assert await repo.take_reply_target(session, 42, 42, now, window) is None  # taken: once
+        await repo.start_reply(session, 42, question.id, 42, now)
+        assert await repo.take_reply_target(session, 42, 42, now + window + timedelta(seconds=1),
+                                            window) is None
     async with db.session() as session:  # the expired target was removed
         assert await session.get(StaffReplyTarget, 42) is None
