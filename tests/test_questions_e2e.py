@@ -238,3 +238,39 @@ async def test_reply_target_expires_belongs_to_one_chat_and_is_taken_once(migrat
                                             window) is None
     async with db.session() as session:  # the expired target was removed
         assert await session.get(StaffReplyTarget, 42) is None
+
+
+async def test_migration_0009_keeps_questions_and_pending_replies_both_ways(db_url):
+    """On SQLite a table rebuild (batch mode) drops `questions`, and with foreign keys on that
+    deletes every pending staff Reply; 0009 only adds columns."""
+    from sqlalchemy import text
+
+    from bot.db.engine import Database
+    from bot.db.migrate import downgrade, upgrade
+
+    db = Database(db_url)
+    await upgrade(db, "0008_reminder_indexes")
+    now = datetime(2026, 5, 1, 9, tzinfo=UTC)
+    async with db.session() as session:
+        await session.execute(text(
+            "INSERT INTO patients (id, telegram_user_id, chat_id, created_at, last_seen_at) "
+            "VALUES (1, 7, 7, :now, :now)"), {"now": now})
+        await session.execute(text(
+            "INSERT INTO questions (id, patient_id, text, status, created_at) "
+            "VALUES (1, 1, x'00', 'handed_off', :now)"), {"now": now})
+        await session.execute(text(
+            "INSERT INTO staff_reply_targets (staff_user_id, question_id, chat_id, started_at) "
+            "VALUES (42, 1, 42, :now)"), {"now": now})
+
+    async def counts() -> tuple[int, int]:
+        async with db.session() as session:
+            return (await session.scalar(text("SELECT count(*) FROM questions")),
+                    await session.scalar(text("SELECT count(*) FROM staff_reply_targets")))
+
+    await upgrade(db)
+    assert await counts() == (1, 1)
+    async with db.session() as session:
+        assert await session.scalar(text("SELECT source FROM questions")) == "typed"
+    await downgrade(db, "0008_reminder_indexes")
+    assert await counts() == (1, 1)
+    await db.dispose()

@@ -23,16 +23,15 @@ depends_on: str | Sequence[str] | None = None
 
 
 def upgrade() -> None:
-    with op.batch_alter_table("questions") as batch:
-        batch.add_column(sa.Column("source", sa.String(length=16), nullable=False,
-                                   server_default="typed"))
-        batch.add_column(sa.Column("appointment_id", sa.Integer(), nullable=True))
-        batch.create_foreign_key(op.f("fk_questions_appointment_id_appointments"), "appointments",
-                                 ["appointment_id"], ["id"], ondelete="SET NULL")
+    # Plain ADD COLUMNs, no batch rebuild: on SQLite a rebuild drops and re-creates `questions`,
+    # and with foreign keys on, the drop deletes every pending staff Reply (ON DELETE CASCADE
+    # from staff_reply_targets). No foreign key on appointment_id for the same reason; an
+    # appointment is only ever deleted with its patient, whose questions go too.
+    op.add_column("questions", sa.Column("source", sa.String(length=16), nullable=False,
+                                         server_default="typed"))
+    op.add_column("questions", sa.Column("appointment_id", sa.Integer(), nullable=True))
 
 
 def downgrade() -> None:
-    with op.batch_alter_table("questions") as batch:
-        batch.drop_constraint(op.f("fk_questions_appointment_id_appointments"), type_="foreignkey")
-        batch.drop_column("appointment_id")
-        batch.drop_column("source")
+    op.drop_column("questions", "appointment_id")
+    op.drop_column("questions", "source")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import BigInteger, Float, ForeignKey, LargeBinary, String
+from sqlalchemy import BigInteger, Float, ForeignKey, Integer, LargeBinary, String
 from sqlalchemy.orm import Mapped, mapped_column
 
 from bot.db.models import Base
@@ -45,8 +45,8 @@ class Question(Base):
     replied_by: Mapped[int | None] = mapped_column(BigInteger)
     replied_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     source: Mapped[str] = mapped_column(String(16), default=TYPED, server_default=TYPED)
-    appointment_id: Mapped[int | None] = mapped_column(  # what a pressed request is about
-        ForeignKey("appointments.id", ondelete="SET NULL"))
+    # What a pressed request is about. No foreign key (migration 0009 says why).
+    appointment_id: Mapped[int | None] = mapped_column(Integer)
 
 
 class StaffReplyTarget(Base):
