@@ -15,6 +15,7 @@ from bot.crypto import CryptoBox
 from bot.db.models import Patient
 from bot.db.qa_models import (
     ANSWERED,
+    CLOSED,
     HANDED_OFF,
     RED_FLAG,
     REPLIED,
@@ -83,6 +84,20 @@ async def record_request(session: AsyncSession, patient: Patient, appointment_id
     session.add(question)
     await session.flush()
     return question, True
+
+
+async def close_requests(session: AsyncSession, *, source: str,
+                         appointment_id: int | None = None, patient_id: int | None = None) -> int:
+    """Staff did what open requests asked (moved or cancelled the appointment, booked the next
+    session): they leave the open questions, and a new request alerts staff again."""
+    query = update(Question).where(Question.status == HANDED_OFF, Question.source == source)
+    if appointment_id is not None:
+        query = query.where(Question.appointment_id == appointment_id)
+    if patient_id is not None:
+        query = query.where(Question.patient_id == patient_id)
+    result = await session.execute(query.values(status=CLOSED)
+                                   .execution_options(synchronize_session=False))
+    return result.rowcount or 0
 
 
 async def of_patient(session: AsyncSession, question_id: int, telegram_user_id: int) -> Question | None:
@@ -162,11 +177,13 @@ async def record_reply(session: AsyncSession, question: Question, staff_user_id:
 # ------------------------------------------------------------------ staff console and /stats
 
 async def open_questions(session: AsyncSession, limit: int = 10) -> list[tuple[Question, Patient]]:
-    """Questions staff still owe an answer: handed off or red-flagged, not yet replied, oldest first."""
+    """Questions staff still owe an answer: handed off or red-flagged, not yet replied; the
+    red flags first, then oldest first."""
     rows = await session.execute(
         select(Question, Patient).join(Patient, Patient.id == Question.patient_id)
         .where(Question.status.in_((HANDED_OFF, RED_FLAG)))
-        .order_by(Question.created_at, Question.id).limit(limit))
+        .order_by((Question.status == RED_FLAG).desc(), Question.created_at, Question.id)
+        .limit(limit))
     return [(q, p) for q, p in rows.all()]
 
 

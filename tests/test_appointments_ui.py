@@ -371,3 +371,24 @@ async def test_a_request_pressed_twice_alerts_staff_once_until_they_reply(fake, 
     await anna.press_data(f"ap:r:{appt}")
     asks = [t for t in sent_texts(fake, 42) if f"asks to reschedule appointment #{appt}" in t]
     assert len(asks) == 2
+
+
+async def test_staff_acting_on_a_request_closes_it(fake, rr, clock, staff):
+    """Moved (or cancelled) by staff, booked the next session: the request leaves the open
+    questions, and asking again later alerts staff again."""
+    anna, appt = await booked(rr, staff, "2026-11-26 10:00 30 neck 2/3")
+    await anna.send("/menu")
+    await anna.press_data(f"ap:r:{appt}")
+    await staff.send(f"/reschedule {appt} 2026-11-27 11:00")
+    await anna.press_data(f"nx:{appt}")  # "Book my next session"
+    await staff.send("/staff")
+    shown = await staff.press("❓ Open questions")
+    assert "move my appointment" not in shown[0].text
+    assert "book session 3 of 3" in shown[0].text
+    await staff.send(f"/book {anna.id} 2026-12-18 10:00 30 neck 3/3")
+    await staff.send("/staff")
+    shown = await staff.press("❓ Open questions")
+    assert "book session 3 of 3" not in shown[0].text
+    await anna.press_data(f"ap:r:{appt}")
+    asks = [t for t in sent_texts(fake, 42) if f"asks to reschedule appointment #{appt}" in t]
+    assert len(asks) == 2

@@ -16,7 +16,8 @@ UNANSWERED = "unanswered"    # below the confidence threshold; handoff offered
 HANDED_OFF = "handed_off"    # the patient asked for staff; staff were told
 RED_FLAG = "red_flag"        # told to get help now; staff alerted at once
 REPLIED = "replied"          # a staff reply was relayed to the patient
-STATUSES = (ANSWERED, UNANSWERED, HANDED_OFF, RED_FLAG, REPLIED)
+CLOSED = "closed"            # a request staff settled by acting (rescheduled, cancelled, booked)
+STATUSES = (ANSWERED, UNANSWERED, HANDED_OFF, RED_FLAG, REPLIED, CLOSED)
 
 # Question.source: typed by the patient, or a request pressed about an appointment
 TYPED = "typed"

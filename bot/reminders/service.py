@@ -12,9 +12,11 @@ from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm.attributes import set_committed_value
 
+from bot import questions
 from bot.config import Settings
 from bot.db.appointment_models import Appointment, PatientInvite, Reminder
 from bot.db.models import Patient
+from bot.db.qa_models import NEXT_SESSION, RESCHEDULE
 from bot.reminders.planner import AppointmentFacts, QuietHours, plan_appointment
 from bot.reminders.plans import ReminderContent
 
@@ -71,6 +73,7 @@ async def book(session: AsyncSession, *, patient_id: int, starts_at: datetime, d
     session.add(appt)
     await session.flush()  # the id goes into the reminder keys
     session.add_all(_rows(appt, content, settings, now))
+    await questions.close_requests(session, source=NEXT_SESSION, patient_id=patient_id)
     await session.flush()
     return appt
 
@@ -158,6 +161,7 @@ async def reschedule(session: AsyncSession, appt: Appointment, *, starts_at: dat
     appt.status = "booked"  # the new time needs a new confirmation
     appt.updated_at = now
     session.add_all(_rows(appt, content, settings, now))
+    await questions.close_requests(session, source=RESCHEDULE, appointment_id=appt.id)
     await session.flush()
     return appt
 
@@ -170,6 +174,7 @@ async def cancel(session: AsyncSession, appt: Appointment, *, now: datetime,
     appt.updated_at = now
     await cancel_open_reminders(session, now=now, reason="appointment cancelled",
                                 appointment_id=appt.id)
+    await questions.close_requests(session, source=RESCHEDULE, appointment_id=appt.id)
     if notify_patient and appt.starts_at > now:
         session.add(Reminder(
             key=f"appt:{appt.id}:cancelled", appointment_id=appt.id, patient_id=appt.patient_id,
