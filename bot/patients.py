@@ -68,8 +68,11 @@ def _told(chat_id: int, first_name: str | None, language_code: str | None) -> di
 
 async def by_telegram_id(session: AsyncSession, user_id: int, *,
                          lock: bool = False) -> Patient | None:
+    """With `lock` (PostgreSQL), FOR NO KEY UPDATE: one such transaction per patient at a time,
+    while rows referring to the patient can still be inserted (a stronger lock would deadlock
+    with a transaction that holds one of their appointments and then inserts a reminder)."""
     query = select(Patient).where(Patient.telegram_user_id == user_id)
-    return await session.scalar(query.with_for_update() if lock else query)
+    return await session.scalar(query.with_for_update(key_share=True) if lock else query)
 
 
 async def touch_from_telegram(

@@ -286,3 +286,47 @@ async def test_a_patients_first_two_settings_changes_at_once_both_count(migrated
     await second
     async with db.session() as session:
         assert (await load(session, patient.id)).disabled == {"aftercare", "checkin"}
+
+
+async def test_an_erasure_and_a_request_on_the_same_patient_do_not_deadlock(migrated_pg_db):
+    """A request press holds the appointment, then inserts a question (which checks the patient
+    key); /forget holds the patient, then deletes the appointments. With FOR UPDATE on the
+    patient the two deadlock; FOR NO KEY UPDATE lets the insert through, then the erasure."""
+    from datetime import UTC, datetime, timedelta
+
+    from sqlalchemy import delete, text
+
+    from bot import patients, questions
+    from bot.crypto import CryptoBox
+    from bot.db.appointment_models import Appointment
+    from bot.db.qa_models import RESCHEDULE
+    from tests.conftest import TEST_ENCRYPTION_KEY
+
+    db, now = migrated_pg_db, datetime(2026, 5, 1, 9, tzinfo=UTC)
+    async with db.session() as session:
+        patient = await patients.upsert_from_telegram(
+            session, user_id=7, chat_id=7, first_name="P", language_code=None, now=now)
+        session.add(Appointment(id=1, patient_id=patient.id, starts_at=now + timedelta(days=3),
+                                duration_min=30, area="face", created_at=now, updated_at=now))
+
+    async def forget() -> None:
+        async with db.session() as session:
+            assert await patients.by_telegram_id(session, 7, lock=True) is not None
+            await session.execute(delete(Appointment).where(Appointment.patient_id == patient.id))
+
+    async with db.session() as session:  # the request press
+        appt = await session.scalar(select(Appointment).where(Appointment.id == 1)
+                                    .with_for_update(of=Appointment))
+        erasure = asyncio.create_task(forget())
+        async with db.engine.connect() as conn:  # until the erasure waits on the appointment
+            for _ in range(500):
+                if await conn.scalar(text(
+                        "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
+                        "AND wait_event_type = 'Lock'")):
+                    break
+                await asyncio.sleep(0.01)
+            else:
+                pytest.fail("the erasure never waited on the appointment")
+        await questions.record_request(session, patient, appt.id, RESCHEDULE, "move it", now,
+                                       CryptoBox([TEST_ENCRYPTION_KEY]))
+    await erasure  # no DeadlockDetectedError on either side

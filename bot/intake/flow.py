@@ -60,8 +60,10 @@ _WITH_PATIENT = (
 # encrypted answers, so two at once (quick taps after a backlog, given to two instances) would
 # lose one. A statement of its own: one that waited for the lock still reads the questionnaire
 # as it was when it began. SQLite (one writer, one process) needs none.
+# FOR NO KEY UPDATE: it still keeps out another step or an erasure of this patient, but not the
+# foreign-key checks of rows inserted for them (reminders, questions, audit) elsewhere.
 _LOCK_PATIENT = (select(Patient.id).where(Patient.telegram_user_id == bindparam("uid"))
-                 .with_for_update())
+                 .with_for_update(key_share=True))
 
 
 @dataclass
