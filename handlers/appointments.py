@@ -341,18 +341,20 @@ async def upcoming_text(context: ContextTypes.DEFAULT_TYPE, days: int | None) ->
 
 # ------------------------------------------------------------------------------ patient side
 async def _own_appointment(update: Update, context: ContextTypes.DEFAULT_TYPE,
-                           appt_id: int, session) -> Appointment | None:
-    """The appointment if it belongs to the pressing user; callback data is untrusted."""
+                           appt_id: int, session, *, lock: bool = True) -> Appointment | None:
+    """The appointment if it belongs to the pressing user; callback data is untrusted.
+
+    Locked (PostgreSQL) for a press that changes something or tells staff: a staff cancel or
+    reschedule, or the same press handled by another instance, finishes first and this one
+    then sees what it did."""
     user = update.effective_user
     if user is None:
         return None
-    # Locked (PostgreSQL): a staff cancel or reschedule, or the same press handled by another
-    # instance, finishes first and this one then sees what it did.
-    row = (await session.execute(
-        select(Appointment).join(Patient, Patient.id == Appointment.patient_id)
-        .where(Appointment.id == appt_id, Patient.telegram_user_id == user.id)
-        .with_for_update(of=Appointment))).scalar_one_or_none()
-    return row
+    query = (select(Appointment).join(Patient, Patient.id == Appointment.patient_id)
+             .where(Appointment.id == appt_id, Patient.telegram_user_id == user.id))
+    if lock:
+        query = query.with_for_update(of=Appointment)
+    return (await session.execute(query)).scalar_one_or_none()
 
 
 async def my_appointments(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
@@ -395,49 +397,49 @@ async def appointment_button(update: Update, context: ContextTypes.DEFAULT_TYPE)
         await answer_press(update)
         return
     action, appt_id = match.group(1), int(match.group(2))
+    gone = Screen(texts.get("appointment_gone"), _nav_rows(context))
+    screen, calendar = gone, None
     staff_note: str | None = None
     staff_rows: list[list[tuple[str, str]]] | None = None
+    # Telegram is called only after the transaction: not while the appointment is locked.
     async with svc.db.session() as session:
-        appt = await _own_appointment(update, context, appt_id, session)
-        if appt is None or not appt.active or (action != "i" and appt.starts_at <= now):
-            await answer_press(update)
-            await show_screen(update, context, Screen(texts.get("appointment_gone"),
-                                                      _nav_rows(context)))
-            return
-        w = when(appt.starts_at, tz, now)
-        info = {"patient": appt.patient_id, "id": appt.id, "when": when_plain(appt.starts_at, tz)}
-        if action == "c":
-            confirmed_now = await service.confirm(session, appt, now=now)
-            if not confirmed_now and not (appt.active and appt.status == "confirmed"):
-                await answer_press(update)  # staff changed it meanwhile
-                await show_screen(update, context, Screen(texts.get("appointment_gone"),
-                                                          _nav_rows(context)))
-                return
-            screen = Screen(texts.get("confirm_done", when=w), _nav_rows(context))
-            if confirmed_now:  # a second press confirms nothing new: staff are told once
-                staff_note = texts.get("staff_patient_confirmed", **info)
-        elif action == "r":
-            request = await _record_request(context, session, appt, RESCHEDULE, texts.get(
-                "reschedule_question", when=info["when"]))
-            screen = Screen(texts.get("reschedule_requested"), _nav_rows(context))
-            if request.alert:
-                staff_note = texts.get("staff_patient_reschedule", **info)
-                staff_rows = request.reply_rows(svc)
-        elif action == "x":
-            screen = Screen(texts.get("cancel_question", when=w), [[
-                (texts.get("button_cancel_yes"), f"ap:xx:{appt.id}"),
-                (texts.get("button_cancel_no"), f"ap:k:{appt.id}")]])
-        elif action == "xx":
-            await service.cancel(session, appt, now=now, content=content, notify_patient=False)
-            screen = Screen(texts.get("cancel_done", when=w), _nav_rows(context))
-            staff_note = texts.get("staff_patient_cancelled", **info)
-        elif action == "k":
-            screen = Screen(texts.get("cancel_kept", when=w), _nav_rows(context))
-        else:
-            await answer_press(update)
-            await _send_calendar(update, context, appt)
-            return
+        appt = await _own_appointment(update, context, appt_id, session,
+                                      lock=action in ("c", "r", "xx"))
+        usable = appt is not None and appt.active and (action == "i" or appt.starts_at > now)
+        if usable:  # else `gone`
+            w = when(appt.starts_at, tz, now)
+            info = {"patient": appt.patient_id, "id": appt.id,
+                    "when": when_plain(appt.starts_at, tz)}
+            if action == "c":
+                confirmed_now = await service.confirm(session, appt, now=now)
+                if confirmed_now or (appt.active and appt.status == "confirmed"):
+                    screen = Screen(texts.get("confirm_done", when=w), _nav_rows(context))
+                if confirmed_now:  # a second press confirms nothing new: staff are told once
+                    staff_note = texts.get("staff_patient_confirmed", **info)
+                # else staff changed it meanwhile: `gone`
+            elif action == "r":
+                request = await _record_request(context, session, appt, RESCHEDULE, texts.get(
+                    "reschedule_question", when=info["when"]))
+                screen = Screen(texts.get("reschedule_requested"), _nav_rows(context))
+                if request.alert:
+                    staff_note = texts.get("staff_patient_reschedule", **info)
+                    staff_rows = request.reply_rows(svc)
+            elif action == "x":
+                screen = Screen(texts.get("cancel_question", when=w), [[
+                    (texts.get("button_cancel_yes"), f"ap:xx:{appt.id}"),
+                    (texts.get("button_cancel_no"), f"ap:k:{appt.id}")]])
+            elif action == "xx":
+                await service.cancel(session, appt, now=now, content=content, notify_patient=False)
+                screen = Screen(texts.get("cancel_done", when=w), _nav_rows(context))
+                staff_note = texts.get("staff_patient_cancelled", **info)
+            elif action == "k":
+                screen = Screen(texts.get("cancel_kept", when=w), _nav_rows(context))
+            else:
+                calendar = appt
     await answer_press(update)
+    if calendar is not None:
+        await _send_calendar(update, context, calendar)
+        return
     await show_screen(update, context, screen)
     if staff_note:
         await tell_staff(context, staff_note, staff_rows)
