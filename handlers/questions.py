@@ -328,12 +328,19 @@ async def staff_text(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None
     window = timedelta(minutes=_engine(svc).config.reply_window_minutes)
     if not message.text.strip():
         return  # whitespace answers nothing: the Reply stays pending for the real answer
+    now = svc.clock.now()
     async with svc.db.session() as session:
-        question_id = await repo.take_reply_target(session, user.id, chat.id, svc.clock.now(),
-                                                   window)
+        question_id = await repo.take_reply_target(session, user.id, chat.id, now, window)
     if question_id is None:
         return
-    await relay(context, chat.id, user.id, question_id, message.text)
+    try:
+        await relay(context, chat.id, user.id, question_id, message.text)
+    except Exception:
+        # Not delivered (a network error, the database): the Reply stays pending, so the
+        # staff member can send it again without pressing Reply again.
+        async with svc.db.session() as session:
+            await repo.start_reply(session, user.id, question_id, chat.id, now)
+        raise
     raise ApplicationHandlerStop
 
 

@@ -506,7 +506,7 @@ async def test_a_summary_no_staff_chat_received_is_sent_again(fake, runner, pati
     job = runner.app.job_queue.get_jobs_by_name("intake-staff-notices")[0]
     await job.run(runner.app)  # too soon: the submit's own notice may still be on its way
     assert staff_messages(fake) == []
-    runner.clock.advance(minutes=3)
+    runner.clock.advance(minutes=16)
     await job.run(runner.app)
     staff = staff_messages(fake)
     assert len(staff) == 1 and "Possible contraindications (2)" in staff[0].text

@@ -47,3 +47,19 @@ async def test_patients_cannot_list_open_questions(fake, runner):
     shown = await mallory.press_data("staff:questions")
     assert shown == []
     assert "only for clinic staff" in fake.calls_to("answerCallbackQuery")[-1].params["text"]
+
+
+async def test_a_reply_telegram_failed_to_deliver_can_simply_be_sent_again(fake, runner):
+    patient = TgUser(runner, first_name="Bea")
+    await patient.send("/start")
+    await patient.send("How much does one session cost?")
+    await patient.press("💬 Yes, send it to the clinic")
+    staff = TgUser(runner, first_name="Nurse", user_id=STAFF_ID)
+    await staff.send("/staff")
+    await staff.press("❓ Open questions")
+    await staff.press("↩️ Reply to #1")
+    fake.fail_next("sendMessage", 502, chat_id=patient.id)  # the relay does not get through
+    await staff.send("Prices are on our price list.")
+    assert not any("price list" in t.params["text"] for t in fake.calls_to("sendMessage", patient.id))
+    await staff.send("Prices are on our price list.")  # again, without pressing Reply again
+    assert any("price list" in t.params["text"] for t in fake.calls_to("sendMessage", patient.id))

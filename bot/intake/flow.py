@@ -47,7 +47,9 @@ Button = tuple[str, str]  # (label, callback_data); a label starting "url:" is n
 REVIEW_ANSWER_LIMIT = 300
 STAFF_BLOCK = 3000  # characters per block of the staff summary (a page holds up to 3800)
 NOTIFIED = "intake_staff_notified"  # the audit action once a staff chat got the summary
-NOTICE_GRACE = timedelta(minutes=2)  # the submit's own notice may still be on its way
+# The submit's own notice may still be on its way: the staff group's rate limit (about 20
+# messages a minute) can hold a burst of summaries for minutes.
+NOTICE_GRACE = timedelta(minutes=15)
 NOTICE_WITHIN = timedelta(days=7)  # older ones: staff find them in the console
 _PRELOADED = "intake_preloaded"  # session.info key: patient id -> active row read by with_patient
 # Built once: SQLAlchemy then reuses the compiled statement and its result mapping as they are.
@@ -609,17 +611,19 @@ class IntakeFlow:
             select(Intake, Patient).join(Patient, Patient.id == Intake.patient_id)
             .where(Intake.status == SUBMITTED, Intake.submitted_at <= now - grace,
                    Intake.submitted_at > now - within, ~notified)
-            .order_by(Intake.submitted_at).limit(limit))).all()
+            .order_by(Intake.submitted_at))).all()
         notices = []
         for row, patient in rows:
             try:
                 state = self._load(row)
-            except CryptoError:
+            except CryptoError:  # a key removed before rotation: it must not hold back the rest
                 log.error("intake %s cannot be decrypted with ENCRYPTION_KEYS", row.id)
                 continue
             consent = await session.get(IntakeConsent, row.consent_id)
             notices.append(self._staff_notice(patient, state, consent,
                                               is_update=row.replaces_id is not None))
+            if len(notices) >= limit:
+                break
         return notices
 
     async def audit(self, session: AsyncSession, intake_id: int, actor_user_id: int | None,
