@@ -132,6 +132,22 @@ async def webhook_instance(settings: Settings) -> AsyncIterator[WebhookInstance]
 
 # ----------------------------------------------------------------------------- PostgreSQL
 
+async def until_one_waits_on_a_lock(db: Database, what: str) -> None:
+    """Until a transaction on this database waits for a lock another one holds: how a test
+    makes two transactions overlap for certain instead of by timing. Fails with `what`."""
+    import pytest
+    from sqlalchemy import text
+
+    async with db.engine.connect() as conn:
+        for _ in range(500):
+            if await conn.scalar(text(
+                    "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
+                    "AND wait_event_type = 'Lock'")):
+                return
+            await asyncio.sleep(0.01)
+    pytest.fail(f"{what} never waited for the lock")
+
+
 async def pg_reachable() -> str | None:
     """None when the test server answers, else the reason to skip."""
     import asyncpg

@@ -20,7 +20,7 @@ from bot.db.processed_updates import ProcessedUpdate
 from tests.conftest import make_settings
 from tests.fake_bot_api import FakeBotAPI
 from tests.harness import BotRunner, TgUser
-from tests.scale_helpers import webhook_instance
+from tests.scale_helpers import until_one_waits_on_a_lock, webhook_instance
 from tests.test_dedupe import T0
 from tests.test_webhook import press_update, text_update, webhook_settings
 
@@ -257,8 +257,6 @@ async def test_a_patients_first_two_settings_changes_at_once_both_count(migrated
     for the first's row instead of failing on its primary key."""
     from datetime import UTC, datetime
 
-    from sqlalchemy import text
-
     from bot import patients
     from bot.preferences import load, toggle_kind
 
@@ -274,15 +272,7 @@ async def test_a_patients_first_two_settings_changes_at_once_both_count(migrated
     async with db.session() as session:
         await toggle_kind(session, patient.id, "aftercare", now)  # inserts the row, not committed
         second = asyncio.create_task(second_instance())
-        async with db.engine.connect() as conn:
-            for _ in range(500):
-                if await conn.scalar(text(
-                        "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
-                        "AND wait_event_type = 'Lock'")):
-                    break
-                await asyncio.sleep(0.01)
-            else:
-                pytest.fail("the second change never waited on the first")
+        await until_one_waits_on_a_lock(db, "the second change")
     await second
     async with db.session() as session:
         assert (await load(session, patient.id)).disabled == {"aftercare", "checkin"}
@@ -294,7 +284,7 @@ async def test_an_erasure_and_a_request_on_the_same_patient_do_not_deadlock(migr
     patient the two deadlock; FOR NO KEY UPDATE lets the insert through, then the erasure."""
     from datetime import UTC, datetime, timedelta
 
-    from sqlalchemy import delete, text
+    from sqlalchemy import delete
 
     from bot import patients, questions
     from bot.crypto import CryptoBox
@@ -318,15 +308,7 @@ async def test_an_erasure_and_a_request_on_the_same_patient_do_not_deadlock(migr
         appt = await session.scalar(select(Appointment).where(Appointment.id == 1)
                                     .with_for_update(of=Appointment))
         erasure = asyncio.create_task(forget())
-        async with db.engine.connect() as conn:  # until the erasure waits on the appointment
-            for _ in range(500):
-                if await conn.scalar(text(
-                        "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
-                        "AND wait_event_type = 'Lock'")):
-                    break
-                await asyncio.sleep(0.01)
-            else:
-                pytest.fail("the erasure never waited on the appointment")
+        await until_one_waits_on_a_lock(db, "the erasure")  # on the appointment
         await questions.record_request(session, patient, appt.id, RESCHEDULE, "move it", now,
                                        CryptoBox([TEST_ENCRYPTION_KEY]))
     await erasure  # no DeadlockDetectedError on either side

@@ -21,6 +21,7 @@ from bot.rotation import rotate_all
 from tests.conftest import TEST_ENCRYPTION_KEY, make_settings
 from tests.harness import BotRunner, TgUser
 from tests.intake_support import NOW, complete
+from tests.scale_helpers import until_one_waits_on_a_lock
 
 
 def _sql(db_url: str, query: str) -> list[tuple]:
@@ -157,7 +158,7 @@ async def test_two_instances_purging_at_once_audit_each_questionnaire_once(migra
     first's DELETE, then deletes nothing, and must not audit a purge it did not do."""
     import asyncio
 
-    from sqlalchemy import func, text
+    from sqlalchemy import func
 
     from bot.db.intake_models import Intake, IntakeConsent
     from bot.db.models import Patient
@@ -184,15 +185,7 @@ async def test_two_instances_purging_at_once_audit_each_questionnaire_once(migra
     async with db.session() as session:
         first = await purge(session, NOW, 24)
         second = asyncio.create_task(second_instance())
-        async with db.engine.connect() as conn:  # until the second waits on the first's rows
-            for _ in range(500):
-                if await conn.scalar(text(
-                        "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
-                        "AND wait_event_type = 'Lock'")):
-                    break
-                await asyncio.sleep(0.01)
-            else:
-                pytest.fail("the second purge never waited on the first")
+        await until_one_waits_on_a_lock(db, "the second purge")  # on the first's rows
     assert first == {1: 1, 2: 1, 3: 1}
     assert await second == {}
     async with db.session() as session:
