@@ -127,8 +127,9 @@ class IntakeFlow:
     async def with_patient(self, session: AsyncSession,
                            telegram_user_id: int) -> tuple[Patient | None, Intake | None]:
         """The patient and their open questionnaire (if any) in one query (on PostgreSQL after
-        locking the patient row): every intake update starts here. The row is handed to this transaction's next `_active`, which then needs no
-        query of its own; nothing is decrypted yet."""
+        locking the patient row): every intake update starts here. The row is handed to this
+        transaction's next `_active`, which then needs no query of its own; nothing is
+        decrypted yet."""
         if session.get_bind().dialect.name == "postgresql":
             await session.execute(_LOCK_PATIENT, {"uid": telegram_user_id})
         found = (await session.execute(_WITH_PATIENT, {"uid": telegram_user_id})).first()

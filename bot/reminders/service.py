@@ -128,9 +128,10 @@ async def replan_unblocked(session: AsyncSession, *, now: datetime, content: Rem
 
 
 async def confirm(session: AsyncSession, appt: Appointment, *, now: datetime) -> bool:
-    """The patient confirms the appointment as they were shown it. True when this confirmed it;
-    False when it was confirmed already or staff changed it meanwhile (`appt` then reread).
-    A guarded UPDATE, not a write of what was read: SQLite reads without a lock."""
+    """The patient confirms the appointment as this press read it (status and plan version).
+    True when this confirmed it; False when it was confirmed already or staff changed it
+    meanwhile (`appt` then reread). A guarded UPDATE, not a write of what was read: SQLite
+    reads without a lock."""
     result = await session.execute(
         update(Appointment).where(Appointment.id == appt.id, Appointment.status == "booked",
                                   Appointment.plan_version == appt.plan_version)
