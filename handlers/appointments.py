@@ -36,7 +36,7 @@ from bot.reminders.plans import ReminderContent, content_from_messages
 from bot.reminders.render import appointment_buttons, when, when_plain
 from bot.services import Services
 from bot.staff import notification_chats
-from handlers.common import answer_press, send_screen, services, show_screen
+from handlers.common import answer_press, send_screen, services, show_screen, upsert_patient
 
 log = logging.getLogger(__name__)
 PRIVATE = filters.ChatType.PRIVATE
@@ -548,9 +548,7 @@ async def deep_link_start(update: Update, context: ContextTypes.DEFAULT_TYPE) ->
                                                chat_id=chat.id, first_name=user.first_name,
                                                now=svc.clock.now())
         if redeemed is None:
-            await patients.upsert_from_telegram(
-                session, user_id=user.id, chat_id=chat.id, first_name=user.first_name,
-                language_code=user.language_code, now=svc.clock.now())
+            await upsert_patient(session, update, svc.clock.now())
     if redeemed is None:
         await send_screen(update, context, svc.menu.main(intro=texts.get("link_invalid")))
     else:

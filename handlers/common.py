@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import logging
+from datetime import datetime
 
+from sqlalchemy.ext.asyncio import AsyncSession
 from telegram import InlineKeyboardButton, InlineKeyboardMarkup, Message, Update
 from telegram.error import BadRequest, TelegramError
 from telegram.ext import ContextTypes
 
+from bot import patients
+from bot.db.models import Patient
 from bot.menu import Screen
 from bot.services import Services
 
@@ -36,6 +40,15 @@ def keyboard(screen: Screen) -> InlineKeyboardMarkup | None:
         markup = _KEYBOARDS[key] = InlineKeyboardMarkup(
             [[InlineKeyboardButton(label, callback_data=data) for label, data in row] for row in key])
     return markup
+
+
+async def upsert_patient(session: AsyncSession, update: Update, now: datetime) -> Patient:
+    """The sender's patient row, created or refreshed from what Telegram tells us about them."""
+    user, chat = update.effective_user, update.effective_chat
+    assert user is not None and chat is not None
+    return await patients.upsert_from_telegram(
+        session, user_id=user.id, chat_id=chat.id, first_name=user.first_name,
+        language_code=user.language_code, now=now)
 
 
 async def answer_press(update: Update, text: str | None = None, *,

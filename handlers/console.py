@@ -25,7 +25,7 @@ from bot.menu import Screen
 from bot.reminders.render import local_date
 from bot.services import Services
 from bot.staff import is_staff
-from handlers.common import answer_press, send_screen, services, show_screen
+from handlers.common import answer_press, send_screen, services, show_screen, upsert_patient
 from handlers.common_staff import require_staff
 
 log = logging.getLogger(__name__)
@@ -299,11 +299,8 @@ def settings_screen(svc: Services, prefs: preferences.Prefs) -> Screen:
 
 async def settings_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     svc = services(context)
-    user, chat = update.effective_user, update.effective_chat
     async with svc.db.session() as session:
-        patient = await patients.upsert_from_telegram(
-            session, user_id=user.id, chat_id=chat.id, first_name=user.first_name,
-            language_code=user.language_code, now=svc.clock.now())
+        patient = await upsert_patient(session, update, svc.clock.now())
         prefs = await preferences.load(session, patient.id)
     await send_screen(update, context, settings_screen(svc, prefs))
 
@@ -317,10 +314,7 @@ async def settings_button(update: Update, context: ContextTypes.DEFAULT_TYPE) ->
     if query.data == "pf:open":  # the main menu's button: the screen /settings shows
         await answer_press(update)
         async with svc.db.session() as session:
-            patient = await patients.upsert_from_telegram(
-                session, user_id=query.from_user.id, chat_id=update.effective_chat.id,
-                first_name=query.from_user.first_name,
-                language_code=query.from_user.language_code, now=svc.clock.now())
+            patient = await upsert_patient(session, update, svc.clock.now())
             prefs = await preferences.load(session, patient.id)
         await show_screen(update, context, settings_screen(svc, prefs))
         return
@@ -336,10 +330,7 @@ async def settings_button(update: Update, context: ContextTypes.DEFAULT_TYPE) ->
         # Only ever the pressing user's own record: the button carries no patient id.
         patient = await patients.by_telegram_id(session, query.from_user.id)
         if patient is None:
-            patient = await patients.upsert_from_telegram(
-                session, user_id=query.from_user.id, chat_id=update.effective_chat.id,
-                first_name=query.from_user.first_name,
-                language_code=query.from_user.language_code, now=now)
+            patient = await upsert_patient(session, update, now)
         if match.group(1) == "k":
             prefs = await preferences.toggle_kind(session, patient.id, match.group(2), now)
         else:

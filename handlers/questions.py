@@ -28,7 +28,7 @@ from telegram.ext import (
     filters,
 )
 
-from bot import audit, patients
+from bot import audit
 from bot import questions as repo
 from bot.content import Node
 from bot.crypto import CryptoBox
@@ -38,7 +38,14 @@ from bot.privacy import DataSection
 from bot.qa import QAEngine, Result
 from bot.services import Services
 from bot.staff import is_staff
-from handlers.common import answer_press, notify_staff, send_screen, services, show_screen
+from handlers.common import (
+    answer_press,
+    notify_staff,
+    send_screen,
+    services,
+    show_screen,
+    upsert_patient,
+)
 from handlers.common_staff import require_staff
 from handlers.fallback import unknown_command
 
@@ -124,9 +131,7 @@ async def _record_question(update: Update, svc: Services, result: Result) -> tup
     assert message is not None and message.text and user is not None and chat is not None
     now = svc.clock.now()
     async with svc.db.session() as session:
-        patient = await patients.upsert_from_telegram(
-            session, user_id=user.id, chat_id=chat.id, first_name=user.first_name,
-            language_code=user.language_code, now=now)
+        patient = await upsert_patient(session, update, now)
         question = await repo.record(session, patient, message.text, result, now, _crypto(svc))
         ids = question.id, patient.id, patient.first_name or "?"
     log.info("question %s from patient %s: %s", ids[0], ids[1], result.kind)
