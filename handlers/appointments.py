@@ -590,7 +590,7 @@ def register(application: Application, svc: Services) -> None:
     application.bot_data["reminder_content"] = content
     disp = Dispatcher(svc.db, application.bot, content, svc.settings,
                       notify_staff=make_staff_notifier(application, svc),
-                      rate_limit=True)
+                      rate_limit=True, running=lambda: application.running)
     application.bot_data["reminder_dispatcher"] = disp
     texts = content.texts
     # UI texts join the shared messages (key clashes fail at start; text checks see them all).

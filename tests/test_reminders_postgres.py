@@ -168,3 +168,32 @@ async def test_a_handover_keeps_telegrams_retry_after(fake, pg_url):
     assert len(refused) == 1
     sent_after = [c.at for c in fake.calls_to("sendMessage") if c.at > refused[0]]
     assert sent_after and min(sent_after) - refused[0] >= 2.0
+
+
+async def test_a_stopping_bot_does_not_wait_out_a_long_retry_after(fake, pg_url):
+    """Holding the lock through a 429's pause is for the next holder; a bot that is shutting
+    down lets it go at once (the next instance then meets Telegram's 429 itself)."""
+    import time
+
+    settings = make_settings(fake, pg_url)
+    content = load_reminder_content(settings.content_dir)
+    db = Database(pg_url)
+    bot = Bot(TOKEN, base_url=fake.base_url)
+    running = [True]
+    try:
+        await upgrade(db)
+        await _seed_due(db, 1, SystemClock().now())
+        await bot.initialize()
+        fake.fail_next("sendMessage", 429, retry_after=30)
+        disp = Dispatcher(db, bot, content, settings, running=lambda: running[0])
+        task = asyncio.create_task(disp.run(SystemClock().now()))
+        await fake.wait_for(lambda c: c.method == "sendMessage" and c.status == 429)
+        await asyncio.sleep(0.3)
+        assert not task.done()  # settling: the pause holds the lock
+        started = time.monotonic()
+        running[0] = False
+        stats = await asyncio.wait_for(task, 5)
+        assert stats.rate_limited == 1 and time.monotonic() - started < 2
+    finally:
+        await bot.shutdown()
+        await db.dispose()

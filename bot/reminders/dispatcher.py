@@ -152,8 +152,10 @@ class Dispatcher:
     def __init__(self, db: Database, bot: Bot, content: ReminderContent, settings: Settings, *,
                  notify_staff: Notify | None = None, rate_limit: bool = True,
                  monotonic: Callable[[], float] = time.monotonic,
-                 rng: Callable[[], float] = random.random, exclusive: bool = True) -> None:
+                 rng: Callable[[], float] = random.random, exclusive: bool = True,
+                 running: Callable[[], bool] = lambda: True) -> None:
         self.db, self.bot, self.content, self.settings = db, bot, content, settings
+        self._running = running  # False once the application is stopping
         # One run at a time across instances: Telegram's limits are the bot's, not the
         # instance's. False only where a test needs two runs at once to prove the claim.
         self.exclusive = exclusive
@@ -231,8 +233,11 @@ class Dispatcher:
             wait = self.limiter.resume_at - mono
         if self._held_back and self._last_send_mono is not None:
             wait = max(wait, self._last_send_mono + self.engine.per_chat_seconds - mono)
-        if wait > 0:
-            await asyncio.sleep(min(wait, MAX_SETTLE_SECONDS))
+        loop = asyncio.get_running_loop()
+        end = loop.time() + min(wait, MAX_SETTLE_SECONDS)
+        # A stopping bot does not wait it out. Polled: Application.running has no event.
+        while self._running() and (left := end - loop.time()) > 0:  # noqa: ASYNC110
+            await asyncio.sleep(min(left, 0.25))
 
     def _alone(self):
         if not self.exclusive:
