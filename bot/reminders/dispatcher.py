@@ -426,7 +426,6 @@ class Dispatcher:
                 await self._record_or_keep(job, stats)
                 return
             self._chat_last[job.chat_id] = now
-            self._last_send_mono = self._monotonic()
             try:
                 message = await self.bot.send_message(
                     job.chat_id, text, reply_markup=markup, parse_mode=ParseMode.HTML,
@@ -458,6 +457,9 @@ class Dispatcher:
             else:
                 job.outcome = {"status": "sent", "sent_at": now, "message_id": message.message_id,
                                "last_error": None}
+            # Once Telegram has answered: the message was with it by then (the per-chat gap
+            # a handover keeps counts from here).
+            self._last_send_mono = self._monotonic()
             await self._record_or_keep(job, stats)
 
     async def _fresh_check(self, job: _Job) -> bool:
