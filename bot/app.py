@@ -99,8 +99,9 @@ def build_application(
     else:  # aiohttp with JSON bodies: well under half of httpx's CPU (bot/transport.py)
         builder = builder.request(AiohttpRequest(256)).get_updates_request(AiohttpRequest(1))
     if settings.rate_limiter:
-        # Replies to patients wait out a 429 (twice at most) rather than fail; the reminder
-        # dispatcher has its own pacing and records RetryAfter itself.
+        # Replies to patients wait out a 429 (twice at most) rather than fail, and so do the
+        # reminder dispatcher's sends (it paces itself too); a 429 beyond those retries the
+        # dispatcher records as RetryAfter.
         builder = builder.rate_limiter(AIORateLimiter(max_retries=2))
     application = builder.build()
     application.bot_data["services"] = svc

@@ -372,3 +372,20 @@ async def test_a_patient_who_unblocks_the_bot_gets_their_reminders_back(fake, rr
         await dispatch(rr, clock)
     assert len(sent_texts(fake, anna.id)) > sent_before
     assert (await dispatch(rr, clock)).replanned == 0  # once only
+
+
+async def test_a_stopping_bot_starts_no_new_round(fake, rr, clock, staff):
+    """Application.stop waits for a running dispatcher job: it ends after the round in hand
+    instead of sending everything still due; the rest waits for the next start."""
+    anna, appt = await _booked(rr, staff)
+    disp = dispatcher(rr)
+    saved = disp._running
+    disp._running = lambda: False  # the application has begun to stop
+    try:
+        stats = await disp.run(clock.now())
+    finally:
+        disp._running = saved
+    assert stats.claimed == 0
+    confirmation = [r for r in await reminders(rr, appointment_id=appt) if r.kind == "confirmation"]
+    assert confirmation[0].status == "pending"
+    assert (await disp.run(clock.now())).sent == 1  # running again: sent

@@ -179,7 +179,7 @@ async def test_a_stopping_bot_does_not_wait_out_a_long_retry_after(fake, pg_url)
     content = load_reminder_content(settings.content_dir)
     db = Database(pg_url)
     bot = Bot(TOKEN, base_url=fake.base_url)
-    running = [True]
+    running, task = [True], None
     try:
         await upgrade(db)
         await _seed_due(db, 1, SystemClock().now())
@@ -195,5 +195,7 @@ async def test_a_stopping_bot_does_not_wait_out_a_long_retry_after(fake, pg_url)
         stats = await asyncio.wait_for(task, 5)
         assert stats.rate_limited == 1 and time.monotonic() - started < 2
     finally:
+        if task is not None and not task.done():
+            task.cancel()
         await bot.shutdown()
         await db.dispose()

@@ -209,6 +209,8 @@ class Dispatcher:
                 stats.recovered += await self.recover_interrupted(now)
         await self._housekeeping(now, stats)
         for _ in range(max_rounds):
+            if not self._running():
+                break  # the bot is stopping: what is left waits for the next start or instance
             if clock is not None:
                 now = clock.now()
             if not await holding.still_held():
