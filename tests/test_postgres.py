@@ -185,7 +185,14 @@ async def test_one_patients_quick_taps_on_two_instances_both_count(fake: FakeBot
             assert await a.post(press_update(fake, chat, "✅ I agree")) == 200
             taps = [press_update(fake, chat, "▫️ Facial rejuvenation"),
                     press_update(fake, chat, "▫️ Hair restoration")]
-            await asyncio.gather(a.post(taps[0]), b.post(taps[1]))
+            # Both taps arrive while the patient is busy (a third transaction holds their row):
+            # they must queue behind it, then each other, not race.
+            async with a.db.session() as busy:
+                await busy.execute(select(Patient.id).where(Patient.telegram_user_id == chat)
+                                   .with_for_update(key_share=True))
+                both = asyncio.gather(a.post(taps[0]), b.post(taps[1]))
+                await until_one_waits_on_a_lock(a.db, "a tap")
+            await both
             async with a.db.session() as session:
                 patient = await session.scalar(select(Patient).where(
                     Patient.telegram_user_id == chat))
@@ -198,6 +205,8 @@ async def test_a_double_tap_on_cancel_handled_by_two_instances_tells_staff_once(
                                                                               pg_url: str):
     import re
     from datetime import date, timedelta
+
+    from bot.db.appointment_models import Appointment
 
     settings = webhook_settings(fake, pg_url)
     async with webhook_instance(settings) as a, webhook_instance(settings) as b:
@@ -213,7 +222,12 @@ async def test_a_double_tap_on_cancel_handled_by_two_instances_tells_staff_once(
             assert await a.post(press_update(fake, chat, "❌ Cancel")) == 200
             yes = press_update(fake, chat, "Yes, cancel it")
             twice = dict(yes, update_id=fake.next_update_id())  # two taps: two updates
-            await asyncio.gather(a.post(yes), b.post(twice))
+            async with a.db.session() as busy:  # both arrive while the appointment is busy
+                await busy.execute(select(Appointment.id).where(Appointment.id == appt)
+                                   .with_for_update())
+                both = asyncio.gather(a.post(yes), b.post(twice))
+                await until_one_waits_on_a_lock(a.db, "a tap")
+            await both
             told = [c for c in fake.calls_to("sendMessage", chat_id=42)
                     if f"cancelled appointment #{appt}" in c.params["text"]]
             assert len(told) == 1, n
