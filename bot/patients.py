@@ -5,10 +5,9 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 
 from sqlalchemy import select
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from bot.db.engine import upsert_insert
 from bot.db.models import Patient
 
 # "Last contact" to within a few minutes: writing it on every message would make each
@@ -31,7 +30,7 @@ async def upsert_from_telegram(
     if patient is None:
         # Two instances may see the same new patient at once (two quick taps reaching different
         # instances): insert-or-ignore, then read the row whichever transaction created it.
-        insert = pg_insert if session.bind.dialect.name == "postgresql" else sqlite_insert
+        insert = upsert_insert(session.bind.dialect.name)
         await session.execute(
             insert(Patient)
             .values(telegram_user_id=user_id, chat_id=chat_id, created_at=now, last_seen_at=now)
@@ -86,7 +85,7 @@ async def touch_from_telegram(
 ) -> None:
     """What upsert_from_telegram stores, in one INSERT .. ON CONFLICT DO UPDATE round trip,
     for callers that do not need the Patient row (/start on every visit)."""
-    insert = pg_insert if session.bind.dialect.name == "postgresql" else sqlite_insert
+    insert = upsert_insert(session.bind.dialect.name)
     fresh = {**_told(chat_id, first_name, language_code), "last_seen_at": now}
     stmt = insert(Patient).values(telegram_user_id=user_id, created_at=now, **fresh)
     await session.execute(stmt.on_conflict_do_update(index_elements=["telegram_user_id"],

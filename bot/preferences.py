@@ -14,10 +14,9 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import delete, select
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from bot.db.engine import upsert_insert
 from bot.db.models import Patient
 from bot.db.preference_models import PatientPreference
 from bot.privacy import DataSection
@@ -86,7 +85,7 @@ async def _row(session: AsyncSession, patient_id: int, now: datetime) -> Patient
     first two taps handled at once (two instances) must not both insert it."""
     row = await session.get(PatientPreference, patient_id, with_for_update=True)
     if row is None:
-        insert = pg_insert if session.bind.dialect.name == "postgresql" else sqlite_insert
+        insert = upsert_insert(session.bind.dialect.name)
         await session.execute(insert(PatientPreference).values(
             patient_id=patient_id, disabled_kinds="", updated_at=now)
             .on_conflict_do_nothing(index_elements=["patient_id"]))

@@ -7,6 +7,8 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 from sqlalchemy import event
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
     AsyncSession,
@@ -30,6 +32,11 @@ def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
     cur.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
     cur.execute("PRAGMA foreign_keys=ON")
     cur.close()
+
+
+def upsert_insert(dialect: str) -> Any:
+    """`insert` with ON CONFLICT for this dialect: PostgreSQL's, else SQLite's."""
+    return pg_insert if dialect == "postgresql" else sqlite_insert
 
 
 def make_engine(url: str, **kwargs: Any) -> AsyncEngine:

@@ -14,11 +14,9 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import BigInteger, bindparam, delete
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Mapped, mapped_column
 
-from bot.db.engine import Database
+from bot.db.engine import Database, upsert_insert
 from bot.db.group_commit import GroupCommit
 from bot.db.models import Base
 from bot.db.types import UTCDateTime
@@ -34,7 +32,7 @@ class ProcessedUpdate(Base):
 
 
 def _claim_statement(dialect: str) -> Any:
-    insert = pg_insert if dialect == "postgresql" else sqlite_insert
+    insert = upsert_insert(dialect)
     return (insert(ProcessedUpdate)
             .values(update_id=bindparam("update_id"), processed_at=bindparam("processed_at"))
             .on_conflict_do_nothing(index_elements=["update_id"])
