@@ -37,6 +37,7 @@ from bot.reminders.render import appointment_buttons, when, when_plain
 from bot.services import Services
 from bot.staff import notification_chats
 from handlers.common import answer_press, send_screen, services, show_screen, upsert_patient
+from handlers.questions import reply_rows
 
 log = logging.getLogger(__name__)
 PRIVATE = filters.ChatType.PRIVATE
@@ -485,7 +486,7 @@ class Request:
     def reply_rows(self, svc: Services) -> list[list[tuple[str, str]]] | None:
         if self.question_id is None or svc.qa is None:
             return None
-        return [[(svc.qa.config.text("button_reply"), f"qa:reply:{self.question_id}")]]
+        return reply_rows(svc.qa, self.question_id)
 
 
 async def checkin_button(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:

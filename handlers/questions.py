@@ -66,6 +66,11 @@ def _crypto(svc: Services) -> CryptoBox:
     return svc.crypto
 
 
+def reply_rows(qa: QAEngine, question_id: int) -> list[list[tuple[str, str]]]:
+    """The Reply button under a staff alert: the staff member's next message answers it."""
+    return [[(qa.config.text("button_reply"), f"qa:reply:{question_id}")]]
+
+
 def _engine(svc: Services) -> QAEngine:
     assert svc.qa is not None, "build_services builds the QA engine"
     return svc.qa
@@ -152,7 +157,7 @@ async def _alert(update: Update, context: ContextTypes.DEFAULT_TYPE, result: Res
         qa.config.text("staff_red_flag", question_id=question_id, patient_id=patient_id,
                        name=name, flag=result.red_flag.category.replace("_", " "),
                        question=_cut(message.text or "", STAFF_QUOTE)),
-        [[(qa.config.text("button_reply"), f"qa:reply:{question_id}")]])
+        reply_rows(qa, question_id))
     if delivered == 0:
         log.error("red flag %s: no staff chat could be alerted", question_id)
     else:
@@ -215,7 +220,7 @@ async def on_ask(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         context,
         qa.config.text("staff_question", question_id=question_id, patient_id=patient_id,
                        name=name, question=_cut(text, STAFF_QUOTE)),
-        [[(qa.config.text("button_reply"), f"qa:reply:{question_id}")]])
+        reply_rows(qa, question_id))
     if delivered == 0:
         async with svc.db.session() as session:
             await repo.undo_hand_off(session, question_id, previous)
