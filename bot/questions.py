@@ -66,7 +66,7 @@ async def record(session: AsyncSession, patient: Patient, text: str, result: Res
     return question
 
 
-async def record_request(session: AsyncSession, patient: Patient, appointment_id: int,
+async def record_request(session: AsyncSession, patient_id: int, appointment_id: int,
                          source: str, text: str, now: datetime,
                          crypto: CryptoBox) -> tuple[Question, bool]:
     """A request the patient pressed about an appointment (a concern, to reschedule, the next
@@ -74,11 +74,11 @@ async def record_request(session: AsyncSession, patient: Patient, appointment_id
     reply, even if no staff chat got the alert. The second of the same while the first is open
     is that first one: (question, False), and nobody is alerted again."""
     open_one = await session.scalar(select(Question).where(
-        Question.patient_id == patient.id, Question.appointment_id == appointment_id,
+        Question.patient_id == patient_id, Question.appointment_id == appointment_id,
         Question.source == source, Question.status == HANDED_OFF))
     if open_one is not None:
         return open_one, False
-    question = Question(patient_id=patient.id, status=HANDED_OFF, created_at=now,
+    question = Question(patient_id=patient_id, status=HANDED_OFF, created_at=now,
                         handed_off_at=now, source=source, appointment_id=appointment_id)
     question.text_enc = crypto.encrypt_json(text[:MAX_TEXT], context=_context(question, "text"))
     session.add(question)

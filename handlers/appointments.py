@@ -472,9 +472,8 @@ async def _record_request(context: ContextTypes.DEFAULT_TYPE, session, appt: App
     svc = services(context)
     if svc.crypto is None:  # nothing can be stored encrypted: staff are told, as before
         return Request(None, alert=True)
-    patient = await session.get(Patient, appt.patient_id)
-    question, new = await questions.record_request(session, patient, appt.id, source, text,
-                                                   svc.clock.now(), svc.crypto)
+    question, new = await questions.record_request(session, appt.patient_id, appt.id, source,
+                                                   text, svc.clock.now(), svc.crypto)
     return Request(question.id, alert=new)
 
 

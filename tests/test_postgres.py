@@ -323,6 +323,6 @@ async def test_an_erasure_and_a_request_on_the_same_patient_do_not_deadlock(migr
                                     .with_for_update(of=Appointment))
         erasure = asyncio.create_task(forget())
         await until_one_waits_on_a_lock(db, "the erasure")  # on the appointment
-        await questions.record_request(session, patient, appt.id, RESCHEDULE, "move it", now,
+        await questions.record_request(session, patient.id, appt.id, RESCHEDULE, "move it", now,
                                        CryptoBox([TEST_ENCRYPTION_KEY]))
     await erasure  # no DeadlockDetectedError on either side
