@@ -36,6 +36,7 @@ from bot.reminders.plans import ReminderContent, content_from_messages
 from bot.reminders.render import appointment_buttons, when, when_plain
 from bot.services import Services
 from bot.staff import notification_chats
+from bot.telegram_html import plain
 from handlers.common import answer_press, send_screen, services, show_screen, upsert_patient
 from handlers.questions import reply_rows
 
@@ -472,8 +473,9 @@ async def _record_request(context: ContextTypes.DEFAULT_TYPE, session, appt: App
     svc = services(context)
     if svc.crypto is None:  # nothing can be stored encrypted: staff are told, as before
         return Request(None, alert=True)
+    # Kept as the words the patient saw, like a typed question: the console escapes it.
     question, new = await questions.record_request(session, appt.patient_id, appt.id, source,
-                                                   text, svc.clock.now(), svc.crypto)
+                                                   plain(text), svc.clock.now(), svc.crypto)
     return Request(question.id, alert=new)
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import shutil
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -10,7 +11,7 @@ from icalendar import Calendar
 
 from bot.clock import FixedClock
 from bot.db.appointment_models import Appointment
-from tests.harness import TgUser
+from tests.harness import BotRunner, TgUser
 from tests.reminder_support import appointment, db, dispatch, patient_row, reminders, sent_texts
 
 
@@ -392,3 +393,29 @@ async def test_staff_acting_on_a_request_closes_it(fake, rr, clock, staff):
     await anna.press_data(f"ap:r:{appt}")
     asks = [t for t in sent_texts(fake, 42) if f"asks to reschedule appointment #{appt}" in t]
     assert len(asks) == 2
+
+
+async def test_a_request_is_kept_as_the_words_the_patient_saw(fake, settings, clock, tmp_path):
+    """The request texts are HTML templates the clinic edits: the open question keeps their
+    visible words, so the console (which escapes stored text) shows "&" and no tags."""
+    content = tmp_path / "content"
+    shutil.copytree(settings.content_dir, content)
+    yaml_file = content / "reminders.yaml"
+    old = 'reschedule_question: "I would like to move my appointment {when}."'
+    assert old in yaml_file.read_text()
+    yaml_file.write_text(yaml_file.read_text().replace(
+        old, 'reschedule_question: "Move <b>my appointment</b> {when} &amp; call me."'))
+    runner = BotRunner(fake, settings.model_copy(update={"content_dir": content}), clock=clock,
+                       periodic_dispatch=False)
+    await runner.start()
+    try:
+        staff = TgUser(runner, "Staff", user_id=42)
+        anna, appt = await booked(runner, staff)
+        await anna.send("/menu")
+        await anna.press_data(f"ap:r:{appt}")
+        await staff.send("/staff")
+        shown = await staff.press("❓ Open questions")
+        assert "Move my appointment Thu 3 Dec 2026 14:30 &amp; call me." in shown[0].text
+        assert "&amp;amp;" not in shown[0].text and "&lt;b&gt;" not in shown[0].text
+    finally:
+        await runner.stop()
