@@ -11,6 +11,7 @@ from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from sqlalchemy import select
 from telegram import Bot
 
 from bot.clock import SystemClock
@@ -172,7 +173,8 @@ async def test_a_handover_keeps_telegrams_retry_after(fake, pg_url):
 
 async def test_a_stopping_bot_does_not_wait_out_a_long_retry_after(fake, pg_url):
     """Holding the lock through a 429's pause is for the next holder; a bot that is shutting
-    down lets it go at once (the next instance then meets Telegram's 429 itself)."""
+    down lets it go at once (the next instance then meets Telegram's 429 itself). The sends
+    of the batch waiting out the pause in the pacer go back to pending, unsent."""
     import time
 
     settings = make_settings(fake, pg_url)
@@ -182,7 +184,7 @@ async def test_a_stopping_bot_does_not_wait_out_a_long_retry_after(fake, pg_url)
     running, task = [True], None
     try:
         await upgrade(db)
-        await _seed_due(db, 1, SystemClock().now())
+        await _seed_due(db, 3, SystemClock().now())
         await bot.initialize()
         fake.fail_next("sendMessage", 429, retry_after=30)
         disp = Dispatcher(db, bot, content, settings, running=lambda: running[0])
@@ -194,6 +196,10 @@ async def test_a_stopping_bot_does_not_wait_out_a_long_retry_after(fake, pg_url)
         running[0] = False
         stats = await asyncio.wait_for(task, 5)
         assert stats.rate_limited == 1 and time.monotonic() - started < 2
+        assert stats.sent == 0 and len([c for c in fake.calls if c.method == "sendMessage"]) == 1
+        async with db.session() as session:
+            rows = (await session.scalars(select(Reminder).order_by(Reminder.id))).all()
+        assert [(r.status, r.attempts) for r in rows] == [("pending", 0)] * 3
     finally:
         if task is not None and not task.done():
             task.cancel()

@@ -71,6 +71,7 @@ log = logging.getLogger(__name__)
 BEFORE_KINDS = {"confirmation", "preparation", "same_day", "push_before"}
 Notify = Callable[[str], Awaitable[None]]
 RUN_LOCK = "reminder-dispatcher"
+MAX_NAP_SECONDS = 0.5  # a send waiting out a pause looks this often whether the bot is stopping
 MAX_SETTLE_SECONDS = 30.0  # the longest a run keeps the lock after its work to hand over cleanly
 FRESH_CLAIM_SECONDS = 0.5  # claims younger than this are sent without re-reading the row
 
@@ -104,11 +105,12 @@ class PacedLimiter:
     requests need a delay of a whole extra slot to do that."""
 
     def __init__(self, rate: float, monotonic: Callable[[], float] = time.monotonic,
-                 sleep: Callable[[float], Awaitable[Any]] = asyncio.sleep) -> None:
+                 sleep: Callable[[float], Awaitable[Any]] = asyncio.sleep,
+                 running: Callable[[], bool] = lambda: True) -> None:
         self.interval = 1.0 / rate
         self._next = 0.0
         self._lock = asyncio.Lock()
-        self._monotonic, self._sleep = monotonic, sleep
+        self._monotonic, self._sleep, self._running = monotonic, sleep, running
 
     def pause(self, seconds: float) -> None:
         """Telegram said RetryAfter: nothing goes out before `seconds` have passed."""
@@ -119,17 +121,24 @@ class PacedLimiter:
         """Monotonic time of the next free slot (after any pause)."""
         return self._next
 
-    async def acquire(self) -> None:
+    async def acquire(self) -> bool:
+        """Wait for this send's slot. False: the bot began to stop meanwhile (do not send).
+
+        Long waits (a 429's pause) are slept in naps, so a stopping bot is not held up by one."""
         async with self._lock:
             while True:
+                if not self._running():
+                    return False
                 now = self._monotonic()
                 slot = max(now, self._next)
                 if slot <= now:
                     break
-                await self._sleep(slot - now)
-                if self._next <= slot:
-                    break  # our slot has come; else a pause() moved it while we slept
+                whole = slot - now <= MAX_NAP_SECONDS
+                await self._sleep(slot - now if whole else MAX_NAP_SECONDS)
+                if whole and self._next <= slot:
+                    break  # our slot has come; else a pause() moved it, or that was a nap
             self._next = slot + self.interval
+            return True
 
 
 @dataclass
@@ -163,7 +172,8 @@ class Dispatcher:
         self.quiet = QuietHours(settings.quiet_hours_start, settings.quiet_hours_end, settings.tz)
         self.notify_staff = notify_staff
         self._monotonic = monotonic
-        self.limiter = PacedLimiter(self.engine.max_per_second, monotonic) if rate_limit else None
+        self.limiter = PacedLimiter(self.engine.max_per_second, monotonic,
+                                    running=lambda: self._running()) if rate_limit else None
         self._rng = rng
         self._chat_last: dict[int, datetime] = {}  # per-chat pacing, in the injected time
         self._lock = asyncio.Lock()
@@ -407,8 +417,13 @@ class Dispatcher:
                                "last_error": "database unavailable"}
                 self._unrecorded.append(job)
                 return
-            if self.limiter is not None:
-                await self.limiter.acquire()
+            if self.limiter is not None and not await self.limiter.acquire():
+                # The bot is stopping: not sent, back to pending as it was for the next start.
+                job.released = True
+                job.outcome = {"status": "pending", "attempts": row.attempts - 1,
+                               "last_error": "not sent: the bot was stopping"}
+                await self._record_or_keep(job, stats)
+                return
             try:
                 # A claim this fresh races a cancellation no more than the send itself does;
                 # older ones (pacing, a 429 pause) are read again before they go.
