@@ -2,6 +2,9 @@
 
 httpx logs every request URL at INFO, and the URL contains the token: its logger is raised
 to WARNING, and a filter redacts the token from any record that still mentions it.
+python-telegram-bot logs every Bot API call's parameters and result at DEBUG: patients'
+messages, their answers echoed back, staff summaries. Its loggers stay at INFO whatever
+LOG_LEVEL says, so DEBUG never writes health data.
 """
 
 from __future__ import annotations
@@ -48,3 +51,4 @@ def setup_logging(level: str = "INFO", secrets: list[str] | None = None) -> None
     root.setLevel(level.upper())
     for noisy in ("httpx", "httpcore", "apscheduler", "aiosqlite"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
+    logging.getLogger("telegram").setLevel(max(root.level, logging.INFO))

@@ -39,6 +39,13 @@ async def test_run_bot_process_answers_start_and_never_logs_the_token(fake: Fake
         call = await fake.wait_for(lambda c: c.method == "sendMessage", timeout=30)
         assert "Hello, Zoe!" in call.params["text"]
         assert fake.calls_to("setMyCommands")
+        # A patient's own words, in an update and (quoted) in a reply, must not reach the logs
+        # even at DEBUG, where python-telegram-bot would log every call's parameters.
+        await fake.push_update({"update_id": fake.next_update_id(), "message": {
+            "message_id": 2, "date": int(time.time()), "text": "allergic to penicillinxyz?",
+            "from": user, "chat": {"id": 777, "type": "private"}}})
+        await fake.wait_for(lambda c: c.method == "sendMessage" and c.params is not call.params
+                            and str(c.params.get("chat_id")) == "777", timeout=30)
     finally:
         proc.send_signal(signal.SIGINT)
         for _ in range(100):
@@ -50,7 +57,8 @@ async def test_run_bot_process_answers_start_and_never_logs_the_token(fake: Fake
     output = (stdout + stderr).decode()
     assert TOKEN not in output
     assert TOKEN.split(":")[1] not in output
-    assert "<redacted>" in output  # PTB logs the API URL at DEBUG: it was there, and redacted
+    assert "penicillinxyz" not in output and "Hello, Zoe" not in output
+    assert "DEBUG" in output  # the level was on: the bot's own DEBUG records were written
 
 
 async def test_sandbox_shows_the_menu_and_presses_buttons(tmp_path):
