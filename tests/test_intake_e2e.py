@@ -524,3 +524,21 @@ async def test_staff_get_the_summary_even_when_the_patients_screen_fails(fake, r
     await patient.press("📨 Submit")
     staff = staff_messages(fake)
     assert len(staff) == 1 and "Possible contraindications (2)" in staff[0].text
+
+
+async def test_a_phone_keyboard_left_up_is_closed_and_its_labels_never_become_answers(fake, runner,
+                                                                                   patient):
+    """Review -> Edit phone (the share keyboard comes up) -> Edit on the older review message:
+    the keyboard closes; and its labels typed at any question act as buttons, not answers."""
+    review = (await complete(patient))[-1]
+    await patient.press("✏️ Phone")
+    assert reply_keyboard(fake.last_message(patient.id))
+    shown = await patient.press("✏️ Anything else", review)
+    assert shown[0].reply_markup == {"remove_keyboard": True}
+    assert "anything else" in shown[-1].text.lower()
+    await patient.send("‹ Back")  # as a button: the question before "anything else"
+    assert "From which date" in current_question(patient)
+    await patient.press("✏️ Anything else", review)
+    shown = await patient.send("✖️ Cancel")
+    assert "Cancelled" in shown[0].text
+    assert await count(runner, Intake) == 0

@@ -363,13 +363,19 @@ class IntakeFlow:
             return self._show_state(state, None, now)
         if text is None:
             return self._invalid(state, question, parse.Invalid("error_not_text"), now)
-        if question.kind == "phone" and not is_contact:
+        if not is_contact:
+            # The phone question's keyboard sends its labels as text. Whatever question is open
+            # (a keyboard can outlive its question), they act as buttons, never as answers.
             label = parse.clean_text(text)
             if label == parse.clean_text(self.spec.texts["button_back"]):
                 return await self._back(state, now)
             if label == parse.clean_text(self.spec.texts["button_cancel"]):
                 return await self._cancel_state(session, state)
             if label == parse.clean_text(self.spec.texts["button_share_phone"]):
+                if question.kind != "phone":  # a stray keyboard: closed, the open question shown
+                    reply = self._show_state(state, None, now)
+                    reply.messages.insert(0, Out(self.t("keyboard_closed"), remove_keyboard=True))
+                    return reply
                 return self._invalid(state, question, parse.Invalid("error_phone_invalid"), now)
         if is_contact and is_number(text.strip()):
             text = "+" + text.strip()  # Telegram sends a shared contact's number without the +
@@ -428,8 +434,8 @@ class IntakeFlow:
                 return await self._stale(session, patient, state, now)
             state.row.stage, state.row.current = "question", question.id
             self._seed_draft(state, question)
-            self._save(state, now)
-            return Reply([self._question_out(state, question)])
+            # Pressed on an older screen while the phone keyboard is up: that closes it first.
+            return self._show_state(state, current, now)
         # a, t, d, s act on the open question only
         if question is None or current is None or question.id != current.id:
             return await self._stale(session, patient, state, now)
