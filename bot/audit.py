@@ -4,10 +4,14 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.db.privacy_models import AuditEvent
+
+# The actor of what patients do with their own data (export, submit, delete). Not their
+# Telegram id: beside the patient number it would say who the patient was after an erasure.
+PATIENT = 0
 
 
 async def record(session: AsyncSession, *, now: datetime, action: str, actor_user_id: int | None,
@@ -23,3 +27,11 @@ async def events_for(session: AsyncSession, patient_id: int) -> list[AuditEvent]
     rows = await session.scalars(
         select(AuditEvent).where(AuditEvent.patient_id == patient_id).order_by(AuditEvent.id))
     return list(rows)
+
+
+async def unname_patient(session: AsyncSession, patient_id: int, telegram_user_id: int) -> None:
+    """On erasure: rows written before PATIENT existed named the patient's Telegram id as
+    actor. The one change an audit row may take (a Core statement; the ORM refuses any)."""
+    await session.execute(update(AuditEvent).where(
+        AuditEvent.patient_id == patient_id, AuditEvent.actor_user_id == telegram_user_id,
+    ).values(actor_user_id=PATIENT).execution_options(synchronize_session=False))

@@ -66,7 +66,7 @@ class PrivacyRegistry:
         data: dict[str, Any] = {"exported_at": now.isoformat()}
         for section in reversed(self.sections):  # profile first in the file
             data[section.name] = await section.export(session, patient)
-        await audit.record(session, now=now, action="export", actor_user_id=patient.telegram_user_id,
+        await audit.record(session, now=now, action="export", actor_user_id=audit.PATIENT,
                            patient_id=patient.id)
         return data
 
@@ -76,6 +76,8 @@ class PrivacyRegistry:
         that an erasure happened (and which staff member did it, if one did), never who the
         patient was."""
         notes: list[str] = []
+        if patient.telegram_user_id is not None:
+            await audit.unname_patient(session, patient.id, patient.telegram_user_id)
         for section in self.sections:
             notes += await section.erase(session, patient, now) or []
         await audit.record(session, now=now, action="erasure", actor_user_id=staff_actor,

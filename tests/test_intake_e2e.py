@@ -121,7 +121,7 @@ async def test_happy_path_consent_questions_review_submit_and_staff_summary(fake
     async with svc.db.session() as session:
         audit = [(a.action, a.actor_user_id, a.subject) for a in await session.scalars(
             select(AuditEvent).where(AuditEvent.action.like("intake%")).order_by(AuditEvent.id))]
-    assert audit == [("intake_submitted", patient.id, "intake:1"),
+    assert audit == [("intake_submitted", 0, "intake:1"),  # 0: the patient (never their id)
                      ("intake_staff_notified", None, "intake:1"),
                      ("intake_contact_viewed", STAFF_ID, "intake:1")]
 

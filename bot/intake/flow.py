@@ -544,7 +544,7 @@ class IntakeFlow:
         self._save(state, now)
         await session.flush()
         await audit.record(session, now=now, action="intake_submitted",
-                           actor_user_id=patient.telegram_user_id, patient_id=patient.id,
+                           actor_user_id=audit.PATIENT, patient_id=patient.id,
                            subject=f"intake:{state.row.id}")
         phone_q = next((q for q in self.spec.questions if q.kind == "phone"), None)
         phone = self.answer_text(phone_q, state.answers.get(phone_q.id)) if phone_q else "-"
@@ -709,7 +709,7 @@ class IntakeFlow:
         if action == "delok":
             await self.erase(session, patient, now)
             await audit.record(session, now=now, action="intake_deleted",
-                               actor_user_id=patient.telegram_user_id, patient_id=patient.id)
+                               actor_user_id=audit.PATIENT, patient_id=patient.id)
             return Reply([Out(self.t("deleted"), remove_keyboard=True)], show_menu=True)
         if action == "del":
             if submitted is None and active is None:
