@@ -11,13 +11,13 @@ import phonenumbers
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from sqlalchemy import select, text
+from sqlalchemy import func, select, text
 
 from bot.config import ROOT, ConfigError, load_settings
 from bot.content import ContentError
 from bot.crypto import CryptoBox, CryptoError, new_key
 from bot.db.engine import Database
-from bot.db.intake_models import Intake
+from bot.db.intake_models import Intake, IntakeConsent
 from bot.db.migrate import upgrade
 from bot.intake import answers
 from bot.intake.flow import IntakeFlow
@@ -220,7 +220,7 @@ async def _flow_db(url: str, **engine_kwargs) -> tuple[Database, IntakeFlow, Cry
 ZoneInfoLondon = ZoneInfo("Europe/London")
 
 
-async def _run_through(db: Database, flow: IntakeFlow) -> int:
+async def _run_through(db: Database, flow: IntakeFlow, *, submit: bool = True) -> int:
     async with db.session() as session:
         patient = await upsert_from_telegram(session, user_id=77, chat_id=77, first_name="P",
                                              language_code="en", now=NOW)
@@ -238,6 +238,8 @@ async def _run_through(db: Database, flow: IntakeFlow) -> int:
         await flow.press(session, patient, f"ik:{iid}:s:earliest", NOW)
         reply = await flow.press(session, patient, f"ik:{iid}:s:notes", NOW)
         assert "Please check your answers" in reply.messages[-1].text
+        if not submit:
+            return iid
         reply = await flow.press(session, patient, f"ik:{iid}:sub", NOW)
         assert reply.staff is not None
         assert "Pregnant" in reply.staff.text_parts[1]  # flags right after the title
@@ -409,3 +411,40 @@ def test_refresh_writes_what_telegram_changed():
             now=NOW + timedelta(minutes=5))
     assert (patient.chat_id, patient.first_name, patient.language_code) == (2, ("Ann" * 100)[:255], None)
     assert patient.last_seen_at == NOW + timedelta(minutes=5)
+
+
+async def test_a_consent_text_changed_mid_questionnaire_is_agreed_to_before_submit(
+        tmp_path, migrated_db):
+    """Opened under one consent text, finished after the clinic changed it: the patient is
+    shown the new text on return and at Submit, and nothing reaches staff until they agree."""
+    box = CryptoBox([new_key()])
+    iid = await _run_through(migrated_db, IntakeFlow(SPEC, box, ZoneInfoLondon), submit=False)
+    new_spec = load_intake(_broken(tmp_path, '  version: "2026-11-24"', '  version: "2027-01-05"'))
+    flow = IntakeFlow(new_spec, box, ZoneInfoLondon)
+    async with migrated_db.session() as session:
+        patient, _ = await flow.with_patient(session, 77)
+        for data in ("ik:go", f"ik:{iid}:sub"):
+            reply = await flow.press(session, patient, data, NOW)
+            assert "consent text has changed" in reply.messages[0].text and reply.staff is None
+            assert reply.messages[0].rows[0][0][1] == "ik:cy:2027-01-05"
+        reply = await flow.press(session, patient, "ik:cy:2027-01-05", NOW)
+        assert "Please check your answers" in reply.messages[-1].text
+        reply = await flow.press(session, patient, f"ik:{iid}:sub", NOW)
+        assert reply.staff is not None
+        row = await session.get(Intake, iid)
+        consent = await session.get(IntakeConsent, row.consent_id)
+        assert row.status == "submitted" and consent.version == "2027-01-05"
+        assert await session.scalar(select(func.count()).select_from(IntakeConsent)) == 2
+
+
+async def test_declining_consent_with_a_questionnaire_open_deletes_it(migrated_db):
+    """"No, thanks" (an older consent message) while answers are open withdraws consent: the
+    answers go, and the patient is told so (not "nothing was saved")."""
+    flow = IntakeFlow(SPEC, CryptoBox([new_key()]), ZoneInfoLondon)
+    await _run_through(migrated_db, flow, submit=False)
+    async with migrated_db.session() as session:
+        patient, _ = await flow.with_patient(session, 77)
+        reply = await flow.press(session, patient, f"ik:cn:{SPEC.consent_version}", NOW)
+        assert "answers you gave in this questionnaire were deleted" in reply.messages[0].text
+    async with migrated_db.session() as session:
+        assert await session.scalar(select(func.count()).select_from(Intake)) == 0

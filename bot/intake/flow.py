@@ -303,8 +303,14 @@ class IntakeFlow:
         return Reply(messages)
 
     # ------------------------------------------------------------------ entry & consent
+    async def _consent_is_current(self, session: AsyncSession, state: State) -> bool:
+        consent = await session.get(IntakeConsent, state.row.consent_id)
+        return consent is not None and consent.version == self.spec.consent_version
+
     async def entry(self, session: AsyncSession, patient: Patient, now: datetime) -> Reply:
         state = await self._active(session, patient)
+        if state is not None and not await self._consent_is_current(session, state):
+            return Reply([self._consent_out(self.t("consent_changed"))])
         if state is not None:
             return self._show_state(state, None, now, note=self.t("resumed")) \
                 if state.answers else self._show_state(state, None, now)
@@ -328,14 +334,24 @@ class IntakeFlow:
 
     async def consent(self, session: AsyncSession, patient: Patient, version: str, agree: bool,
                       now: datetime) -> Reply:
+        state = await self._active(session, patient)
         if not agree:
+            if state is not None:  # consent withdrawn mid-way: what was given goes too
+                return await self._cancel_state(session, state)
             # Decline collects nothing: no consent row, no questionnaire row.
             return Reply([Out(self.t("declined"), edit=True)], show_menu=True)
         if version != self.spec.consent_version:
             out = self._consent_out(self.t("consent_changed"))
             out.edit = True
             return Reply([out])
-        state = await self._active(session, patient)
+        if state is not None and not await self._consent_is_current(session, state):
+            # Agreed to a text that changed while the questionnaire was open: recorded, and the
+            # questionnaire goes on under it.
+            consent = IntakeConsent(patient_id=patient.id, version=version,
+                                    text_sha256=self.spec.consent_sha256, agreed_at=now)
+            session.add(consent)
+            await session.flush()
+            state.row.consent_id = consent.id
         if state is None:
             consent = IntakeConsent(patient_id=patient.id, version=version,
                                     text_sha256=self.spec.consent_sha256, agreed_at=now)
@@ -530,6 +546,10 @@ class IntakeFlow:
         if missing is not None:
             self._goto_next(state)
             return self._show_state(state, None, now)
+        if not await self._consent_is_current(session, state):
+            # The consent text changed since they agreed: nothing reaches staff without the
+            # current one. Agreeing goes back to the review, where Submit is pressed again.
+            return Reply([self._consent_out(self.t("consent_changed"))])
         keep = {q.id for q in self.applicable(state.answers)}
         state.answers = {k: v for k, v in state.answers.items() if k in keep}
         state.draft = {}
