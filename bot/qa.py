@@ -40,6 +40,7 @@ REQUIRED_TEXTS = (
     "button_ask_clinic", "button_send_to_staff", "button_main_menu", "handoff_done",
     "handoff_already", "handoff_failed", "question_unknown", "reply_to_patient", "staff_question",
     "staff_red_flag", "button_reply", "button_cancel_reply", "staff_reply_prompt",
+    "staff_reply_started", "staff_reply_placeholder", "staff_reply_expired",
     "staff_reply_sent", "staff_reply_undeliverable", "staff_reply_cancelled", "staff_reply_usage",
     "staff_question_not_found", "staff_reply_empty", "staff_console_button", "staff_open_title",
     "staff_open_empty", "staff_open_item", "button_reply_to", "stat_questions_week",

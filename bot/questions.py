@@ -7,6 +7,7 @@ question a staff member is answering after pressing Reply is a row too.
 from __future__ import annotations
 
 from datetime import datetime, timedelta
+from typing import NamedTuple
 
 from sqlalchemy import and_, delete, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -140,23 +141,32 @@ async def start_reply(session: AsyncSession, staff_user_id: int, question_id: in
     await session.flush()
 
 
+class ReplyTarget(NamedTuple):
+    question_id: int
+    expired: bool  # pressed longer than the window ago: the message is not the reply
+
+
 async def take_reply_target(session: AsyncSession, staff_user_id: int, chat_id: int,
-                            now: datetime, window: timedelta) -> int | None:
-    """The question this staff member is answering in this chat, if they pressed Reply lately;
-    taken (deleted) as it is read, so one message answers it even if the same staff member's
-    next message reaches another instance at the same moment."""
+                            now: datetime, window: timedelta) -> ReplyTarget | None:
+    """The question this staff member pressed Reply for in this chat, if any; taken (deleted)
+    as it is read, so one message answers it even if the same staff member's next message
+    reaches another instance at the same moment. An expired one is taken too, and said so:
+    the staff member may need telling that their answer went nowhere."""
     taken = (await session.execute(
         delete(StaffReplyTarget).where(StaffReplyTarget.staff_user_id == staff_user_id,
                                        StaffReplyTarget.chat_id == chat_id)
         .returning(StaffReplyTarget.question_id, StaffReplyTarget.started_at))).first()
-    if taken is None or taken.started_at + window < now:
+    if taken is None:
         return None
-    return taken.question_id
+    return ReplyTarget(taken.question_id, taken.started_at + window < now)
 
 
-async def clear_reply(session: AsyncSession, staff_user_id: int) -> int | None:
+async def clear_reply(session: AsyncSession, staff_user_id: int,
+                      chat_id: int | None = None) -> int | None:
+    """Forget the staff member's pending Reply (only the one in `chat_id`, if given): its
+    question id, or None if there was none."""
     target = await session.get(StaffReplyTarget, staff_user_id)
-    if target is None:
+    if target is None or (chat_id is not None and target.chat_id != chat_id):
         return None
     await session.delete(target)
     return target.question_id

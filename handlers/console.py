@@ -18,7 +18,7 @@ from telegram.ext import (
     filters,
 )
 
-from bot import audit, console, patients, preferences, retention
+from bot import audit, console, patients, preferences, questions, retention
 from bot.content import load_yaml
 from bot.inputs import is_number
 from bot.menu import Screen
@@ -201,12 +201,19 @@ async def broadcast_button(update: Update, context: ContextTypes.DEFAULT_TYPE) -
     if action == "g":
         if arg not in console.AUDIENCES:
             return
+        chat_id = update.effective_chat.id
         async with svc.db.session() as session:
-            await console.start_draft(session, user.id, update.effective_chat.id, arg, now)
+            # The draft takes this chat's text first: a pending Reply here would wait for the
+            # staff member's next, unrelated message. The button pressed last wins.
+            replying_to = await questions.clear_reply(session, user.id, chat_id)
+            await console.start_draft(session, user.id, chat_id, arg, now)
             count = len(await console.audience_patients(session, arg, now, tz))
         audience = svc.messages.get(f"broadcast_audience_{arg}")
         await show_screen(update, context, Screen(svc.messages.get(
             "broadcast_ask_text", audience=audience, count=count)))
+        if replying_to is not None and svc.qa is not None:
+            await context.bot.send_message(chat_id, svc.qa.config.text(
+                "staff_reply_cancelled", question_id=replying_to))
         return
     if not is_number(arg):
         return

@@ -5,7 +5,7 @@ Staff replies are caught in group -2, before anything else, and only from staff.
 
 Callback data (<= 64 bytes, re-validated on every press):
   qa:ask:<question id>     the patient asks for staff (only for their own question)
-  qa:reply:<question id>   staff: the next message in this chat is the reply
+  qa:reply:<question id>   staff: the next message in this chat (a reply to the prompt) is the reply
   qa:cancel                staff: forget the pending reply
 """
 
@@ -14,10 +14,10 @@ from __future__ import annotations
 import html
 import logging
 import re
-from datetime import timedelta
+from datetime import datetime, timedelta
 
-from telegram import Update
-from telegram.error import Forbidden
+from telegram import ForceReply, Update
+from telegram.error import Forbidden, TelegramError
 from telegram.ext import (
     Application,
     ApplicationHandlerStop,
@@ -28,7 +28,7 @@ from telegram.ext import (
     filters,
 )
 
-from bot import audit
+from bot import audit, console
 from bot import questions as repo
 from bot.content import Node
 from bot.crypto import CryptoBox
@@ -248,6 +248,7 @@ async def on_reply_button(update: Update, context: ContextTypes.DEFAULT_TYPE) ->
         await _refuse(update, context)
         return
     match = _REPLY.match(query.data or "")
+    now = svc.clock.now()
     async with svc.db.session() as session:
         found = await repo.with_patient(session, int(match.group(1))) if match else None
         if found is None:
@@ -256,12 +257,30 @@ async def on_reply_button(update: Update, context: ContextTypes.DEFAULT_TYPE) ->
                 "staff_question_not_found", question_id=match.group(1) if match else "?"))
             return
         question, patient = found
-        await repo.start_reply(session, user.id, question.id, chat.id, svc.clock.now())
+        await repo.start_reply(session, user.id, question.id, chat.id, now)
+        # Drafts take the chat's text first (group -3): an open one would take the reply as
+        # the broadcast text. The button pressed last wins.
+        draft = await console.open_draft(session, user.id, chat.id, now)
+        if draft is not None:
+            await console.cancel_draft(session, draft.id, user.id)
         question_id, name = question.id, patient.first_name or "?"
     await answer_press(update)
+    if draft is not None:
+        await context.bot.send_message(chat.id, svc.messages.get("broadcast_cancelled"))
+    # A message carries either inline buttons or ForceReply: Cancel comes first, on its own.
     await send_screen(update, context, Screen(
-        qa.config.text("staff_reply_prompt", question_id=question_id, name=name),
+        qa.config.text("staff_reply_started", question_id=question_id, name=name),
         [[(qa.config.text("button_cancel_reply"), "qa:cancel")]]))
+    # In a group, Telegram's default privacy mode shows the bot only commands and replies to
+    # its own messages: ForceReply makes the staff member's answer such a reply. Selective, for
+    # the staff member mentioned in the prompt only, not the whole group.
+    minutes = qa.config.reply_window_minutes
+    await context.bot.send_message(
+        chat.id,
+        qa.config.text("staff_reply_prompt", question_id=question_id, name=name,
+                       staff_id=user.id, staff=user.first_name, minutes=minutes),
+        reply_markup=ForceReply(selective=True, input_field_placeholder=qa.config.text(
+            "staff_reply_placeholder", question_id=question_id)))
 
 
 async def on_cancel(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
@@ -281,20 +300,55 @@ async def on_cancel(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
 
 
 async def relay(context: ContextTypes.DEFAULT_TYPE, staff_chat_id: int, staff_user_id: int,
-                question_id: int, reply: str) -> None:
-    """Send a staff reply to the patient and record it; tell the staff member how it went."""
+                question_id: int, reply: str, *, pending_since: datetime | None = None) -> None:
+    """Send a staff reply to the patient and record it; tell the staff member how it went.
+
+    With `pending_since` (the reply to a pressed Reply, staff_text): if it does not reach the
+    patient (a network error, the database), the Reply stays pending, so the staff member can
+    send it again without pressing Reply again. Once it reached the patient it never does: the
+    patient would get it twice, or the staff member's next, unrelated message."""
+    svc = services(context)
+    qa = _engine(svc)
+    try:
+        name = await _send_to_patient(context, staff_chat_id, question_id, reply)
+    except Exception:
+        if pending_since is not None:
+            async with svc.db.session() as session:
+                await repo.start_reply(session, staff_user_id, question_id, staff_chat_id,
+                                       pending_since)
+        raise
+    if name is None:
+        return
+    async with svc.db.session() as session:
+        found = await repo.with_patient(session, question_id)
+        if found is not None:
+            await repo.record_reply(session, found[0], staff_user_id, reply.strip(),
+                                    svc.clock.now(), _crypto(svc))
+    log.info("staff %s replied to question %s", staff_user_id, question_id)
+    try:
+        await context.bot.send_message(staff_chat_id, qa.config.text(
+            "staff_reply_sent", question_id=question_id, name=name))
+    except TelegramError as exc:
+        # Delivered and recorded: the error handler's "try again" would send it twice.
+        log.warning("reply to question %s sent; its confirmation to staff not: %s",
+                    question_id, type(exc).__name__)
+
+
+async def _send_to_patient(context: ContextTypes.DEFAULT_TYPE, staff_chat_id: int,
+                           question_id: int, reply: str) -> str | None:
+    """The reply sent to the patient: their name, or None if it was not (staff were told why)."""
     svc = services(context)
     qa = _engine(svc)
     reply = reply.strip()
     if not reply:
         await context.bot.send_message(staff_chat_id, qa.config.text("staff_reply_empty"))
-        return
+        return None
     async with svc.db.session() as session:
         found = await repo.with_patient(session, question_id)
         if found is None:
             await context.bot.send_message(staff_chat_id, qa.config.text(
                 "staff_question_not_found", question_id=question_id))
-            return
+            return None
         question, patient = found
         name = patient.first_name or "?"
         quoted = _cut(repo.question_text(_crypto(svc), question), PATIENT_QUOTE)
@@ -316,15 +370,8 @@ async def relay(context: ContextTypes.DEFAULT_TYPE, staff_chat_id: int, staff_us
                 found[1].unreachable = True
         await context.bot.send_message(staff_chat_id, qa.config.text(
             "staff_reply_undeliverable", question_id=question_id))
-        return
-    async with svc.db.session() as session:
-        found = await repo.with_patient(session, question_id)
-        if found is not None:
-            await repo.record_reply(session, found[0], staff_user_id, reply, svc.clock.now(),
-                                   _crypto(svc))
-    log.info("staff %s replied to question %s", staff_user_id, question_id)
-    await context.bot.send_message(staff_chat_id, qa.config.text(
-        "staff_reply_sent", question_id=question_id, name=name))
+        return None
+    return name
 
 
 async def staff_text(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
@@ -335,22 +382,26 @@ async def staff_text(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None
         return
     if not is_staff(svc.settings, user.id):
         return
-    window = timedelta(minutes=_engine(svc).config.reply_window_minutes)
+    qa = _engine(svc)
+    window = timedelta(minutes=qa.config.reply_window_minutes)
     if not message.text.strip():
         return  # whitespace answers nothing: the Reply stays pending for the real answer
     now = svc.clock.now()
     async with svc.db.session() as session:
-        question_id = await repo.take_reply_target(session, user.id, chat.id, now, window)
-    if question_id is None:
+        target = await repo.take_reply_target(session, user.id, chat.id, now, window)
+    if target is None:
         return
-    try:
-        await relay(context, chat.id, user.id, question_id, message.text)
-    except Exception:
-        # Not delivered (a network error, the database): the Reply stays pending, so the
-        # staff member can send it again without pressing Reply again.
-        async with svc.db.session() as session:
-            await repo.start_reply(session, user.id, question_id, chat.id, now)
-        raise
+    if target.expired:
+        replied_to = message.reply_to_message
+        if replied_to is None or replied_to.from_user is None \
+                or replied_to.from_user.id != context.bot.id:
+            return
+        # A late answer to the prompt: in a group nothing else would say it went nowhere.
+        await context.bot.send_message(chat.id, qa.config.text(
+            "staff_reply_expired", question_id=target.question_id,
+            minutes=qa.config.reply_window_minutes))
+        raise ApplicationHandlerStop
+    await relay(context, chat.id, user.id, target.question_id, message.text, pending_since=now)
     raise ApplicationHandlerStop
 
 

@@ -75,7 +75,7 @@ async def test_question_handoff_and_staff_reply_relayed_to_the_patient(fake, run
     assert "already with the clinic" in patient.last_text()
 
     await staff.press_data(data, fake.messages[STAFF_ID][alert.result["message_id"]])
-    assert "Type your reply to question" in staff.last_text()
+    assert "type your reply to question" in staff.last_text()
     await runner.restart()  # who is replying to what is a row, not memory
     await staff.send("It is £150 per session. <Call us> to book & pay.")
     relayed = fake.last_message(patient.id)
@@ -216,7 +216,7 @@ async def test_migration_and_handoff_repository_on_postgresql(migrated_pg_db):
         await repo.start_reply(session, 42, question.id, 42, now)
     async with db.session() as session:
         assert await repo.take_reply_target(session, 42, 42, now, timedelta(minutes=5)) \
-            == question.id
+            == (question.id, False)
         assert await repo.take_reply_target(session, 42, 42, now, timedelta(minutes=5)) is None
 
 
@@ -231,11 +231,12 @@ async def test_reply_target_expires_belongs_to_one_chat_and_is_taken_once(migrat
         await repo.start_reply(session, 42, question.id, 42, now)
     async with db.session() as session:
         assert await repo.take_reply_target(session, 42, -100, now, window) is None  # other chat
-        assert await repo.take_reply_target(session, 42, 42, now + window, window) == question.id
+        assert await repo.take_reply_target(session, 42, 42, now + window, window) \
+            == (question.id, False)
         assert await repo.take_reply_target(session, 42, 42, now, window) is None  # taken: once
         await repo.start_reply(session, 42, question.id, 42, now)
         assert await repo.take_reply_target(session, 42, 42, now + window + timedelta(seconds=1),
-                                            window) is None
+                                            window) == (question.id, True)  # said expired
     async with db.session() as session:  # the expired target was removed
         assert await session.get(StaffReplyTarget, 42) is None
 
