@@ -43,7 +43,7 @@ from bot.services import Services
 from bot.staff import notification_chats
 from handlers.common import answer_press, send_screen, services, show_screen
 from handlers.common_staff import require_staff
-from handlers.questions import escalate_red_flag
+from handlers.questions import escalate_red_flag, words_of
 
 log = logging.getLogger(__name__)
 PRIVATE = filters.ChatType.PRIVATE
@@ -237,9 +237,10 @@ async def _run(update: Update, context: ContextTypes.DEFAULT_TYPE, kind: str) ->
                     # answer (e.g. allergy history naming a reaction) is also kept as the
                     # answer; anything else (a sentence typed at a choice or a phone number) is
                     # not an answer, and the open question is shown again below the advice.
-                    urgent = bool(message is not None and message.text and svc.qa is not None
-                                  and svc.qa.red_flag_in(message.text) is not None)
-                    answer = not urgent or waiting == "text"
+                    words = words_of(message) if message is not None else ""
+                    urgent = bool(words and svc.qa is not None
+                                  and svc.qa.red_flag_in(words) is not None)
+                    answer = not urgent or (waiting == "text" and bool(message.text))
             patient = await _patient(session, update, svc, patient)
             if kind == "entry":
                 reply = await flow.entry(session, patient, now)

@@ -16,7 +16,7 @@ import logging
 import re
 from datetime import datetime, timedelta
 
-from telegram import ForceReply, Update
+from telegram import ForceReply, Message, Update
 from telegram.error import Forbidden, TelegramError
 from telegram.ext import (
     Application,
@@ -117,27 +117,46 @@ def answer_screen(svc: Services, result: Result, question_id: int) -> Screen:
 
 # ------------------------------------------------------------------------------ patients
 
-async def escalate_red_flag(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+async def escalate_red_flag(update: Update, context: ContextTypes.DEFAULT_TYPE, *,
+                            menu_button: bool = False) -> None:
     """The message is urgent (QAEngine.red_flag_in): record it as a question, tell the patient
     to get help, alert staff. For handlers that take the message themselves (the
     questionnaire), so the advice comes before what they show next."""
     svc = services(context)
     message = update.effective_message
-    assert message is not None and message.text
-    result = _engine(svc).ask(message.text)
+    assert message is not None and words_of(message)
+    result = _engine(svc).ask(words_of(message))
     assert result.kind == "red_flag"
     question_id, patient_id, name = await _record_question(update, svc, result)
-    await _alert(update, context, result, question_id, patient_id, name, menu_button=False)
+    await _alert(update, context, result, question_id, patient_id, name, menu_button=menu_button)
+
+
+def words_of(message: Message) -> str:
+    """What the patient wrote: the text, or the caption under a photo or file."""
+    return message.text or message.caption or ""
+
+
+async def on_caption(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    """Words under a photo or file are read for red flags like a typed message (a picture of
+    a reaction captioned "my lips are swelling"). Anything else: the fallback says the bot
+    reads text only."""
+    svc = services(context)
+    message = update.effective_message
+    if svc.qa is None or message is None or svc.qa.red_flag_in(words_of(message)) is None:
+        return
+    await escalate_red_flag(update, context, menu_button=True)
+    raise ApplicationHandlerStop
 
 
 async def _record_question(update: Update, svc: Services, result: Result) -> tuple[int, int, str]:
     """Store the patient's message as a question (encrypted): its id, the patient's, a name."""
     message, user, chat = update.effective_message, update.effective_user, update.effective_chat
-    assert message is not None and message.text and user is not None and chat is not None
+    assert message is not None and words_of(message) and user is not None and chat is not None
     now = svc.clock.now()
     async with svc.db.session() as session:
         patient = await upsert_patient(session, update, now)
-        question = await repo.record(session, patient, message.text, result, now, _crypto(svc))
+        question = await repo.record(session, patient, words_of(message), result, now,
+                                     _crypto(svc))
         ids = question.id, patient.id, patient.first_name or "?"
     log.info("question %s from patient %s: %s", ids[0], ids[1], result.kind)
     return ids
@@ -156,7 +175,9 @@ async def _alert(update: Update, context: ContextTypes.DEFAULT_TYPE, result: Res
         context,
         qa.config.text("staff_red_flag", question_id=question_id, patient_id=patient_id,
                        name=name, flag=result.red_flag.category.replace("_", " "),
-                       question=_cut(message.text or "", STAFF_QUOTE)),
+                       # Under a photo or file: staff learn there is one (the bot keeps none).
+                       question=("📎 " if message.text is None else "")
+                       + _cut(words_of(message), STAFF_QUOTE)),
         reply_rows(qa, question_id))
     if delivered == 0:
         log.error("red flag %s: no staff chat could be alerted", question_id)
@@ -485,4 +506,8 @@ def register(application: Application, svc: Services) -> None:
     application.add_handler(CallbackQueryHandler(on_reply_button, pattern=r"^qa:reply:"))
     application.add_handler(CallbackQueryHandler(on_cancel, pattern=r"^qa:cancel$"))
     application.add_handler(MessageHandler(text & PRIVATE, on_text))
+    # Before the fallback (group 0) says the bot reads text only; the questionnaire (group -5)
+    # screens captions itself.
+    application.add_handler(MessageHandler(
+        filters.UpdateType.MESSAGE & filters.CAPTION & PRIVATE, on_caption), group=-1)
 

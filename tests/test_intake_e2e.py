@@ -427,6 +427,16 @@ async def test_an_urgent_message_during_the_questionnaire_is_escalated_not_swall
     assert current_question(patient) == question_before
 
 
+async def test_an_urgent_caption_during_the_questionnaire_is_escalated(fake, runner, patient):
+    await agree(patient)
+    question_before = current_question(patient)
+    shown = await patient.send_raw(patient._message(caption="my throat is swelling", photo=[
+        {"file_id": "p1", "file_unique_id": "u1", "width": 90, "height": 90}]))
+    assert any("emergency" in m.text.lower() for m in shown)
+    assert urgent_alerts(fake) == 1
+    assert shown[-1].text == question_before
+
+
 async def test_allergy_history_naming_a_reaction_is_kept_and_still_flagged(fake, runner, patient):
     """A free-text answer that names a red-flag reaction is the answer AND reaches staff at once."""
     await agree(patient)

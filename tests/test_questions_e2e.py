@@ -118,6 +118,22 @@ async def test_red_flag_tells_the_patient_to_get_help_and_alerts_staff(fake, pat
     assert reply_button(alert).startswith("qa:reply:")
 
 
+def _photo(patient: TgUser, caption: str) -> dict:
+    return patient._message(caption=caption, photo=[
+        {"file_id": "p1", "file_unique_id": "u1", "width": 90, "height": 90}])
+
+
+async def test_a_red_flag_under_a_photo_is_escalated_like_a_typed_one(fake, patient):
+    shown = await patient.send_raw(_photo(patient, "my lips are swelling, is this normal?"))
+    assert "Please get help now" in shown[0].text
+    assert "sent your message to the clinic's staff" in shown[-1].text
+    [alert] = staff_messages(fake)
+    assert "URGENT" in alert.params["text"] and "📎 my lips are swelling" in alert.params["text"]
+    # Words that are not urgent: the usual answer that the bot reads text only.
+    shown = await patient.send_raw(_photo(patient, "look at my new haircut"))
+    assert "Please get help now" not in shown[0].text and len(staff_messages(fake)) == 1
+
+
 async def test_non_staff_cannot_reply_or_touch_other_patients_questions(fake, runner, patient):
     mallory = TgUser(runner, "Mallory")
     await patient.send("what are your opening hours")
