@@ -153,6 +153,12 @@ def cmd_check_content(args: argparse.Namespace) -> int:
     from bot.reminders.plans import content_from_messages
 
     reminders = content_from_messages(settings.content_dir, content.messages)
+    # Every other file (staff.yaml, privacy.yaml, console.yaml...) is loaded by the feature
+    # that uses it: build the bot as `run` would, offline (no token, no network, no database).
+    from bot.app import build_application
+    from bot.sandbox import SANDBOX_TOKEN, SandboxRequest
+
+    build_application(settings, request=SandboxRequest(), token=SANDBOX_TOKEN)
     print(f"content OK: {len(content.documents)} document(s), {len(content.nodes)} menu screens, "
           f"{len(intake.questions)} intake questions, {len(qa.config.synonyms)} synonyms, "
           f"{len(qa.config.red_flags)} red-flag phrases, {len(reminders.plans)} reminder plans")

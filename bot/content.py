@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import hashlib
 import html
+import logging
 import re
 import string
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -18,12 +20,14 @@ import yaml
 
 from bot import telegram_html
 
+log = logging.getLogger(__name__)
+
 REQUIRED_MESSAGES = (
     "greeting", "greeting_anonymous", "main_menu", "treatments_menu", "section_prompt",
     "page_indicator", "button_back", "button_main_menu", "button_next_page", "button_prev_page",
     "button_read_all", "button_disclaimer", "disclaimer_title", "disclaimer", "help", "commands",
     "unknown_command", "unknown_text", "unsupported_message", "stale_button", "error",
-    "db_unavailable",
+    "db_unavailable", "intake_unavailable",
 )
 BUTTON_LIMIT = 64  # Telegram shows long labels cut off; keep them readable
 
@@ -85,6 +89,23 @@ class Document:
     path: Path
 
 
+class _KeepUnknown(dict):
+    def __missing__(self, key: str) -> str:
+        return "{" + key + "}"
+
+
+def fill(template: str, values: Mapping[str, object], source: str) -> str:
+    """`template` with its placeholders filled. A placeholder the code does not provide for
+    this text (a content edit, e.g. {name} where only {first_name} exists) stays as written
+    and is logged with `source` (file and key): the message still goes, rather than failing
+    with the update it answers."""
+    try:
+        return template.format_map(values)
+    except KeyError as exc:
+        log.error("content %s: unknown placeholder {%s}", source, exc.args[0])
+        return template.format_map(_KeepUnknown(values))
+
+
 class Messages:
     """UI templates. Placeholder values are HTML-escaped; the templates are trusted HTML."""
 
@@ -102,12 +123,16 @@ class Messages:
         template = self._data[key]
         values = {"clinic_name": html.escape(str(self._data.get("clinic_name", "the clinic")))}
         values.update({k: html.escape(str(v), quote=False) for k, v in params.items()})
-        return template.format(**values)
+        return fill(template, values, f"{self.path.name}:{key}")
 
-    def add(self, extra: Any, path: Path) -> None:
-        """Merge a feature's message file (e.g. privacy.yaml); validated, keys must not clash."""
+    def add(self, extra: Any, path: Path, required: tuple[str, ...] = ()) -> None:
+        """Merge a feature's message file (e.g. privacy.yaml): validated, with every key the
+        feature uses (`required`), and no key defined twice."""
         if not isinstance(extra, dict):
             raise ContentError(path, 1, "must be a mapping of message keys to texts")
+        for key in required:
+            if key not in extra:
+                raise ContentError(path, 1, f"missing message {key!r}")
         validate_templates(extra, path)
         for key in extra:
             if key in self._data:
@@ -171,6 +196,8 @@ def validate_templates(data: dict[str, Any], path: Path) -> None:
             continue
         if not isinstance(value, str):
             continue  # feature sections (lists, mappings) are validated by their owners
+        if key == "clinic_name":
+            continue  # plain text, escaped wherever it is used: "Smith & Jones" as written
         try:
             names = [f for _, f, _, _ in formatter.parse(value) if f]
             sample = value.format(**{n: "x" for n in names})

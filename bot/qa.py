@@ -31,7 +31,7 @@ import snowballstemmer
 from rapidfuzz import fuzz, process
 
 from bot import telegram_html
-from bot.content import Content, ContentError, Node, load_yaml
+from bot.content import Content, ContentError, Node, fill, load_yaml
 
 QA_FILE = "qa.yaml"
 REQUIRED_TEXTS = (
@@ -100,7 +100,7 @@ class QAConfig:
         import html
 
         values = {k: html.escape(str(v), quote=False) for k, v in params.items()}
-        return self.texts[key].format(**values)
+        return fill(self.texts[key], values, f"qa.yaml:{key}")
 
 
 def _line_of(path: Path, needle: str) -> int:

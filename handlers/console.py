@@ -35,6 +35,26 @@ STATUS_ICON = {"pending": "⏳", "sending": "📤", "sent": "✅", "failed": "�
 DRAFT_GROUP = -3  # before questions' staff replies (-2): a broadcast text is not a reply
 
 
+# Every key of content/console.yaml: a clinic may reword them, not remove one.
+CONSOLE_MESSAGES = (
+    "button_staff_today", "button_staff_failed", "button_staff_broadcast", "staff_day_title",
+    "staff_day_none", "staff_day_line", "staff_confirmed", "staff_not_confirmed", "staff_no_show",
+    "staff_completed", "staff_failed_title", "staff_failed_none", "staff_failed_line",
+    "staff_failed_unreachable", "button_retry_reminder", "staff_retry_done", "staff_retry_gone",
+    "staff_noshow_usage", "staff_noshow_done", "staff_noshow_refused", "stat_confirmation_rate",
+    "stat_no_shows", "stat_reminders_sent_7d", "stat_reminders_failed_7d",
+    "stat_reminders_opted_out_7d", "broadcast_choose", "button_broadcast_tomorrow",
+    "button_broadcast_upcoming", "button_broadcast_send", "button_broadcast_cancel",
+    "broadcast_audience_tomorrow", "broadcast_audience_upcoming", "broadcast_ask_text",
+    "broadcast_confirm", "broadcast_nobody", "broadcast_too_long", "broadcast_queued",
+    "broadcast_cancelled", "broadcast_stale", "settings_title", "settings_quiet",
+    "settings_quiet_clinic", "settings_quiet_choose", "settings_saved", "button_settings",
+    "settings_none", "kind_preparation", "kind_same_day", "kind_aftercare", "kind_checkin",
+    "kind_next_session", "kind_broadcast", "button_kind_on", "button_kind_off",
+    "button_quiet_off", "button_quiet_preset", "button_quiet_current",
+)
+
+
 def _back(svc: Services) -> list[tuple[str, str]]:
     return [(svc.messages.get("button_staff_back"), "staff:menu")]
 
@@ -349,7 +369,7 @@ async def settings_button(update: Update, context: ContextTypes.DEFAULT_TYPE) ->
 # ------------------------------------------------------------------ registration
 def register(application: Application, svc: Services) -> None:
     path = svc.settings.content_dir / "console.yaml"
-    svc.content.messages.add(load_yaml(path), path)
+    svc.content.messages.add(load_yaml(path), path, CONSOLE_MESSAGES)
     svc.staff_menu.append((svc.messages.get("button_staff_today"), "staff:today"))
     svc.staff_menu.append((svc.messages.get("button_staff_failed"), "staff:failed"))
     svc.staff_menu.append((svc.messages.get("button_staff_broadcast"), "staff:broadcast"))

@@ -16,6 +16,13 @@ from handlers.common import answer_press, notify_staff, send_screen, services, s
 PRIVATE = filters.ChatType.PRIVATE
 
 
+# Every key of content/privacy.yaml: a clinic may reword them, not remove one.
+PRIVACY_MESSAGES = (
+    "mydata_caption", "mydata_none", "forget_confirm", "button_forget_yes", "button_forget_no",
+    "forget_done", "forget_kept", "forget_nothing", "staff_only",
+)
+
+
 async def mydata(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     svc = services(context)
     user = update.effective_user
@@ -66,7 +73,7 @@ async def forget_answer(update: Update, context: ContextTypes.DEFAULT_TYPE) -> N
 
 def register(application: Application, svc: Services) -> None:
     path = svc.settings.content_dir / "privacy.yaml"
-    svc.content.messages.add(load_yaml(path), path)
+    svc.content.messages.add(load_yaml(path), path, PRIVACY_MESSAGES)
     application.add_handler(CommandHandler("mydata", mydata, filters=PRIVATE))
     application.add_handler(CommandHandler("forget", forget, filters=PRIVATE))
     application.add_handler(CallbackQueryHandler(forget_answer, pattern=r"^forget:(yes|no)$"))

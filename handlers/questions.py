@@ -30,7 +30,7 @@ from telegram.ext import (
 
 from bot import audit, console
 from bot import questions as repo
-from bot.content import Node
+from bot.content import Node, fill
 from bot.crypto import CryptoBox
 from bot.inputs import is_number
 from bot.menu import Screen, paginate
@@ -98,8 +98,8 @@ def answer_screen(svc: Services, result: Result, question_id: int) -> Screen:
     quote = pages[0]
     if len(pages) > 1:
         quote += "\n" + qa.config.text("answer_more")
-    text = qa.config.texts["answer"].format(section=html.escape(_section_name(node), quote=False),
-                                            quote=quote)
+    text = fill(qa.config.texts["answer"], {
+        "section": html.escape(_section_name(node), quote=False), "quote": quote}, "qa.yaml:answer")
     rows: list[list[tuple[str, str]]] = [[(node.label, f"n:{node.id}")]]
     parent = node.parent
     if parent is not None and parent.parent is not None:

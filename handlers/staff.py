@@ -11,6 +11,12 @@ from bot.services import Services
 from handlers.common import answer_press, send_screen, services, show_screen
 from handlers.common_staff import require_staff
 
+# Every key of content/staff.yaml: a clinic may reword them, not remove one.
+STAFF_MESSAGES = (
+    "staff_menu", "staff_menu_empty", "staff_stats_title", "staff_stat_line",
+    "stat_patients_total", "stat_patients_week", "button_staff_stats", "button_staff_back",
+)
+
 
 def console(svc: Services) -> Screen:
     rows = [[entry] for entry in svc.staff_menu]
@@ -52,7 +58,7 @@ async def staff_button(update: Update, context: ContextTypes.DEFAULT_TYPE) -> No
 
 def register(application: Application, svc: Services) -> None:
     path = svc.settings.content_dir / "staff.yaml"
-    svc.content.messages.add(load_yaml(path), path)
+    svc.content.messages.add(load_yaml(path), path, STAFF_MESSAGES)
     application.add_handler(CommandHandler("staff", staff_command))
     application.add_handler(CommandHandler("stats", stats_command))
     application.add_handler(CallbackQueryHandler(staff_button, pattern=r"^staff:(menu|stats)$"))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -100,3 +101,19 @@ def test_cli_check_content_and_migrate(tmp_path):
     result = _run_cli(["migrate"], {"DATABASE_URL": f"sqlite+aiosqlite:///{db}"}, tmp_path)
     assert result.returncode == 0, result.stderr
     assert db.exists()
+
+
+@pytest.mark.parametrize(("file", "old", "new", "expected"), [
+    ("privacy.yaml", "<b>", "<b", "privacy.yaml:"),  # broken HTML in a feature's own file
+    ("staff.yaml", "button_staff_back:", "button_back_to_staff:",
+     "staff.yaml:1: missing message 'button_staff_back'"),
+])
+def test_check_content_checks_every_file_the_bot_loads(tmp_path, file, old, new, expected):
+    content = tmp_path / "content"
+    shutil.copytree(ROOT / "content", content)
+    text = (content / file).read_text(encoding="utf-8")
+    assert old in text
+    (content / file).write_text(text.replace(old, new, 1), encoding="utf-8")
+    result = _run_cli(["check-content"], {"CONTENT_DIR": str(content)}, tmp_path)
+    assert result.returncode == 2, result.stdout
+    assert expected in result.stderr and "Traceback" not in result.stderr

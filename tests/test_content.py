@@ -190,3 +190,44 @@ def test_cached_screens_cannot_be_changed_by_a_caller():
     first.text += "tampered"
     again = menu.resolve(Nav("node", node.id))
     assert "tampered" not in again.text and ["tampered"] not in [[b[0] for b in r] for r in again.rows]
+
+
+def test_every_key_a_clinic_must_keep_is_required_at_start():
+    """The lists checked at start cover each shipped message file: a key the bot uses that a
+    clinic removed or renamed fails at start (and check-content), not when it is first used."""
+    import yaml
+
+    from bot.content import REQUIRED_MESSAGES
+    from handlers.console import CONSOLE_MESSAGES
+    from handlers.privacy import PRIVACY_MESSAGES
+    from handlers.staff import STAFF_MESSAGES
+
+    def keys(name: str) -> set[str]:
+        return set(yaml.safe_load((CONTENT / name).read_text(encoding="utf-8")))
+
+    assert keys("messages.yaml") - {"clinic_name"} == set(REQUIRED_MESSAGES)
+    assert keys("staff.yaml") == set(STAFF_MESSAGES)
+    assert keys("privacy.yaml") == set(PRIVACY_MESSAGES)
+    assert keys("console.yaml") == set(CONSOLE_MESSAGES)
+
+
+def test_an_unknown_placeholder_is_shown_as_written_and_logged(content_dir: Path, caplog):
+    """{name} where the code gives {first_name}: the text still goes (the placeholder as
+    written) and the log names the file and key, not a failed update."""
+    messages = content_dir / "messages.yaml"
+    messages.write_text(messages.read_text(encoding="utf-8").replace(
+        "Hello, {first_name}!", "Hello, {name}!", 1), encoding="utf-8")
+    content = load_content(content_dir)
+    with caplog.at_level("ERROR"):
+        text = content.messages.get("greeting", first_name="Anna")
+    assert text.startswith("Hello, {name}!") and "the clinic's assistant" in text
+    assert "messages.yaml:greeting: unknown placeholder {name}" in caplog.text
+
+
+def test_a_clinic_name_with_an_ampersand_is_plain_text(content_dir: Path):
+    messages = content_dir / "messages.yaml"
+    messages.write_text(messages.read_text(encoding="utf-8").replace(
+        'clinic_name: "the clinic"', 'clinic_name: "Smith & Jones"', 1), encoding="utf-8")
+    text = load_content(content_dir).messages.get("greeting", first_name="Anna")
+    assert "Smith &amp; Jones's assistant" in text
+    assert "Smith & Jones's assistant" in telegram_html.plain(text)

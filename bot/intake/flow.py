@@ -255,8 +255,8 @@ class IntakeFlow:
         pair: list[Button] = []
         for question in self.applicable(state.answers):
             value = state.answers.get(question.id)
-            lines.append(self.spec.texts["review_line"].format(
-                label=html.escape(question.short, quote=False),
+            lines.append(self.spec.fill(
+                "review_line", label=html.escape(question.short, quote=False),
                 answer=self.answer_text(question, value, REVIEW_ANSWER_LIMIT)))
             pair.append((self.t("button_edit", label=question.short), f"ik:{state.row.id}:e:{question.id}"))
             if len(pair) == 2:
@@ -570,8 +570,9 @@ class IntakeFlow:
         phone = self.answer_text(phone_q, state.answers.get(phone_q.id)) if phone_q else "-"
         consent = await session.get(IntakeConsent, state.row.consent_id)
         staff = self._staff_notice(patient, state, consent, is_update=state.row.replaces_id is not None)
-        done = Out(self.spec.texts["submitted"].format(
-            clinic_name=html.escape(self.spec.clinic_name, quote=False), phone=phone), edit=True)
+        done = Out(self.spec.fill(
+            "submitted", clinic_name=html.escape(self.spec.clinic_name, quote=False),
+            phone=phone), edit=True)
         return Reply([done], staff=staff, show_menu=True)
 
     def flags(self, answers: dict[str, Any]) -> list[tuple[Question, Any]]:
@@ -599,8 +600,8 @@ class IntakeFlow:
                             state.answers.get(follow.id) is not None:
                         answer += " — " + self.answer_text(follow, state.answers[follow.id],
                                                            REVIEW_ANSWER_LIMIT)
-                lines.append(self.spec.texts["staff_flag_line"].format(
-                    note=html.escape(q.flag_note, quote=False),
+                lines.append(self.spec.fill(
+                    "staff_flag_line", note=html.escape(q.flag_note, quote=False),
                     label=html.escape(q.short, quote=False), answer=answer))
             parts.append("\n".join(lines))
         else:
@@ -608,8 +609,8 @@ class IntakeFlow:
         # Answers one per line, in blocks that fit a Telegram message (the handler pages blocks).
         block: list[str] = []
         for question in self.applicable(state.answers):
-            line = self.spec.texts["review_line"].format(
-                label=html.escape(question.short, quote=False),
+            line = self.spec.fill(
+                "review_line", label=html.escape(question.short, quote=False),
                 answer=self.answer_text(question, state.answers.get(question.id)))
             if block and len("\n".join([*block, line])) > STAFF_BLOCK:
                 parts.append("\n".join(block))
@@ -678,9 +679,9 @@ class IntakeFlow:
                                subject=f"intake:{row.id}")
             when = row.submitted_at.astimezone(self.tz).strftime("%d %b %H:%M") \
                 if row.submitted_at else "-"
-            label = self.spec.texts["staff_list_line"].format(
-                name=html.escape((patient.first_name or "patient")[:24], quote=False), when=when,
-                flags=f"⚠️ {flags}" if flags else "✅")
+            label = self.spec.fill(
+                "staff_list_line", name=html.escape((patient.first_name or "patient")[:24], quote=False),
+                when=when, flags=f"⚠️ {flags}" if flags else "✅")
             listed.append((row.id, _plain(label)[:60], row.patient_id))
         return listed
 
@@ -718,8 +719,8 @@ class IntakeFlow:
         phone_q = next((q for q in self.spec.questions if q.kind == "phone"), None)
         phone = self.answer_text(phone_q, answers.get(phone_q.id)) if phone_q else "-"
         name = (patient.first_name if patient else None) or "patient"
-        return self.spec.texts["staff_contact"].format(
-            name=html.escape(name, quote=False), patient_id=row.patient_id, phone=phone)
+        return self.spec.fill("staff_contact", name=html.escape(name, quote=False),
+                              patient_id=row.patient_id, phone=phone)
 
     # ------------------------------------------------------------------ returning patient
     async def _returning_action(self, session: AsyncSession, patient: Patient, action: str,
@@ -743,8 +744,8 @@ class IntakeFlow:
             state = self._load(submitted)
             lines = []
             for question in self.applicable(state.answers):
-                lines.append(self.spec.texts["review_line"].format(
-                    label=html.escape(question.short, quote=False),
+                lines.append(self.spec.fill(
+                    "review_line", label=html.escape(question.short, quote=False),
                     answer=self.answer_text(question, state.answers.get(question.id),
                                             REVIEW_ANSWER_LIMIT)))
             out = self._returning_out(submitted)

@@ -14,7 +14,7 @@ import phonenumbers
 import yaml
 
 from bot import telegram_html
-from bot.content import BUTTON_LIMIT, ContentError
+from bot.content import BUTTON_LIMIT, ContentError, fill
 
 KINDS = ("choice", "multi_choice", "yes_no", "text", "phone", "date")
 _ID = re.compile(r"^[a-z][a-z0-9_]{0,19}$")
@@ -108,10 +108,15 @@ class IntakeSpec:
         """A text with its placeholders filled in, each value HTML-escaped."""
         values = {"clinic_name": html.escape(self.clinic_name, quote=False)}
         values.update({k: html.escape(str(v), quote=False) for k, v in params.items()})
-        return self.texts[key].format(**values)
+        return fill(self.texts[key], values, f"intake.yaml:{key}")
+
+    def fill(self, key: str, **values: object) -> str:
+        """A text filled with values the caller has already escaped (HTML fragments)."""
+        return fill(self.texts[key], values, f"intake.yaml:{key}")
 
     def consent(self) -> str:
-        return self.consent_text.format(clinic_name=html.escape(self.clinic_name, quote=False))
+        return fill(self.consent_text, {"clinic_name": html.escape(self.clinic_name, quote=False)},
+                    "intake.yaml:consent")
 
     def question(self, qid: str | None) -> Question | None:
         return self.by_id.get(qid or "")

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from bot import telegram_html
-from bot.content import BUTTON_LIMIT, ContentError, load_yaml
+from bot.content import BUTTON_LIMIT, ContentError, fill, load_yaml
 
 KINDS = ("confirmation", "preparation", "same_day", "aftercare", "checkin", "next_session")
 ANCHORS = ("booking", "start", "end")
@@ -111,7 +111,7 @@ class Texts:
     def get(self, key: str, **params: object) -> str:
         values = {"clinic_name": html.escape(self.clinic_name)}
         values.update({k: html.escape(str(v), quote=False) for k, v in params.items()})
-        return self._data[key].format(**values)
+        return fill(self._data[key], values, f"reminders.yaml:{key}")
 
     def has(self, key: str) -> bool:
         return key in self._data
