@@ -15,6 +15,7 @@ from bot.db.appointment_models import ACTIVE_STATUSES, Appointment, Reminder
 from bot.db.models import Patient
 from bot.db.preference_models import Broadcast
 from bot.reminders.planner import resolve_local
+from bot.reminders.service import superseded
 
 AUDIENCES = ("tomorrow", "upcoming")
 BROADCAST_MAX = 3500  # characters of staff text; the header and Telegram's 4096 limit leave room
@@ -69,9 +70,11 @@ async def needing_attention(session: AsyncSession, now: datetime,
 
 async def retry_reminder(session: AsyncSession, reminder_id: int, now: datetime) -> Reminder | None:
     """Put one failed or dead reminder back in the outbox, due now. None if it cannot be
-    (sent meanwhile, expired, or its patient is unreachable: a blocked bot cannot send)."""
+    (sent meanwhile, expired, superseded by a newer plan, or its patient is unreachable: a
+    blocked bot cannot send)."""
     row = await session.get(Reminder, reminder_id, with_for_update=True)
-    if row is None or row.status not in RETRYABLE or row.expires_at <= now:
+    if row is None or row.status not in RETRYABLE or row.expires_at <= now \
+            or await superseded(session, row):
         return None
     patient = await session.get(Patient, row.patient_id)
     if patient is None or patient.unreachable or patient.chat_id is None:

@@ -78,6 +78,56 @@ async def test_dead_letter_is_listed_and_retried_through_the_outbox(fake, rr, cl
     assert "No failed or dead-lettered reminders" in shown[-1].text
 
 
+async def _dead_confirmation(fake, rr, clock, staff, user, when: str) -> tuple[int, int]:
+    appt = await book(staff, f"{user.id} {when} 60 face")
+    fake.fail_next("sendMessage", 400, "Bad Request: can't parse entities", chat_id=user.id)
+    await dispatch(rr, clock)
+    [dead] = await reminders(rr, appointment_id=appt, status="dead")
+    return appt, dead.id
+
+
+async def test_rescheduling_or_cancelling_takes_old_dead_letters_off_the_retry_list(
+        fake, rr, clock, staff):
+    anna, ben = await new_patient(rr, "Anna"), await new_patient(rr, "Ben")
+    moved, dead = await _dead_confirmation(fake, rr, clock, staff, anna, "2026-03-05 12:00")
+    dropped, ben_dead = await _dead_confirmation(fake, rr, clock, staff, ben, "2026-03-06 12:00")
+    await staff.send(f"/reschedule {moved} 2026-03-07 12:00")
+    await staff.send(f"/cancel_appt {dropped}")
+    clock.advance(minutes=1)
+    await dispatch(rr, clock)  # the new time's confirmation, the cancellation notice
+    rows = {r.id: r for r in await reminders(rr)}
+    assert (rows[dead].status, rows[dead].last_error) == ("cancelled", "rescheduled")
+    assert (rows[ben_dead].status, rows[ben_dead].last_error) == ("cancelled",
+                                                                  "appointment cancelled")
+    await staff.send("/staff")
+    shown = await staff.press("❗ Reminders needing attention")
+    assert "No failed or dead-lettered reminders" in shown[-1].text
+    shown = await staff.send(f"/retry_dead {moved}")
+    assert "0 dead-lettered reminder(s)" in shown[-1].text
+    await dispatch(rr, clock)
+    assert sum("Appointment booked" in t for t in sent_texts(fake, anna.id)) == 1
+
+
+async def test_an_older_plans_dead_letter_is_not_retried(fake, rr, clock, staff, db_url):
+    anna = await new_patient(rr, "Anna")
+    appt, dead = await _dead_confirmation(fake, rr, clock, staff, anna, "2026-03-05 12:00")
+    await staff.send(f"/reschedule {appt} 2026-03-07 12:00")
+    clock.advance(minutes=1)
+    await dispatch(rr, clock)  # the new time's confirmation
+    # As a reschedule before this fix left it: the old plan's dead letter still dead.
+    _sql(db_url, f"update reminders set status='dead' where id={dead}")
+    shown = await staff.send(f"/retry_dead {appt}")
+    assert "0 dead-lettered reminder(s)" in shown[-1].text
+    await staff.send("/staff")
+    await staff.press("❗ Reminders needing attention")
+    shown = await staff.press(f"↻ Retry R{dead}")
+    assert "cannot be retried" in shown[-1].text
+    clock.advance(minutes=1)
+    await dispatch(rr, clock)
+    assert sum("Appointment booked" in t for t in sent_texts(fake, anna.id)) == 1
+    assert (await reminders(rr, id=dead))[0].status == "dead"
+
+
 async def test_blocked_patients_reminders_are_listed_without_a_retry_button(fake, rr, clock, staff):
     anna = await new_patient(rr, "Anna")
     await book(staff, f"{anna.id} 2026-03-05 12:00 60 face")

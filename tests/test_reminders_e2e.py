@@ -389,3 +389,41 @@ async def test_a_stopping_bot_starts_no_new_round(fake, rr, clock, staff):
     confirmation = [r for r in await reminders(rr, appointment_id=appt) if r.kind == "confirmation"]
     assert confirmation[0].status == "pending"
     assert (await disp.run(clock.now())).sent == 1  # running again: sent
+
+
+# ------------------------------------------------------------------------------ next session
+async def _send_all_due(rr, clock, at: datetime) -> None:
+    """From `at`, run until nothing due is pending (one message per chat per run)."""
+    await step_to(rr, clock, at)
+    for _ in range(20):
+        if not [r for r in await reminders(rr, status="pending") if r.due_at <= clock.now()]:
+            return
+        await step_to(rr, clock, clock.now() + timedelta(seconds=2))
+    raise AssertionError("due reminders left pending")
+
+
+async def test_booking_the_next_session_cancels_the_earlier_sessions_next_session_reminder(
+        fake, rr, clock, staff):
+    anna = await new_patient(rr)
+    first = await book(staff, f"{anna.id} 2026-03-05 12:00 60 face 1/4")
+    second = await book(staff, f"{anna.id} 2026-03-30 12:00 60 face 2/4")
+    [ask] = await reminders(rr, appointment_id=first, kind="next_session")
+    assert (ask.status, ask.last_error) == ("cancelled", "next session booked")
+    assert [r.status for r in await reminders(rr, appointment_id=second, kind="next_session")] \
+        == ["pending"]
+    await _send_all_due(rr, clock, ask.due_at)
+    assert not any("session 1 of 4" in t for t in sent_texts(fake, anna.id))
+
+
+async def test_a_next_session_reminder_is_not_sent_once_a_later_session_is_booked(
+        fake, rr, clock, staff):
+    anna = await new_patient(rr)
+    first = await book(staff, f"{anna.id} 2026-03-05 12:00 60 face 1/4")
+    await book(staff, f"{anna.id} 2026-03-30 12:00 60 face 2/4")
+    # Moving session 1 plans its reminders anew, "book your next session" too.
+    await staff.send(f"/reschedule {first} 2026-03-06 12:00")
+    [ask] = await reminders(rr, appointment_id=first, kind="next_session", status="pending")
+    await _send_all_due(rr, clock, ask.due_at)
+    assert not any("session 1 of 4" in t for t in sent_texts(fake, anna.id))
+    row = (await reminders(rr, id=ask.id))[0]
+    assert (row.status, row.last_error) == ("cancelled", "next session booked")

@@ -47,13 +47,14 @@ from typing import Any
 
 from sqlalchemy import Update, and_, bindparam, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import aliased
 from telegram import Bot, InlineKeyboardButton, InlineKeyboardMarkup
 from telegram.constants import ParseMode
 from telegram.error import BadRequest, Forbidden, NetworkError, RetryAfter, TelegramError, TimedOut
 
 from bot.clock import Clock
 from bot.config import Settings
-from bot.db.appointment_models import Appointment, Reminder
+from bot.db.appointment_models import ACTIVE_STATUSES, Appointment, Reminder
 from bot.db.engine import Database
 from bot.db.errors import is_db_unavailable
 from bot.db.exclusive import Holding, alone
@@ -64,11 +65,12 @@ from bot.preferences import from_columns
 from bot.reminders.planner import QuietHours
 from bot.reminders.plans import ReminderContent
 from bot.reminders.render import reminder_message
-from bot.reminders.service import UNREACHABLE, replan_unblocked
+from bot.reminders.service import NEXT_BOOKED, UNREACHABLE, replan_unblocked
 
 log = logging.getLogger(__name__)
 
 BEFORE_KINDS = {"confirmation", "preparation", "same_day", "push_before"}
+LATER_BOOKED = (*ACTIVE_STATUSES, "completed")  # a later session that makes "book the next" moot
 Notify = Callable[[str], Awaitable[None]]
 RUN_LOCK = "reminder-dispatcher"
 MAX_NAP_SECONDS = 0.5  # a send waiting out a pause looks this often whether the bot is stopping
@@ -153,6 +155,7 @@ class _Job:
     broadcast_text: str | None = None  # kind 'broadcast': the staff-written text (raw)
     claimed_mono: float = 0.0  # monotonic time of the claim
     unreachable_count: int | None = None
+    next_booked: bool = False  # kind 'next_session': the patient has a later session booked
     recorded: bool = False
     released: bool = False
 
@@ -366,10 +369,16 @@ class Dispatcher:
             texts = dict((await session.execute(
                 select(Broadcast.id, Broadcast.text).where(Broadcast.id.in_(broadcast_ids)))).all()
             ) if broadcast_ids else {}
+            # Booking the next session cancels these; this catches rows written before it did.
+            # One query, and only for a batch holding 'next_session' rows.
+            nexts = {r.appointment_id for r, _, _ in rows if r.kind == "next_session"}
+            booked = await _next_booked(session, nexts) if nexts else set()
         stats.claimed += len(rows)
         claimed_at = self._monotonic()
         return [_Job(row, appt, chat_id, broadcast_text=texts.get(_broadcast_id(row.key)),
-                     claimed_mono=claimed_at) for row, appt, chat_id in rows]
+                     claimed_mono=claimed_at,
+                     next_booked=row.kind == "next_session" and row.appointment_id in booked)
+                for row, appt, chat_id in rows]
 
     # ------------------------------------------------------------------ sending
     def _still_wanted(self, job: _Job) -> bool:
@@ -378,7 +387,7 @@ class Dispatcher:
             return True
         if kind == "cancelled":
             return appt.status == "cancelled"
-        if appt.status in ("cancelled", "no_show"):
+        if appt.status in ("cancelled", "no_show") or job.next_booked:
             return False
         return not (appt.status == "completed" and kind in BEFORE_KINDS)
 
@@ -391,7 +400,8 @@ class Dispatcher:
                         stats: DispatchStats) -> None:
         row = job.row
         if not self._still_wanted(job):
-            job.outcome = {"status": "cancelled", "last_error": "appointment no longer active"}
+            job.outcome = {"status": "cancelled", "last_error": NEXT_BOOKED if job.next_booked
+                           else "appointment no longer active"}
             async with sem:
                 await self._record_or_keep(job, stats)
             return
@@ -653,6 +663,16 @@ def outcome_statement(keys: tuple[str, ...], sent: bool) -> Update:
         guard = or_(guard, and_(table.c.status == "pending", table.c.outcome_unknown.is_(True)))
     return (update(table).where(table.c.id == bindparam("b_id"), guard)
             .values({key: bindparam(f"b_{key}") for key in keys}))
+
+
+async def _next_booked(session: AsyncSession, ids: set[int]) -> set[int]:
+    """Those of these appointments whose patient has a later session booked (or had it)."""
+    later = aliased(Appointment)
+    return set((await session.execute(
+        select(Appointment.id).join(later, and_(later.patient_id == Appointment.patient_id,
+                                                later.starts_at > Appointment.starts_at,
+                                                later.status.in_(LATER_BOOKED)))
+        .where(Appointment.id.in_(ids)).distinct())).scalars())
 
 
 def _broadcast_id(key: str) -> int | None:

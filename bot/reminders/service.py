@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import secrets
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
 from sqlalchemy import select, update
@@ -17,12 +17,14 @@ from bot.config import Settings
 from bot.db.appointment_models import Appointment, PatientInvite, Reminder
 from bot.db.models import Patient
 from bot.db.qa_models import NEXT_SESSION, RESCHEDULE
-from bot.reminders.planner import AppointmentFacts, QuietHours, plan_appointment
-from bot.reminders.plans import ReminderContent
+from bot.reminders.planner import AppointmentFacts, QuietHours, plan_appointment, reminder_key
+from bot.reminders.plans import KINDS, ReminderContent
 
 # "sending" too: a reminder claimed by the dispatcher but not yet sent must not go out after a
 # cancellation or reschedule (the dispatcher re-reads the row right before each send).
 OPEN = ("pending", "sending")
+UNDELIVERED = ("dead", "failed")  # what staff may retry (bot/console.py)
+NEXT_BOOKED = "next session booked"
 
 
 class BookingError(ValueError):
@@ -39,8 +41,9 @@ def facts(appt: Appointment) -> AppointmentFacts:
 
 
 def _rows(appt: Appointment, content: ReminderContent, settings: Settings,
-          now: datetime) -> list[Reminder]:
-    planned = plan_appointment(facts(appt), content.plans, now, quiet_hours(settings))
+          now: datetime, version: int | None = None) -> list[Reminder]:
+    plan = facts(appt) if version is None else replace(facts(appt), plan_version=version)
+    planned = plan_appointment(plan, content.plans, now, quiet_hours(settings))
     return [Reminder(key=p.key, appointment_id=appt.id, patient_id=appt.patient_id, kind=p.kind,
                      due_at=p.due_at, expires_at=p.expires_at, quiet_ok=p.quiet_ok,
                      status="pending", attempts=0, outcome_unknown=False, created_at=now)
@@ -73,6 +76,14 @@ async def book(session: AsyncSession, *, patient_id: int, starts_at: datetime, d
     session.add(appt)
     await session.flush()  # the id goes into the reminder keys
     session.add_all(_rows(appt, content, settings, now))
+    # What the earlier appointments' "book your next session" reminders ask for is done.
+    earlier = select(Appointment.id).where(Appointment.patient_id == patient_id,
+                                           Appointment.starts_at < starts_at)
+    await session.execute(update(Reminder).where(
+        Reminder.patient_id == patient_id, Reminder.kind == "next_session",
+        Reminder.status.in_(OPEN), Reminder.appointment_id.in_(earlier))
+        .values(status="cancelled", last_error=NEXT_BOOKED)
+        .execution_options(synchronize_session=False))
     await questions.close_requests(session, source=NEXT_SESSION, patient_id=patient_id)
     await session.flush()
     return appt
@@ -91,16 +102,47 @@ async def cancel_open_reminders(session: AsyncSession, *, now: datetime, reason:
     return result.rowcount or 0
 
 
+async def retire_undelivered(session: AsyncSession, *, appointment_id: int, reason: str,
+                             kinds: set[str] | None = None) -> None:
+    """Dead or failed rows of a plan that was replaced leave the staff's retry list: a retry
+    would send the old plan's message, or one the new plan sends as well."""
+    stmt = update(Reminder).where(Reminder.appointment_id == appointment_id,
+                                  Reminder.status.in_(UNDELIVERED))
+    if kinds is not None:
+        stmt = stmt.where(Reminder.kind.in_(kinds))
+    await session.execute(stmt.values(status="cancelled", last_error=reason[:200])
+                          .execution_options(synchronize_session=False))
+
+
+async def superseded(session: AsyncSession, row: Reminder) -> bool:
+    """A dead or failed row that a retry must not send: its appointment has been rescheduled
+    or replanned since (the row is of an older plan version), or its kind was queued again."""
+    if row.appointment_id is None:
+        return False
+    appt = await session.get(Appointment, row.appointment_id)
+    if appt is None:
+        return True
+    if row.kind in KINDS and row.key != reminder_key(appt.id, row.kind, appt.plan_version):
+        return True
+    newer = await session.scalar(select(Reminder.id).where(
+        Reminder.appointment_id == row.appointment_id, Reminder.kind == row.kind,
+        Reminder.id > row.id).limit(1))
+    return newer is not None
+
+
 UNREACHABLE = "patient unreachable"  # why the dispatcher cancelled a blocked patient's reminders
 REPLANNED = "patient unreachable (replanned after unblocking)"
+REPLACED = "replanned after unblocking"  # a dead or failed row whose kind a replan planned anew
 
 
 async def replan_unblocked(session: AsyncSession, *, now: datetime, content: ReminderContent,
                            settings: Settings) -> int:
     """Patients who blocked the bot and have since written to it again get their reminders back.
 
-    The cancelled rows are marked so this happens once; kinds already delivered for an
-    appointment are not planned again, and moments that have passed are skipped by the planner.
+    The cancelled rows are marked so this happens once. A kind's latest row is its current plan
+    (a reschedule plans every kind anew, a replan only the kinds it gives back): kinds whose
+    latest row is queued or sent are not planned again (a reschedule while blocked, or delivered
+    already), and moments that have passed are skipped by the planner.
     """
     rows = (await session.execute(
         select(Reminder.appointment_id).join(Patient, Patient.id == Reminder.patient_id)
@@ -116,11 +158,17 @@ async def replan_unblocked(session: AsyncSession, *, now: datetime, content: Rem
         appt = await session.get(Appointment, appointment_id)
         if appt is None or not appt.active:
             continue
-        delivered = set((await session.execute(select(Reminder.kind).where(
-            Reminder.appointment_id == appointment_id, Reminder.status == "sent"))).scalars())
+        latest = dict((await session.execute(select(Reminder.kind, Reminder.status).where(
+            Reminder.appointment_id == appointment_id).order_by(Reminder.id))).all())
+        covered = {kind for kind, status in latest.items() if status in (*OPEN, "sent")}
+        fresh = [r for r in _rows(appt, content, settings, now, appt.plan_version + 1)
+                 if r.kind not in covered]
+        if not fresh:
+            continue  # the current plan is whole: no new version (retries judge by it)
         appt.plan_version += 1
         appt.updated_at = now
-        fresh = [r for r in _rows(appt, content, settings, now) if r.kind not in delivered]
+        await retire_undelivered(session, appointment_id=appointment_id, reason=REPLACED,
+                                 kinds={r.kind for r in fresh})
         session.add_all(fresh)
         replanned += len(fresh)
     await session.flush()
@@ -157,6 +205,7 @@ async def reschedule(session: AsyncSession, appt: Appointment, *, starts_at: dat
     duration = duration_min or appt.duration_min
     validate_booking(starts_at, duration, appt.area, appt.session_no, appt.course_size, now)
     await cancel_open_reminders(session, now=now, reason="rescheduled", appointment_id=appt.id)
+    await retire_undelivered(session, appointment_id=appt.id, reason="rescheduled")
     appt.starts_at, appt.duration_min = starts_at, duration
     appt.plan_version += 1
     appt.status = "booked"  # the new time needs a new confirmation
@@ -175,6 +224,7 @@ async def cancel(session: AsyncSession, appt: Appointment, *, now: datetime,
     appt.updated_at = now
     await cancel_open_reminders(session, now=now, reason="appointment cancelled",
                                 appointment_id=appt.id)
+    await retire_undelivered(session, appointment_id=appt.id, reason="appointment cancelled")
     await questions.close_requests(session, source=RESCHEDULE, appointment_id=appt.id)
     if notify_patient and appt.starts_at > now:
         session.add(Reminder(
@@ -291,10 +341,16 @@ async def redeem_invite(session: AsyncSession, *, token: str, user_id: int, chat
 
 
 async def retry_dead(session: AsyncSession, appointment_id: int, *, now: datetime) -> int:
-    """Staff retry of dead letters: back to pending, due now, while still valid."""
+    """Staff retry of dead letters: back to pending, due now, while still valid and not
+    `superseded` (a retry of an older plan's reminder would repeat or contradict the new one)."""
+    dead = (await session.scalars(select(Reminder).where(
+        Reminder.appointment_id == appointment_id, Reminder.status == "dead",
+        Reminder.expires_at > now))).all()
+    ids = [row.id for row in dead if not await superseded(session, row)]
+    if not ids:
+        return 0
     result = await session.execute(
-        update(Reminder).where(Reminder.appointment_id == appointment_id,
-                               Reminder.status == "dead", Reminder.expires_at > now)
+        update(Reminder).where(Reminder.id.in_(ids), Reminder.status == "dead")
         .values(status="pending", due_at=now, attempts=0, last_error="retried by staff")
         .execution_options(synchronize_session=False))
     return result.rowcount or 0
