@@ -31,7 +31,13 @@ from bot.menu import Screen
 from bot.reminders import privacy as reminder_privacy
 from bot.reminders import service
 from bot.reminders.dispatcher import Dispatcher
-from bot.reminders.parse import InputError, parse_book, parse_when, split_args
+from bot.reminders.parse import (
+    InputError,
+    parse_book,
+    parse_duration_tokens,
+    parse_when,
+    split_args,
+)
 from bot.reminders.plans import ReminderContent, content_from_messages
 from bot.reminders.render import appointment_buttons, when, when_plain
 from bot.services import Services
@@ -161,7 +167,7 @@ async def _appointment_arg(update: Update, context: ContextTypes.DEFAULT_TYPE,
     except InputError as exc:
         await reply(update, context, texts.get("staff_bad_input", problem=str(exc)))
         return None
-    if not args or not re.fullmatch(r"#?\d{1,12}", args[0]):
+    if not args or not re.fullmatch(r"#?\d{1,9}", args[0]):
         await reply(update, context, texts.get(usage_key))
         return None
     return int(args[0].lstrip("#")), args[1:]
@@ -178,7 +184,9 @@ async def reschedule_command(update: Update, context: ContextTypes.DEFAULT_TYPE)
     texts, now, tz = content.texts, svc.clock.now(), svc.settings.tz
     try:
         starts_at, used = parse_when(rest, now, tz)
-        minutes = int(rest[used]) if len(rest) > used and is_number(rest[used]) else None
+        minutes, taken = parse_duration_tokens(rest[used:])
+        if rest[used + taken:]:  # never ignored: "90mins" or a typo must not pass unnoticed
+            raise InputError(f"unexpected {' '.join(rest[used + taken:])!r} after the time")
     except InputError as exc:
         await reply(update, context, texts.get("staff_bad_input", problem=str(exc)) + "\n"
                     + texts.get("staff_reschedule_usage"))
@@ -394,7 +402,7 @@ async def appointment_button(update: Update, context: ContextTypes.DEFAULT_TYPE)
     query = update.callback_query
     svc, content = services(context), rc(context)
     texts, now, tz = content.texts, svc.clock.now(), svc.settings.tz
-    match = re.fullmatch(r"ap:(c|r|x|xx|k|i):(\d{1,12})", query.data or "")
+    match = re.fullmatch(r"ap:(c|r|x|xx|k|i):(\d{1,9})", query.data or "")
     if match is None:
         await answer_press(update)
         return
@@ -493,7 +501,7 @@ class Request:
 async def checkin_button(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     query = update.callback_query
     svc, texts = services(context), rc(context).texts
-    match = re.fullmatch(r"ck:(ok|cn):(\d{1,12})", query.data or "")
+    match = re.fullmatch(r"ck:(ok|cn):(\d{1,9})", query.data or "")
     await answer_press(update)
     if match is None:
         return
@@ -519,7 +527,7 @@ async def checkin_button(update: Update, context: ContextTypes.DEFAULT_TYPE) -> 
 async def next_session_button(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     query = update.callback_query
     svc, texts = services(context), rc(context).texts
-    match = re.fullmatch(r"nx:(\d{1,12})", query.data or "")
+    match = re.fullmatch(r"nx:(\d{1,9})", query.data or "")
     await answer_press(update)
     if match is None:
         return
@@ -616,7 +624,7 @@ def register(application: Application, svc: Services) -> None:
     application.add_handler(CallbackQueryHandler(appointment_button, pattern=r"^ap:"))
     application.add_handler(CallbackQueryHandler(checkin_button, pattern=r"^ck:"))
     application.add_handler(CallbackQueryHandler(next_session_button, pattern=r"^nx:"))
-    application.add_handler(CallbackQueryHandler(push_confirm, pattern=r"^ps:\d{1,12}$"))
+    application.add_handler(CallbackQueryHandler(push_confirm, pattern=r"^ps:\d{1,9}$"))
 
     if application.job_queue is not None:
         application.job_queue.run_repeating(

@@ -141,7 +141,7 @@ async def retry_button(update: Update, context: ContextTypes.DEFAULT_TYPE) -> No
         return
     await answer_press(update)
     svc = services(context)
-    match = re.fullmatch(r"rt:(\d{1,12})", query.data or "")
+    match = re.fullmatch(r"rt:(\d{1,9})", query.data or "")
     if match is None:
         return
     rid = int(match.group(1))
@@ -184,7 +184,7 @@ async def noshow_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> 
         return
     svc = services(context)
     parts = (update.effective_message.text or "").split()
-    if len(parts) != 2 or not re.fullmatch(r"#?\d{1,12}", parts[1]):
+    if len(parts) != 2 or not re.fullmatch(r"#?\d{1,9}", parts[1]):
         await send_screen(update, context, Screen(svc.messages.get("staff_noshow_usage")))
         return
     appt_id = int(parts[1].lstrip("#"))
@@ -235,7 +235,7 @@ async def broadcast_button(update: Update, context: ContextTypes.DEFAULT_TYPE) -
             await context.bot.send_message(chat_id, svc.qa.config.text(
                 "staff_reply_cancelled", question_id=replying_to))
         return
-    if not is_number(arg):
+    if not is_number(arg) or len(arg) > 9:  # ids are 32-bit in PostgreSQL
         return
     async with svc.db.session() as session:
         if action == "send":

@@ -336,7 +336,7 @@ def register(application: Application, svc: Services) -> None:
         svc.staff_menu.append((svc.intake.t("staff_console_button"), "staff:intakes"))
         svc.stat_providers.append(lambda session, now: intake_stats(svc, session, now))
     application.add_handler(CallbackQueryHandler(on_staff_console,
-                                                 pattern=r"^staff:(intakes|intake:\d{1,12})$"))
+                                                 pattern=r"^staff:(intakes|intake:\d{1,9})$"))
 
     async def export(session, patient):  # noqa: ANN001, ANN202
         if svc.intake is None:
@@ -353,7 +353,7 @@ def register(application: Application, svc: Services) -> None:
         MessageHandler(PRIVATE & filters.UpdateType.MESSAGE & ~filters.COMMAND, on_message),
         group=GROUP)
     application.add_handler(CallbackQueryHandler(on_button, pattern=r"^ik:"))
-    application.add_handler(CallbackQueryHandler(on_staff_button, pattern=r"^iks:\d{1,12}$"))
+    application.add_handler(CallbackQueryHandler(on_staff_button, pattern=r"^iks:\d{1,9}$"))
     if application.job_queue is not None:
         application.job_queue.run_repeating(
             resend_staff_notices, interval=NOTICE_RESEND_SECONDS, first=NOTICE_RESEND_SECONDS,

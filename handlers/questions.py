@@ -55,8 +55,8 @@ PRIVATE = filters.ChatType.PRIVATE
 QUOTE_BUDGET = 2500  # the quote, inside a message with a header and a note
 STAFF_QUOTE = 3000   # a patient's question quoted to staff
 PATIENT_QUOTE = 600  # the patient's own question quoted back with the reply
-_ASK = re.compile(r"^qa:ask:(\d{1,12})$")
-_REPLY = re.compile(r"^qa:reply:(\d{1,12})$")
+_ASK = re.compile(r"^qa:ask:(\d{1,9})$")
+_REPLY = re.compile(r"^qa:reply:(\d{1,9})$")
 
 
 def _crypto(svc: Services) -> CryptoBox:
@@ -442,7 +442,7 @@ async def reply_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> N
             await unknown_command(update, context)
         return
     parts = (message.text or "").split(maxsplit=2)
-    if len(parts) < 3 or not is_number(parts[1]) or len(parts[1]) > 12:
+    if len(parts) < 3 or not is_number(parts[1]) or len(parts[1]) > 9:
         await context.bot.send_message(chat.id, qa.config.text("staff_reply_usage"))
         return
     await relay(context, chat.id, user.id, int(parts[1]), parts[2])

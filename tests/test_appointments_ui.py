@@ -11,6 +11,7 @@ from icalendar import Calendar
 
 from bot.clock import FixedClock
 from bot.db.appointment_models import Appointment
+from tests.conftest import make_settings
 from tests.harness import BotRunner, TgUser
 from tests.reminder_support import appointment, db, dispatch, patient_row, reminders, sent_texts
 
@@ -417,5 +418,37 @@ async def test_a_request_is_kept_as_the_words_the_patient_saw(fake, settings, cl
         shown = await staff.press("❓ Open questions")
         assert "Move my appointment Thu 3 Dec 2026 14:30 &amp; call me." in shown[0].text
         assert "&amp;amp;" not in shown[0].text and "&lt;b&gt;" not in shown[0].text
+    finally:
+        await runner.stop()
+
+
+async def test_reschedule_reads_the_duration_and_refuses_what_it_cannot_read(fake, rr, staff):
+    anna, appt = await booked(rr, staff)
+    shown = await staff.send(f"/reschedule {appt} 2026-12-04 10:00 90min")
+    assert "Could not read" not in shown[-1].text
+    shown = await staff.send(f"/reschedule {appt} 2026-12-04 11:00 1h30 please")
+    assert "Could not read that: unexpected 'please' after the time" in shown[-1].text
+    shown = await staff.send(f"/reschedule {appt} 2026-12-04 11:00 0")
+    assert "duration must be 5-600 minutes" in shown[-1].text
+    async with db(rr).session() as session:
+        row = await session.get(Appointment, appt)
+    assert row.duration_min == 90 and row.starts_at == datetime(2026, 12, 4, 10, 0, tzinfo=UTC)
+
+
+@pytest.mark.postgres
+async def test_an_appointment_number_too_big_for_the_database_is_a_usage_answer(fake, pg_url,
+                                                                               clock):
+    """PostgreSQL's ids are 32-bit: a longer number (typed or forged in a button) must not
+    reach a query, where it failed with a DataError ("something went wrong")."""
+    runner = BotRunner(fake, make_settings(fake, pg_url), clock=clock, periodic_dispatch=False)
+    await runner.start()
+    try:
+        staff = TgUser(runner, "Staff", user_id=42)
+        anna, appt = await booked(runner, staff)
+        shown = await staff.send("/cancel_appt 99999999999")
+        assert "Usage: /cancel_appt" in shown[-1].text
+        for data in ("ap:c:99999999999", "ck:cn:99999999999", "qa:reply:99999999999"):
+            shown = await anna.press_data(data)
+            assert "something went wrong" not in " ".join(m.text for m in shown).lower(), data
     finally:
         await runner.stop()

@@ -100,3 +100,17 @@ def test_book_example_from_the_issue():
     with pytest.raises(InputError):
         parse_book("5012 2026-12-03 14:30 60 face 5/4".split(), NOW, LONDON)
     assert parse_book(["5012", "tomorrow", "9am"], NOW, LONDON).starts_at - NOW == timedelta(hours=21)
+
+
+@pytest.mark.parametrize(("text", "minutes", "area"), [
+    ("5012 2026-12-03 14:30 90 min face", 90, "face"),
+    ("5012 2026-12-03 14:30 90mins face", 90, "face"),
+    ("5012 2026-12-03 14:30 1h30 face", 90, "face"),
+    ("5012 2026-12-03 14:30 2 hours upper arms", 120, "upper arms"),
+    ("5012 2026-12-03 14:30 45 face", 45, "face"),
+    ("5012 2026-12-03 14:30 face", 60, "face"),
+])
+def test_durations_are_read_in_the_ways_staff_write_them(text, minutes, area):
+    """"90 min face" used to book 90 minutes of "min face"; "1h30" an hour of "1h30 face"."""
+    req = parse_book(text.split(), NOW, LONDON)
+    assert (req.duration_min, req.area) == (minutes, area)

@@ -429,7 +429,7 @@ class IntakeFlow:
             return await self.consent(session, patient, m.group(2), m.group(1) == "y", now)
         if data in ("ik:view", "ik:upd", "ik:del", "ik:delok"):
             return await self._returning_action(session, patient, data[3:], now)
-        m = re.fullmatch(r"ik:(\d{1,12}):(a|t|d|s|b|e|sub|x)(?::([a-z0-9_]{1,20}))?(?::([a-z0-9_]{1,20}))?",
+        m = re.fullmatch(r"ik:(\d{1,9}):(a|t|d|s|b|e|sub|x)(?::([a-z0-9_]{1,20}))?(?::([a-z0-9_]{1,20}))?",
                          data)
         state = await self._active(session, patient)
         if m is None or state is None or state.row.id != int(m.group(1)):

@@ -151,7 +151,7 @@ def parse_who(token: str, region: str = "GB") -> Who:
     token = token.strip()
     if not token:
         raise InputError("the patient is missing")
-    if re.fullmatch(r"#\d{1,12}", token):
+    if re.fullmatch(r"#\d{1,9}", token):
         return Who(patient_id=int(token[1:]))
     if token.startswith("+") or re.fullmatch(r"0[\d\s-]{9,14}", token):
         try:
@@ -185,6 +185,27 @@ def split_args(text: str) -> list[str]:
         raise InputError("unbalanced quotes") from None
 
 
+_MINUTE_WORDS = {"m", "min", "mins", "minute", "minutes"}
+_HOUR_WORDS = {"h", "hr", "hrs", "hour", "hours"}
+
+
+def parse_duration_tokens(tokens: list[str]) -> tuple[int | None, int]:
+    """A duration at the start of `tokens` ("60", "60min", "90 min", "1h", "1h30", "2 hours"):
+    (minutes, tokens used), or (None, 0) when there is none."""
+    if not tokens:
+        return None, 0
+    token = tokens[0].lower()
+    following = tokens[1].lower() if len(tokens) > 1 else ""
+    if re.fullmatch(r"\d{1,2}", token) and following in _HOUR_WORDS:
+        return int(token) * 60, 2
+    if m := re.fullmatch(r"(\d{1,3})(m|mins?|minutes?)?", token):
+        unit_word = m.group(2) is None and following in _MINUTE_WORDS
+        return int(m.group(1)), 2 if unit_word else 1
+    if m := re.fullmatch(r"(\d{1,2})(?:h|hrs?|hours?)(?:(\d{1,2})(?:m|mins?)?)?", token):
+        return int(m.group(1)) * 60 + int(m.group(2) or 0), 1
+    return None, 0
+
+
 def parse_book(args: list[str], now: datetime, tz: ZoneInfo, *, default_minutes: int = 60,
                default_area: str = "treatment") -> BookRequest:
     """PATIENT DATE TIME [MINUTES] [AREA words] [N/M]."""
@@ -193,10 +214,9 @@ def parse_book(args: list[str], now: datetime, tz: ZoneInfo, *, default_minutes:
     who = parse_who(args[0])
     starts_at, used = parse_when(args[1:], now, tz)
     rest = args[1 + used:]
-    minutes = default_minutes
-    if rest and re.fullmatch(r"\d{1,3}(min|m)?", rest[0].lower()):
-        minutes = int(re.match(r"\d+", rest[0]).group())  # type: ignore[union-attr]
-        rest = rest[1:]
+    minutes, used = parse_duration_tokens(rest)
+    minutes = default_minutes if minutes is None else minutes
+    rest = rest[used:]
     session_no = course_size = 1
     if rest and re.fullmatch(r"\d{1,2}/\d{1,2}", rest[-1]):
         n, m = rest[-1].split("/")

@@ -202,7 +202,7 @@ async def reschedule(session: AsyncSession, appt: Appointment, *, starts_at: dat
                      duration_min: int | None = None) -> Appointment:
     if not appt.active:
         raise BookingError("the appointment is not active")
-    duration = duration_min or appt.duration_min
+    duration = appt.duration_min if duration_min is None else duration_min
     validate_booking(starts_at, duration, appt.area, appt.session_no, appt.course_size, now)
     await cancel_open_reminders(session, now=now, reason="rescheduled", appointment_id=appt.id)
     await retire_undelivered(session, appointment_id=appt.id, reason="rescheduled")
