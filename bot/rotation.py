@@ -7,6 +7,7 @@ it is removed from ENCRYPTION_KEYS, so a failed run can simply be repeated).
 from __future__ import annotations
 
 from bot import questions
+from bot.intake.flow import rotate_intake_keys
 from bot.services import Services
 
 
@@ -15,7 +16,6 @@ async def rotate_all(svc: Services) -> dict[str, int]:
         raise RuntimeError("ENCRYPTION_KEYS is not set")
     counts: dict[str, int] = {}
     async with svc.db.session() as session:
-        if svc.intake is not None:
-            counts["questionnaires"] = await svc.intake.rotate_keys(session)
+        counts["questionnaires"] = await rotate_intake_keys(session, svc.crypto)
         counts["question fields"] = await questions.rotate_keys(session, svc.crypto)
     return counts

@@ -61,3 +61,27 @@ async def test_patients_cannot_open_the_intake_console(fake, runner):
         answer = fake.calls_to("answerCallbackQuery")[before:][-1]
         assert "only for clinic staff" in answer.params["text"]
     assert [a for a in await _actions(runner) if a[0] == "staff_denied"] == [("staff_denied", mallory.id)] * 3
+
+
+async def test_a_request_whose_key_is_gone_does_not_take_the_list_or_the_figures_down(fake, runner):
+    """A key removed before rotation finished: that request shows 🔒 in the list, the others
+    and /stats still work."""
+    from bot.crypto import CryptoBox, new_key
+    from bot.db.intake_models import Intake
+
+    for name in ("Ann", "Bea"):
+        patient = TgUser(runner, first_name=name)
+        await complete(patient)
+        await patient.press("📨 Submit")
+    svc = runner.app.bot_data["services"]
+    async with svc.db.session() as session:
+        row = await session.scalar(select(Intake).order_by(Intake.id).limit(1))
+        row.data = CryptoBox([new_key()]).encrypt_json({"answers": {}}, context="x")  # Ann's
+    staff = TgUser(runner, first_name="Nurse", user_id=STAFF_ID)
+    await staff.send("/staff")
+    shown = await staff.press("📝 Consultation requests")
+    labels = staff.labels(shown[0])
+    assert any(label.startswith("Ann") and "🔒" in label for label in labels)
+    assert any(label.startswith("Bea") and "⚠️" in label for label in labels)
+    shown = await staff.send("/stats")
+    assert "Consultation requests this week: <b>2</b>" in shown[0].text

@@ -4,6 +4,7 @@ encrypted table (questionnaires, questions and staff replies)."""
 from __future__ import annotations
 
 import json
+import shutil
 import sqlite3
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -77,7 +78,8 @@ def test_retention_setting_is_validated(fake, db_url):
         make_settings(fake, db_url, intake_retention_months=0)
 
 
-async def test_rotate_keys_reencrypts_questionnaires_questions_and_replies(fake, db_url):
+async def test_rotate_keys_reencrypts_questionnaires_questions_and_replies(fake, db_url,
+                                                                          tmp_path):
     old = TEST_ENCRYPTION_KEY
     rr = BotRunner(fake, make_settings(fake, db_url, encryption_keys=old), clock=FixedClock(NOW))
     await rr.start()
@@ -93,7 +95,14 @@ async def test_rotate_keys_reencrypts_questionnaires_questions_and_replies(fake,
         await rr.stop()
 
     new = new_key()
-    rotating = build_services(make_settings(fake, db_url, encryption_keys=f"{new},{old}"))
+    # Run where the questionnaire is switched off (no intake.yaml): its stored answers rotate
+    # all the same, or removing the old key would make them unreadable.
+    content = tmp_path / "content"
+    shutil.copytree(make_settings(fake, db_url).content_dir, content)
+    (content / "intake.yaml").unlink()
+    rotating = build_services(make_settings(fake, db_url, encryption_keys=f"{new},{old}",
+                                            content_dir=content))
+    assert rotating.intake is None
     try:
         counts = await rotate_all(rotating)
         assert counts == {"questionnaires": 1, "question fields": 2}
