@@ -7,7 +7,7 @@ from __future__ import annotations
 import logging
 import re
 
-from telegram import Update
+from telegram import ForceReply, Update
 from telegram.ext import (
     Application,
     ApplicationHandlerStop,
@@ -46,7 +46,7 @@ CONSOLE_MESSAGES = (
     "stat_reminders_opted_out_7d", "broadcast_choose", "button_broadcast_tomorrow",
     "button_broadcast_upcoming", "button_broadcast_send", "button_broadcast_cancel",
     "broadcast_audience_tomorrow", "broadcast_audience_upcoming", "broadcast_ask_text",
-    "broadcast_confirm", "broadcast_nobody", "broadcast_too_long", "broadcast_queued",
+    "broadcast_reply_prompt", "broadcast_confirm", "broadcast_nobody", "broadcast_too_long", "broadcast_queued",
     "broadcast_cancelled", "broadcast_stale", "settings_title", "settings_quiet",
     "settings_quiet_clinic", "settings_quiet_choose", "settings_saved", "button_settings",
     "settings_none", "kind_preparation", "kind_same_day", "kind_aftercare", "kind_checkin",
@@ -231,6 +231,12 @@ async def broadcast_button(update: Update, context: ContextTypes.DEFAULT_TYPE) -
         audience = svc.messages.get(f"broadcast_audience_{arg}")
         await show_screen(update, context, Screen(svc.messages.get(
             "broadcast_ask_text", audience=audience, count=count)))
+        if update.effective_chat.type != "private":
+            # Telegram's privacy mode shows the bot only replies to its messages in a group:
+            # ForceReply makes the text one, asked of this staff member only (selective).
+            await context.bot.send_message(chat_id, svc.messages.get(
+                "broadcast_reply_prompt", staff_id=user.id, staff=user.first_name),
+                reply_markup=ForceReply(selective=True))
         if replying_to is not None and svc.qa is not None:
             await context.bot.send_message(chat_id, svc.qa.config.text(
                 "staff_reply_cancelled", question_id=replying_to))

@@ -157,3 +157,18 @@ async def test_a_late_reply_to_the_prompt_is_told_it_expired(fake, group_runner,
     await nurse.press("↩️ Reply", alert)  # pressed again: the answer goes through
     assert await nurse.type("It is £150 per session.")
     assert "It is £150 per session." in patient_texts(fake, patient)[-1]
+
+
+async def test_in_a_staff_group_a_broadcast_text_is_asked_for_as_a_reply(fake, group_runner, clock):
+    patient = TgUser(group_runner, first_name="Anna")
+    await patient.send("/start")
+    nurse = GroupMember(group_runner, "Nurse", STAFF_ID)
+    await nurse.send(f"/book {patient.id} 2026-05-06 10:00 60 face")
+    await nurse.send("/broadcast")
+    await nurse.press("Everyone with an upcoming appointment", fake.last_message(GROUP))
+    prompt = fake.last_message(GROUP)
+    assert prompt.reply_markup == {"force_reply": True, "selective": True}
+    assert f'<a href="tg://user?id={STAFF_ID}">Nurse</a>, type the message' in prompt.text
+    assert await nurse.type("The clinic is closed on Friday.")
+    assert "The clinic is closed on Friday." in group_texts(fake)[-1]
+    assert "Send to 1" in " ".join(nurse.labels(fake.last_message(GROUP)))
