@@ -119,9 +119,22 @@ async def hand_off(session: AsyncSession, question_id: int, now: datetime) -> bo
     return result.rowcount == 1
 
 
-async def undo_hand_off(session: AsyncSession, question_id: int, status: str) -> None:
+async def mark_alerted(session: AsyncSession, question_id: int, now: datetime) -> None:
+    """A staff chat got this question's alert: the resend job leaves it alone."""
     await session.execute(update(Question).where(Question.id == question_id)
-                          .values(status=status, handed_off_at=None))
+                          .values(alerted_at=now))
+
+
+async def unalerted(session: AsyncSession, now: datetime, *, grace: timedelta,
+                    within: timedelta, limit: int = 20) -> list[tuple[Question, Patient]]:
+    """Questions waiting for staff whose alert reached no staff chat: handed off (or red
+    flags) between `within` and `grace` ago, still open, red flags first."""
+    rows = await session.execute(
+        select(Question, Patient).join(Patient, Patient.id == Question.patient_id)
+        .where(Question.status.in_((HANDED_OFF, RED_FLAG)), Question.alerted_at.is_(None),
+               Question.handed_off_at <= now - grace, Question.handed_off_at > now - within)
+        .order_by((Question.status == RED_FLAG).desc(), Question.id).limit(limit))
+    return [(q, p) for q, p in rows.all()]
 
 
 async def with_patient(session: AsyncSession, question_id: int) -> tuple[Question, Patient] | None:

@@ -67,10 +67,16 @@ async def reply(update: Update, context: ContextTypes.DEFAULT_TYPE, text: str,
 
 
 async def tell_staff(context: ContextTypes.DEFAULT_TYPE, text: str,
-                     rows: list[list[tuple[str, str]]] | None = None) -> None:
+                     rows: list[list[tuple[str, str]]] | None = None, *,
+                     question_id: int | None = None) -> None:
+    """Staff are told; for a request kept as a question, that it reached them is recorded
+    (else the question alerts job tells them again)."""
     from handlers.common import notify_staff
 
-    await notify_staff(context, text, rows)
+    if await notify_staff(context, text, rows) and question_id is not None:
+        svc = services(context)
+        async with svc.db.session() as session:
+            await questions.mark_alerted(session, question_id, svc.clock.now())
 
 
 def args_of(update: Update) -> str:
@@ -411,6 +417,7 @@ async def appointment_button(update: Update, context: ContextTypes.DEFAULT_TYPE)
     screen, calendar = gone, None
     staff_note: str | None = None
     staff_rows: list[list[tuple[str, str]]] | None = None
+    staff_question: int | None = None  # the request kept as a question, if the note is one
     # Telegram is called only after the transaction: not while the appointment is locked.
     async with svc.db.session() as session:
         appt = await _own_appointment(update, context, appt_id, session,
@@ -433,7 +440,7 @@ async def appointment_button(update: Update, context: ContextTypes.DEFAULT_TYPE)
                 screen = Screen(texts.get("reschedule_requested"), _nav_rows(context))
                 if request.alert:
                     staff_note = texts.get("staff_patient_reschedule", **info)
-                    staff_rows = request.reply_rows(svc)
+                    staff_rows, staff_question = request.reply_rows(svc), request.question_id
             elif action == "x":
                 screen = Screen(texts.get("cancel_question", when=w), [[
                     (texts.get("button_cancel_yes"), f"ap:xx:{appt.id}"),
@@ -452,7 +459,7 @@ async def appointment_button(update: Update, context: ContextTypes.DEFAULT_TYPE)
         return
     await show_screen(update, context, screen)
     if staff_note:
-        await tell_staff(context, staff_note, staff_rows)
+        await tell_staff(context, staff_note, staff_rows, question_id=staff_question)
 
 
 async def _send_calendar(update: Update, context: ContextTypes.DEFAULT_TYPE, appt: Appointment) -> None:
@@ -521,7 +528,8 @@ async def checkin_button(update: Update, context: ContextTypes.DEFAULT_TYPE) -> 
     if request.alert:
         await tell_staff(context, texts.get(
             "staff_patient_concern", patient=appt.patient_id, id=appt.id,
-            when=when_plain(appt.starts_at, svc.settings.tz)), request.reply_rows(svc))
+            when=when_plain(appt.starts_at, svc.settings.tz)), request.reply_rows(svc),
+            question_id=request.question_id)
 
 
 async def next_session_button(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
@@ -543,7 +551,7 @@ async def next_session_button(update: Update, context: ContextTypes.DEFAULT_TYPE
     if request.alert:
         await tell_staff(context, texts.get("staff_patient_next", patient=appt.patient_id, id=appt.id,
                                             n=appt.session_no + 1, m=appt.course_size),
-                         request.reply_rows(svc))
+                         request.reply_rows(svc), question_id=request.question_id)
 
 
 async def deep_link_start(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:

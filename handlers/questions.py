@@ -32,12 +32,16 @@ from bot import audit, console
 from bot import questions as repo
 from bot.content import Node, fill
 from bot.crypto import CryptoBox
+from bot.db.errors import is_db_unavailable
+from bot.db.exclusive import alone
+from bot.db.models import Patient
+from bot.db.qa_models import RED_FLAG, Question
 from bot.inputs import is_number
 from bot.menu import Screen, paginate
 from bot.privacy import DataSection
 from bot.qa import QAEngine, Result
 from bot.services import Services
-from bot.staff import is_staff
+from bot.staff import is_staff, notification_chats
 from handlers.common import (
     answer_press,
     notify_staff,
@@ -179,9 +183,10 @@ async def _alert(update: Update, context: ContextTypes.DEFAULT_TYPE, result: Res
                        question=("📎 " if message.text is None else "")
                        + _cut(words_of(message), STAFF_QUOTE)),
         reply_rows(qa, question_id))
-    if delivered == 0:
+    if delivered == 0:  # resend_alerts tries again
         log.error("red flag %s: no staff chat could be alerted", question_id)
     else:
+        await _mark_alerted(svc, question_id)
         await context.bot.send_message(chat.id, qa.config.text("red_flag_staff_alerted"))
 
 
@@ -225,7 +230,6 @@ async def on_ask(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
             await context.bot.send_message(update.effective_chat.id,
                                            qa.config.text("question_unknown"))
             return
-        previous = question.status
         first_time = await repo.hand_off(session, question.id, svc.clock.now())
         found = await repo.with_patient(session, question.id)
         assert found is not None
@@ -243,12 +247,59 @@ async def on_ask(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
                        name=name, question=_cut(text, STAFF_QUOTE)),
         reply_rows(qa, question_id))
     if delivered == 0:
-        async with svc.db.session() as session:
-            await repo.undo_hand_off(session, question_id, previous)
+        # Kept, handed off: it is among the console's open questions, and resend_alerts
+        # tells staff once a staff chat can be reached. The patient learns it may take longer.
         await context.bot.send_message(chat_id, qa.config.text("handoff_failed"))
         return
+    await _mark_alerted(svc, question_id)
     log.info("question %s handed off to staff", question_id)
     await context.bot.send_message(chat_id, qa.config.text("handoff_done"))
+
+
+async def _mark_alerted(svc: Services, question_id: int) -> None:
+    async with svc.db.session() as session:
+        await repo.mark_alerted(session, question_id, svc.clock.now())
+
+
+ALERT_RESEND_SECONDS = 60
+ALERT_GRACE = timedelta(minutes=3)  # an alert still on its way (a staff group's rate limit)
+ALERT_WITHIN = timedelta(days=7)  # older ones: staff find them in the console
+
+
+async def resend_alerts(context: ContextTypes.DEFAULT_TYPE) -> None:
+    """Job: questions waiting for staff whose alert reached no staff chat are alerted again,
+    red flags first, until one does (one instance at a time)."""
+    svc = services(context)
+    if svc.qa is None or svc.crypto is None or not notification_chats(svc.settings):
+        return
+    qa = svc.qa
+    try:
+        async with alone(svc.db, "question-alerts") as holding:
+            if holding is None:
+                return  # another instance is at it
+            async with svc.db.session() as session:
+                waiting = await repo.unalerted(session, svc.clock.now(), grace=ALERT_GRACE,
+                                               within=ALERT_WITHIN)
+                alerts = [(q.id, _alert_text(qa, q, p, repo.question_text(svc.crypto, q)))
+                          for q, p in waiting]
+            for question_id, text in alerts:
+                if await notify_staff(context, text, reply_rows(qa, question_id)):
+                    log.info("question %s: staff alerted again", question_id)
+                    await _mark_alerted(svc, question_id)
+    except Exception as exc:  # noqa: BLE001 - the next run tries again; never kill the job
+        if is_db_unavailable(exc):
+            log.warning("question alerts: database unavailable (%s)", type(exc).__name__)
+        else:
+            log.exception("question alerts failed")
+
+
+def _alert_text(qa: QAEngine, question: Question, patient: Patient, text: str) -> str:
+    values = {"question_id": question.id, "patient_id": patient.id,
+              "name": patient.first_name or "?", "question": _cut(text, STAFF_QUOTE)}
+    if question.status == RED_FLAG:
+        return qa.config.text("staff_red_flag", flag=(question.red_flag or "?").replace("_", " "),
+                              **values)
+    return qa.config.text("staff_question", **values)
 
 
 # ------------------------------------------------------------------------------ staff
@@ -490,6 +541,11 @@ async def question_stats(svc: Services, session, now):  # noqa: ANN001, ANN201
 
 
 def register(application: Application, svc: Services) -> None:
+    if application.job_queue is not None:
+        application.job_queue.run_repeating(
+            resend_alerts, interval=ALERT_RESEND_SECONDS, first=ALERT_RESEND_SECONDS,
+            name="question-alerts",
+            job_kwargs={"misfire_grace_time": None, "coalesce": True, "max_instances": 1})
     if svc.qa is not None:
         svc.staff_menu.append((svc.qa.config.text("staff_console_button"), "staff:questions"))
         svc.stat_providers.append(lambda session, now: question_stats(svc, session, now))

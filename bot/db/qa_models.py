@@ -48,6 +48,8 @@ class Question(Base):
     source: Mapped[str] = mapped_column(String(16), default=TYPED, server_default=TYPED)
     # What a pressed request is about. No foreign key (migration 0009 says why).
     appointment_id: Mapped[int | None] = mapped_column(Integer)
+    # When a staff chat got the alert; None while none has (handed off: alerted again).
+    alerted_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
 
 
 class StaffReplyTarget(Base):
