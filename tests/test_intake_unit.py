@@ -448,3 +448,16 @@ async def test_declining_consent_with_a_questionnaire_open_deletes_it(migrated_d
         assert "answers you gave in this questionnaire were deleted" in reply.messages[0].text
     async with migrated_db.session() as session:
         assert await session.scalar(select(func.count()).select_from(Intake)) == 0
+
+
+async def test_edit_button_labels_are_plain_text(tmp_path, migrated_db):
+    """A short label with "&" shows as written on its Edit button (labels are not HTML)."""
+    spec = load_intake(_broken(tmp_path, 'short: "Areas"', 'short: "Areas & zones"'))
+    flow = IntakeFlow(spec, CryptoBox([new_key()]), ZoneInfoLondon)
+    await _run_through(migrated_db, flow, submit=False)
+    async with migrated_db.session() as session:
+        patient, _ = await flow.with_patient(session, 77)
+        reply = await flow.press(session, patient, "ik:go", NOW)
+    labels = [label for row in reply.messages[-1].rows for label, _ in row]
+    assert "✏️ Areas & zones" in labels
+    assert "Areas &amp; zones" in reply.messages[-1].text  # the review text itself is HTML

@@ -258,7 +258,9 @@ class IntakeFlow:
             lines.append(self.spec.fill(
                 "review_line", label=html.escape(question.short, quote=False),
                 answer=self.answer_text(question, value, REVIEW_ANSWER_LIMIT)))
-            pair.append((self.t("button_edit", label=question.short), f"ik:{state.row.id}:e:{question.id}"))
+            # A button label is plain text: "Skin & allergies", not "Skin &amp; allergies".
+            pair.append((_plain(self.t("button_edit", label=question.short)),
+                         f"ik:{state.row.id}:e:{question.id}"))
             if len(pair) == 2:
                 rows.append(pair)
                 pair = []
