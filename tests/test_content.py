@@ -210,6 +210,17 @@ def test_every_key_a_clinic_must_keep_is_required_at_start():
     assert keys("privacy.yaml") == set(PRIVACY_MESSAGES)
     assert keys("console.yaml") == set(CONSOLE_MESSAGES)
 
+    from bot.intake.spec import REQUIRED_TEXTS as INTAKE
+    from bot.qa import REQUIRED_TEXTS as QA
+    from bot.reminders.plans import REQUIRED_TEXTS as REMINDERS
+
+    def texts(name: str) -> set[str]:
+        return set(yaml.safe_load((CONTENT / name).read_text(encoding="utf-8"))["texts"])
+
+    assert texts("reminders.yaml") == set(REMINDERS)
+    assert texts("qa.yaml") == set(QA)
+    assert texts("intake.yaml") == set(INTAKE)
+
 
 def test_an_unknown_placeholder_is_shown_as_written_and_logged(content_dir: Path, caplog):
     """{name} where the code gives {first_name}: the text still goes (the placeholder as

@@ -16,8 +16,25 @@ from bot.content import BUTTON_LIMIT, ContentError, fill, load_yaml
 KINDS = ("confirmation", "preparation", "same_day", "aftercare", "checkin", "next_session")
 ANCHORS = ("booking", "start", "end")
 _PART = re.compile(r"([+-]?)\s*(\d+)\s*([wdhms])")
+# Every text of content/reminders.yaml: a clinic may reword them, not remove one.
 REQUIRED_TEXTS = tuple(f"reminder_{k}" for k in KINDS) + (
     "reminder_cancelled", "reminder_push_before", "reminder_push_after", "reminder_broadcast",
+    "button_my_appointments", "button_confirm", "button_reschedule", "button_cancel",
+    "button_cancel_yes", "button_cancel_no", "button_calendar", "button_all_fine",
+    "button_concern", "button_book_next", "button_push_anyway", "button_staff_upcoming",
+    "my_appointments_title", "my_appointments_none", "appointment_line", "session_of",
+    "status_confirmed", "confirm_done", "reschedule_requested", "cancel_question", "cancel_done",
+    "cancel_kept", "appointment_gone", "checkin_fine", "checkin_concern", "concern_question",
+    "reschedule_question", "next_session_question", "next_session_requested", "calendar_caption",
+    "calendar_summary", "link_done", "link_invalid", "staff_book_usage", "staff_reschedule_usage",
+    "staff_cancel_usage", "staff_retry_usage", "staff_retried", "staff_push_usage",
+    "staff_bad_input", "staff_booked", "staff_invite", "staff_rescheduled", "staff_cancelled",
+    "staff_no_appointment", "staff_pushed", "staff_push_quiet", "staff_upcoming_title",
+    "staff_upcoming_none", "staff_upcoming_line", "staff_unreachable", "staff_dead_letter",
+    "staff_patient_confirmed", "staff_patient_reschedule", "staff_patient_cancelled",
+    "staff_forget_appointments", "staff_patient_concern", "staff_patient_next",
+    "stat_reminders_pending", "stat_reminders_sent_week", "stat_reminders_dead",
+    "stat_appointments_upcoming", "staff_patient_linked",
 )
 
 
