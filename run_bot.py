@@ -241,12 +241,27 @@ def main(argv: list[str] | None = None) -> int:
                    ).set_defaults(func=cmd_rotate_keys)
     args = parser.parse_args(argv)
     func = getattr(args, "func", cmd_run)
+    from telegram.error import InvalidToken
+
     try:
         return func(args)
     except (ConfigError, ContentError) as exc:
         return _fail(str(exc))
+    except InvalidToken:
+        # PTB's message quotes the token: never printed, in one line instead.
+        return _fail("BOT_TOKEN was rejected by Telegram (revoked or mistyped): get the current "
+                     "one from @BotFather")
     except KeyboardInterrupt:
         return 130
+    except Exception:
+        # Anything else: the traceback is for the operator, with anything token-shaped removed
+        # (library messages may quote a URL that carries it).
+        import traceback
+
+        from bot.logging_setup import redact_token
+
+        print(redact_token(traceback.format_exc()), file=sys.stderr, end="")
+        return 1
 
 
 if __name__ == "__main__":

@@ -75,3 +75,19 @@ async def test_sandbox_shows_the_menu_and_presses_buttons(tmp_path):
     assert "there is no button 99" in out
     assert "Ask me a question in your own words" in out  # free text is a question now (issue 5)
     assert "Traceback" not in out + stderr.decode()
+
+
+async def test_a_token_telegram_rejects_stops_with_one_line_and_never_prints_it(fake, tmp_path):
+    """Well-shaped but revoked: PTB's InvalidToken message quotes the token."""
+    revoked = "987654321:AAH-revoked-token-abcdefghijklmnopqrstu"
+    env = _env(BOT_TOKEN=revoked, TELEGRAM_API_BASE_URL=fake.base_url,
+               DATABASE_URL=f"sqlite+aiosqlite:///{tmp_path / 'bot.db'}", RATE_LIMITER="false",
+               ENCRYPTION_KEYS=TEST_ENCRYPTION_KEY)
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, str(ROOT / "run_bot.py"), "run", cwd=tmp_path, env=env,
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+    stdout, stderr = await asyncio.wait_for(proc.communicate(), 60)
+    output = (stdout + stderr).decode()
+    assert proc.returncode == 2
+    assert "BOT_TOKEN was rejected by Telegram" in output and "Traceback" not in output
+    assert revoked not in output and revoked.split(":")[1] not in output
