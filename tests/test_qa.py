@@ -70,9 +70,22 @@ def test_red_flags_by_category(question, category):
 @pytest.mark.parametrize("question", [
     "how long does the swelling last", "is some redness normal", "can it get infected",
     "does it hurt", "what about allergic reactions", "is it painful afterwards",
+    # Questions about a risk, and history given in the questionnaire, are not emergencies.
+    "will I have a reaction", "what are the chances of having a reaction",
+    "can it affect my vision", "is there a risk of going blind",
+    "can it treat eyes swollen in the morning", "I have poor vision and wear glasses",
+    "history of heavy bleeding during periods",
 ])
 def test_ordinary_questions_about_risks_are_not_red_flags(question):
     assert ENGINE.ask(question).kind != "red_flag"
+
+
+def test_the_not_covered_list_holds_only_words():
+    """It is one folded YAML text: a "# comment" line inside it would become vocabulary."""
+    import yaml
+
+    data = yaml.safe_load((CONTENT_DIR / "qa.yaml").read_text(encoding="utf-8"))
+    assert "#" not in data["not_covered"] and "#" not in data["stopwords"]
 
 
 @pytest.mark.parametrize(("text", "kind"), [
