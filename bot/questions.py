@@ -9,7 +9,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import NamedTuple
 
-from sqlalchemy import and_, delete, select, update
+from sqlalchemy import and_, delete, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.crypto import CryptoBox
@@ -146,32 +146,48 @@ async def with_patient(session: AsyncSession, question_id: int) -> tuple[Questio
 
 
 async def start_reply(session: AsyncSession, staff_user_id: int, question_id: int, chat_id: int,
-                      now: datetime) -> None:
+                      now: datetime, prompt_message_id: int | None = None) -> None:
     await session.execute(delete(StaffReplyTarget)
                           .where(StaffReplyTarget.staff_user_id == staff_user_id))
     session.add(StaffReplyTarget(staff_user_id=staff_user_id, question_id=question_id,
-                                 chat_id=chat_id, started_at=now))
+                                 chat_id=chat_id, started_at=now,
+                                 prompt_message_id=prompt_message_id))
     await session.flush()
+
+
+async def set_reply_prompt(session: AsyncSession, staff_user_id: int, question_id: int,
+                           prompt_message_id: int) -> None:
+    """In a group: only a reply to this prompt answers the question."""
+    await session.execute(update(StaffReplyTarget).where(
+        StaffReplyTarget.staff_user_id == staff_user_id,
+        StaffReplyTarget.question_id == question_id).values(prompt_message_id=prompt_message_id))
 
 
 class ReplyTarget(NamedTuple):
     question_id: int
     expired: bool  # pressed longer than the window ago: the message is not the reply
+    prompt_message_id: int | None = None
 
 
 async def take_reply_target(session: AsyncSession, staff_user_id: int, chat_id: int,
-                            now: datetime, window: timedelta) -> ReplyTarget | None:
+                            now: datetime, window: timedelta,
+                            replied_to: int | None = None) -> ReplyTarget | None:
     """The question this staff member pressed Reply for in this chat, if any; taken (deleted)
     as it is read, so one message answers it even if the same staff member's next message
     reaches another instance at the same moment. An expired one is taken too, and said so:
-    the staff member may need telling that their answer went nowhere."""
+    the staff member may need telling that their answer went nowhere. Where the Reply has a
+    prompt (a group), only a message replying to that prompt (`replied_to`) takes it."""
     taken = (await session.execute(
-        delete(StaffReplyTarget).where(StaffReplyTarget.staff_user_id == staff_user_id,
-                                       StaffReplyTarget.chat_id == chat_id)
-        .returning(StaffReplyTarget.question_id, StaffReplyTarget.started_at))).first()
+        delete(StaffReplyTarget).where(
+            StaffReplyTarget.staff_user_id == staff_user_id, StaffReplyTarget.chat_id == chat_id,
+            or_(StaffReplyTarget.prompt_message_id.is_(None),
+                StaffReplyTarget.prompt_message_id == (replied_to or -1)))
+        .returning(StaffReplyTarget.question_id, StaffReplyTarget.started_at,
+                   StaffReplyTarget.prompt_message_id))).first()
     if taken is None:
         return None
-    return ReplyTarget(taken.question_id, taken.started_at + window < now)
+    return ReplyTarget(taken.question_id, taken.started_at + window < now,
+                       taken.prompt_message_id)
 
 
 async def clear_reply(session: AsyncSession, staff_user_id: int,

@@ -347,12 +347,17 @@ async def on_reply_button(update: Update, context: ContextTypes.DEFAULT_TYPE) ->
     # its own messages: ForceReply makes the staff member's answer such a reply. Selective, for
     # the staff member mentioned in the prompt only, not the whole group.
     minutes = qa.config.reply_window_minutes
-    await context.bot.send_message(
+    prompt = await context.bot.send_message(
         chat.id,
         qa.config.text("staff_reply_prompt", question_id=question_id, name=name,
                        staff_id=user.id, staff=user.first_name, minutes=minutes),
         reply_markup=ForceReply(selective=True, input_field_placeholder=qa.config.text(
             "staff_reply_placeholder", question_id=question_id)))
+    if chat.type != "private":
+        # A reply to another message of the bot there (an answer to another alert, say) must
+        # not reach this patient: only the reply to this prompt answers.
+        async with svc.db.session() as session:
+            await repo.set_reply_prompt(session, user.id, question_id, prompt.message_id)
 
 
 async def on_cancel(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
@@ -372,7 +377,8 @@ async def on_cancel(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
 
 
 async def relay(context: ContextTypes.DEFAULT_TYPE, staff_chat_id: int, staff_user_id: int,
-                question_id: int, reply: str, *, pending_since: datetime | None = None) -> None:
+                question_id: int, reply: str, *, pending_since: datetime | None = None,
+                prompt_message_id: int | None = None) -> None:
     """Send a staff reply to the patient and record it; tell the staff member how it went.
 
     With `pending_since` (the reply to a pressed Reply, staff_text): if it does not reach the
@@ -387,7 +393,7 @@ async def relay(context: ContextTypes.DEFAULT_TYPE, staff_chat_id: int, staff_us
         if pending_since is not None:
             async with svc.db.session() as session:
                 await repo.start_reply(session, staff_user_id, question_id, staff_chat_id,
-                                       pending_since)
+                                       pending_since, prompt_message_id)
         raise
     if name is None:
         return
@@ -460,7 +466,9 @@ async def staff_text(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None
         return  # whitespace answers nothing: the Reply stays pending for the real answer
     now = svc.clock.now()
     async with svc.db.session() as session:
-        target = await repo.take_reply_target(session, user.id, chat.id, now, window)
+        target = await repo.take_reply_target(
+            session, user.id, chat.id, now, window,
+            message.reply_to_message.message_id if message.reply_to_message else None)
     if target is None:
         return
     if target.expired:
@@ -473,7 +481,8 @@ async def staff_text(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None
             "staff_reply_expired", question_id=target.question_id,
             minutes=qa.config.reply_window_minutes))
         raise ApplicationHandlerStop
-    await relay(context, chat.id, user.id, target.question_id, message.text, pending_since=now)
+    await relay(context, chat.id, user.id, target.question_id, message.text, pending_since=now,
+                prompt_message_id=target.prompt_message_id)
     raise ApplicationHandlerStop
 
 

@@ -232,7 +232,7 @@ async def test_migration_and_handoff_repository_on_postgresql(migrated_pg_db):
         await repo.start_reply(session, 42, question.id, 42, now)
     async with db.session() as session:
         assert await repo.take_reply_target(session, 42, 42, now, timedelta(minutes=5)) \
-            == (question.id, False)
+            == (question.id, False, None)
         assert await repo.take_reply_target(session, 42, 42, now, timedelta(minutes=5)) is None
 
 
@@ -248,11 +248,17 @@ async def test_reply_target_expires_belongs_to_one_chat_and_is_taken_once(migrat
     async with db.session() as session:
         assert await repo.take_reply_target(session, 42, -100, now, window) is None  # other chat
         assert await repo.take_reply_target(session, 42, 42, now + window, window) \
-            == (question.id, False)
+            == (question.id, False, None)
         assert await repo.take_reply_target(session, 42, 42, now, window) is None  # taken: once
         await repo.start_reply(session, 42, question.id, 42, now)
         assert await repo.take_reply_target(session, 42, 42, now + window + timedelta(seconds=1),
-                                            window) == (question.id, True)  # said expired
+                                            window) == (question.id, True, None)  # said expired
+        # With a prompt (a staff group), only a reply to that prompt takes it.
+        await repo.start_reply(session, 42, question.id, -100, now, prompt_message_id=555)
+        assert await repo.take_reply_target(session, 42, -100, now, window) is None
+        assert await repo.take_reply_target(session, 42, -100, now, window, 554) is None
+        assert await repo.take_reply_target(session, 42, -100, now, window, 555) \
+            == (question.id, False, 555)
     async with db.session() as session:  # the expired target was removed
         assert await session.get(StaffReplyTarget, 42) is None
 

@@ -172,3 +172,18 @@ async def test_in_a_staff_group_a_broadcast_text_is_asked_for_as_a_reply(fake, g
     assert await nurse.type("The clinic is closed on Friday.")
     assert "The clinic is closed on Friday." in group_texts(fake)[-1]
     assert "Send to 1" in " ".join(nurse.labels(fake.last_message(GROUP)))
+
+
+async def test_in_a_group_only_the_reply_to_the_prompt_answers(fake, group_runner):
+    """Reply pressed for Anna's question; the nurse then answers Ben's alert with Telegram's
+    own reply: that goes nowhere near Anna. The reply to the prompt does."""
+    anna, ben = TgUser(group_runner, first_name="Anna"), TgUser(group_runner, first_name="Ben")
+    alert_anna = await hand_off(fake, anna, GROUP)
+    alert_ben = await hand_off(fake, ben, GROUP)
+    nurse = GroupMember(group_runner, "Nurse", STAFF_ID)
+    await nurse.press("↩️ Reply", alert_anna)
+    await nurse.send_raw(nurse._message(text="Ben: yes, that is fine.",
+                                        reply_to_message=alert_ben.as_api({"parse_mode": "HTML"})))
+    assert not any("Ben: yes" in t for t in patient_texts(fake, anna))
+    assert await nurse.type("Anna: it is £150 per session.")
+    assert "Anna: it is £150 per session." in patient_texts(fake, anna)[-1]

@@ -62,3 +62,5 @@ class StaffReplyTarget(Base):
         ForeignKey("questions.id", ondelete="CASCADE"), index=True)
     chat_id: Mapped[int] = mapped_column(BigInteger)  # where the Reply button was pressed
     started_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    # In a group, the prompt the answer must reply to: other replies to the bot are not it.
+    prompt_message_id: Mapped[int | None] = mapped_column(BigInteger)
