@@ -29,9 +29,10 @@ async def events_for(session: AsyncSession, patient_id: int) -> list[AuditEvent]
     return list(rows)
 
 
-async def unname_patient(session: AsyncSession, patient_id: int, telegram_user_id: int) -> None:
-    """On erasure: rows written before PATIENT existed named the patient's Telegram id as
-    actor. The one change an audit row may take (a Core statement; the ORM refuses any)."""
+async def unname_patient(session: AsyncSession, telegram_user_id: int) -> None:
+    """On erasure: no audit row names the patient's Telegram id any more (rows written before
+    PATIENT existed, and refusals of staff commands they tried). The one change an audit row
+    may take (a Core statement; the ORM refuses any)."""
     await session.execute(update(AuditEvent).where(
-        AuditEvent.patient_id == patient_id, AuditEvent.actor_user_id == telegram_user_id,
+        AuditEvent.actor_user_id == telegram_user_id,
     ).values(actor_user_id=PATIENT).execution_options(synchronize_session=False))
