@@ -6,6 +6,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from sqlalchemy import select
 
 from bot.clock import FixedClock
 from tests.reminder_support import (
@@ -75,3 +76,20 @@ async def test_the_blocked_send_leaves_the_retry_list_once_replanned(fake, rr, c
     assert "cannot be retried" in shown[-1].text
     await dispatch(rr, clock)
     assert sum("Appointment booked" in t for t in sent_texts(fake, anna.id)) == 1
+
+
+async def test_a_dead_letter_no_replan_replaced_can_still_be_retried(fake, rr, clock, staff):
+    """A replan raises the plan version for all kinds but plans only some again: a dead row of
+    a kind it left alone is not superseded, and staff can retry it."""
+    from bot.db.appointment_models import Appointment, Reminder
+    from tests.reminder_support import db
+
+    anna = await new_patient(rr)
+    appt = await book(staff, f"{anna.id} 2026-03-20 12:00 60 face")
+    async with db(rr).session() as session:
+        row = (await session.scalars(select(Reminder).where(
+            Reminder.appointment_id == appt, Reminder.kind == "preparation"))).one()
+        row.status, row.last_error = "dead", "BadRequest: test"
+        (await session.get(Appointment, appt)).plan_version += 1  # a replan of other kinds
+    shown = await staff.send(f"/retry_dead {appt}")
+    assert "1 dead-lettered reminder(s)" in shown[-1].text

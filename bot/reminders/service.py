@@ -17,8 +17,8 @@ from bot.config import Settings
 from bot.db.appointment_models import Appointment, PatientInvite, Reminder
 from bot.db.models import Patient
 from bot.db.qa_models import NEXT_SESSION, RESCHEDULE
-from bot.reminders.planner import AppointmentFacts, QuietHours, plan_appointment, reminder_key
-from bot.reminders.plans import KINDS, ReminderContent
+from bot.reminders.planner import AppointmentFacts, QuietHours, plan_appointment
+from bot.reminders.plans import ReminderContent
 
 # "sending" too: a reminder claimed by the dispatcher but not yet sent must not go out after a
 # cancellation or reschedule (the dispatcher re-reads the row right before each send).
@@ -115,14 +115,12 @@ async def retire_undelivered(session: AsyncSession, *, appointment_id: int, reas
 
 
 async def superseded(session: AsyncSession, row: Reminder) -> bool:
-    """A dead or failed row that a retry must not send: its appointment has been rescheduled
-    or replanned since (the row is of an older plan version), or its kind was queued again."""
+    """A dead or failed row that a retry must not send: its kind was planned again since (a
+    reschedule, a replan after unblocking). Not the plan version alone: a replan raises it
+    for every kind, also for kinds it left as they were (their moment had passed)."""
     if row.appointment_id is None:
         return False
-    appt = await session.get(Appointment, row.appointment_id)
-    if appt is None:
-        return True
-    if row.kind in KINDS and row.key != reminder_key(appt.id, row.kind, appt.plan_version):
+    if await session.get(Appointment, row.appointment_id) is None:
         return True
     newer = await session.scalar(select(Reminder.id).where(
         Reminder.appointment_id == row.appointment_id, Reminder.kind == row.kind,
