@@ -22,5 +22,9 @@ USER clinic
 # SQLite lives in a volume by default; docker-compose points DATABASE_URL at PostgreSQL.
 ENV DATABASE_URL=sqlite+aiosqlite:////app/data/clinic.db
 VOLUME ["/app/data"]
+# Webhook mode (CMD ["run", "--webhook"]): reachable from outside the container, /healthz for
+# the load balancer on the same port. Long polling (the default) serves no port.
+ENV WEBHOOK_LISTEN=0.0.0.0
+EXPOSE 8443
 ENTRYPOINT ["python", "run_bot.py"]
 CMD ["run"]

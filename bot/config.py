@@ -95,6 +95,14 @@ class Settings(BaseSettings):
         parse_keys(value.get_secret_value())  # raises ValueError naming the position, never the key
         return value
 
+    @field_validator("log_level")
+    @classmethod
+    def _level(cls, value: str) -> str:
+        level = value.strip().upper()
+        if level not in ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"):
+            raise ValueError(f"unknown level {value!r} (DEBUG, INFO, WARNING, ERROR or CRITICAL)")
+        return level
+
     @field_validator("clinic_timezone")
     @classmethod
     def _zone(cls, value: str) -> str:

@@ -46,6 +46,7 @@ def test_env_file_is_read(monkeypatch, tmp_path):
         ({"QUIET_HOURS_START": "25:00"}, "QUIET_HOURS_START"),
         ({"STAFF_CHAT_ID": "group"}, "STAFF_CHAT_ID"),
         ({"TELEGRAM_API_BASE_URL": "ftp://x"}, "TELEGRAM_API_BASE_URL must be an http"),
+        ({"LOG_LEVEL": "verbose"}, "LOG_LEVEL unknown level"),
     ],
 )
 def test_malformed_settings_give_one_clear_line(monkeypatch, tmp_path, env, expected):
