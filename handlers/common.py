@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Awaitable, Callable
 from datetime import datetime
 
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -109,3 +110,20 @@ async def notify_staff(context: ContextTypes.DEFAULT_TYPE, text: str,
         except TelegramError as exc:
             log.warning("staff chat %s not notified: %s", chat_id, type(exc).__name__)
     return delivered
+
+
+async def run_alone(svc: Services, lock: str, work: Callable[[], Awaitable[object]]) -> None:
+    """One run of a periodic job: on one instance at a time (the others skip this run), and
+    never raising, since the next run tries again."""
+    from bot.db.errors import is_db_unavailable
+    from bot.db.exclusive import alone
+
+    try:
+        async with alone(svc.db, lock) as holding:
+            if holding is not None:
+                await work()
+    except Exception as exc:  # noqa: BLE001 - never kill the job
+        if is_db_unavailable(exc):
+            log.warning("%s: database unavailable (%s)", lock, type(exc).__name__)
+        else:
+            log.exception("%s failed", lock)

@@ -34,14 +34,12 @@ from telegram.ext import (
 
 from bot import patients
 from bot.crypto import CryptoError
-from bot.db.errors import is_db_unavailable
-from bot.db.exclusive import alone
 from bot.intake.flow import NOTIFIED, IntakeFlow, Out, Reply, StaffNotice, erase_intake
 from bot.menu import Screen, paginate
 from bot.privacy import DataSection
 from bot.services import Services
 from bot.staff import notification_chats
-from handlers.common import answer_press, send_screen, services, show_screen
+from handlers.common import answer_press, run_alone, send_screen, services, show_screen
 from handlers.common_staff import require_staff
 from handlers.questions import escalate_red_flag, words_of
 
@@ -161,20 +159,14 @@ async def resend_staff_notices(context: ContextTypes.DEFAULT_TYPE) -> None:
     svc = services(context)
     if svc.intake is None or not notification_chats(svc.settings):
         return
-    try:
-        async with alone(svc.db, "intake-staff-notices") as holding:
-            if holding is None:
-                return  # another instance is at it
-            async with svc.db.session() as session:
-                notices = await svc.intake.unnotified(session, svc.clock.now())
-            for notice in notices:
-                log.info("intake %s: staff summary sent again", notice.intake_id)
-                await notify_staff_intake(context, notice)
-    except Exception as exc:  # noqa: BLE001 - the next run tries again; never kill the job
-        if is_db_unavailable(exc):
-            log.warning("intake staff notices: database unavailable (%s)", type(exc).__name__)
-        else:
-            log.exception("intake staff notices failed")
+    async def resend() -> None:
+        async with svc.db.session() as session:
+            notices = await svc.intake.unnotified(session, svc.clock.now())
+        for notice in notices:
+            log.info("intake %s: staff summary sent again", notice.intake_id)
+            await notify_staff_intake(context, notice)
+
+    await run_alone(svc, "intake-staff-notices", resend)
 
 
 async def entry_deep_link(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:

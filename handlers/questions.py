@@ -32,8 +32,6 @@ from bot import audit, console
 from bot import questions as repo
 from bot.content import Node, fill
 from bot.crypto import CryptoBox
-from bot.db.errors import is_db_unavailable
-from bot.db.exclusive import alone
 from bot.db.models import Patient
 from bot.db.qa_models import RED_FLAG, Question
 from bot.inputs import is_number
@@ -45,6 +43,7 @@ from bot.staff import is_staff, notification_chats
 from handlers.common import (
     answer_press,
     notify_staff,
+    run_alone,
     send_screen,
     services,
     show_screen,
@@ -273,24 +272,19 @@ async def resend_alerts(context: ContextTypes.DEFAULT_TYPE) -> None:
     if svc.qa is None or svc.crypto is None or not notification_chats(svc.settings):
         return
     qa = svc.qa
-    try:
-        async with alone(svc.db, "question-alerts") as holding:
-            if holding is None:
-                return  # another instance is at it
-            async with svc.db.session() as session:
-                waiting = await repo.unalerted(session, svc.clock.now(), grace=ALERT_GRACE,
-                                               within=ALERT_WITHIN)
-                alerts = [(q.id, _alert_text(qa, q, p, repo.question_text(svc.crypto, q)))
-                          for q, p in waiting]
-            for question_id, text in alerts:
-                if await notify_staff(context, text, reply_rows(qa, question_id)):
-                    log.info("question %s: staff alerted again", question_id)
-                    await _mark_alerted(svc, question_id)
-    except Exception as exc:  # noqa: BLE001 - the next run tries again; never kill the job
-        if is_db_unavailable(exc):
-            log.warning("question alerts: database unavailable (%s)", type(exc).__name__)
-        else:
-            log.exception("question alerts failed")
+
+    async def resend() -> None:
+        async with svc.db.session() as session:
+            waiting = await repo.unalerted(session, svc.clock.now(), grace=ALERT_GRACE,
+                                           within=ALERT_WITHIN)
+            alerts = [(q.id, _alert_text(qa, q, p, repo.question_text(svc.crypto, q)))
+                      for q, p in waiting]
+        for question_id, text in alerts:
+            if await notify_staff(context, text, reply_rows(qa, question_id)):
+                log.info("question %s: staff alerted again", question_id)
+                await _mark_alerted(svc, question_id)
+
+    await run_alone(svc, "question-alerts", resend)
 
 
 def _alert_text(qa: QAEngine, question: Question, patient: Patient, text: str) -> str:

@@ -108,3 +108,30 @@ async def test_migration_counts_questions_already_handed_off_as_alerted(db_url):
             "SELECT id, alerted_at IS NOT NULL FROM questions ORDER BY id"))).all()
     assert [tuple(r) for r in found] == [(1, True), (2, False)]
     await db.dispose()
+
+
+async def test_a_job_run_never_raises_and_says_what_failed(migrated_db, caplog):
+    """run_alone, shared by the alert and summary resend jobs: the next run tries again."""
+    from types import SimpleNamespace
+
+    from handlers.common import run_alone
+
+    svc = SimpleNamespace(db=migrated_db)
+    ran: list[str] = []
+
+    async def work() -> None:
+        ran.append("ran")
+
+    async def database_away() -> None:
+        raise ConnectionRefusedError("connection refused")
+
+    async def bug() -> None:
+        raise KeyError("oops")
+
+    with caplog.at_level("WARNING"):
+        await run_alone(svc, "some-job", work)
+        await run_alone(svc, "some-job", database_away)
+        await run_alone(svc, "some-job", bug)
+    assert ran == ["ran"]
+    assert "some-job: database unavailable (ConnectionRefusedError)" in caplog.text
+    assert "some-job failed" in caplog.text and "KeyError" in caplog.text
