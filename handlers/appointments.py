@@ -26,7 +26,7 @@ from bot.db.appointment_models import ACTIVE_STATUSES, Appointment, Reminder
 from bot.db.errors import is_db_unavailable
 from bot.db.models import Patient
 from bot.db.qa_models import CONCERN, NEXT_SESSION, RESCHEDULE
-from bot.inputs import is_number
+from bot.inputs import is_number, row_id
 from bot.menu import Screen
 from bot.reminders import privacy as reminder_privacy
 from bot.reminders import service
@@ -287,7 +287,7 @@ async def push_confirm(update: Update, context: ContextTypes.DEFAULT_TYPE) -> No
     if not await staff_guard(update, context):
         return
     texts = rc(context).texts
-    appt_id = int(query.data.split(":")[1])
+    appt_id = row_id(query.data.split(":")[1])
     await answer_press(update)
     # Keyed by the button's message: a double tap pushes once (a new /push pushes again).
     pressed = query.message
@@ -632,7 +632,7 @@ def register(application: Application, svc: Services) -> None:
     application.add_handler(CallbackQueryHandler(appointment_button, pattern=r"^ap:"))
     application.add_handler(CallbackQueryHandler(checkin_button, pattern=r"^ck:"))
     application.add_handler(CallbackQueryHandler(next_session_button, pattern=r"^nx:"))
-    application.add_handler(CallbackQueryHandler(push_confirm, pattern=r"^ps:\d{1,9}$"))
+    application.add_handler(CallbackQueryHandler(push_confirm, pattern=r"^ps:\d{1,12}$"))
 
     if application.job_queue is not None:
         application.job_queue.run_repeating(

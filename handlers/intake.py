@@ -34,6 +34,7 @@ from telegram.ext import (
 
 from bot import patients
 from bot.crypto import CryptoError
+from bot.inputs import row_id
 from bot.intake.flow import NOTIFIED, IntakeFlow, Out, Reply, StaffNotice, erase_intake
 from bot.menu import Screen, paginate
 from bot.privacy import DataSection
@@ -281,7 +282,7 @@ async def on_staff_button(update: Update, context: ContextTypes.DEFAULT_TYPE) ->
     if flow is None:
         await answer_press(update)
         return
-    intake_id = int((query.data or "iks:0").split(":", 1)[1])
+    intake_id = row_id((query.data or "iks:0").split(":", 1)[1])
     async with svc.db.session() as session:
         text = await flow.staff_contact(session, intake_id, user_id, svc.clock.now())
     log.info("staff %s viewed the contact details of intake %s", user_id, intake_id)
@@ -309,7 +310,7 @@ async def on_staff_console(update: Update, context: ContextTypes.DEFAULT_TYPE) -
         rows = [[(label, f"staff:intake:{intake_id}")] for intake_id, label, _ in listed]
         await show_screen(update, context, Screen(text, [*rows, back]))
         return
-    intake_id = int((query.data or "").rsplit(":", 1)[1])
+    intake_id = row_id((query.data or "").rsplit(":", 1)[1])
     async with svc.db.session() as session:
         notice = await flow.staff_view(session, intake_id, staff_id, svc.clock.now())
     if notice is None:
@@ -328,7 +329,7 @@ def register(application: Application, svc: Services) -> None:
         svc.staff_menu.append((svc.intake.t("staff_console_button"), "staff:intakes"))
         svc.stat_providers.append(lambda session, now: intake_stats(svc, session, now))
     application.add_handler(CallbackQueryHandler(on_staff_console,
-                                                 pattern=r"^staff:(intakes|intake:\d{1,9})$"))
+                                                 pattern=r"^staff:(intakes|intake:\d{1,12})$"))
 
     async def export(session, patient):  # noqa: ANN001, ANN202
         if svc.intake is None:
@@ -345,7 +346,7 @@ def register(application: Application, svc: Services) -> None:
         MessageHandler(PRIVATE & filters.UpdateType.MESSAGE & ~filters.COMMAND, on_message),
         group=GROUP)
     application.add_handler(CallbackQueryHandler(on_button, pattern=r"^ik:"))
-    application.add_handler(CallbackQueryHandler(on_staff_button, pattern=r"^iks:\d{1,9}$"))
+    application.add_handler(CallbackQueryHandler(on_staff_button, pattern=r"^iks:\d{1,12}$"))
     if application.job_queue is not None:
         application.job_queue.run_repeating(
             resend_staff_notices, interval=NOTICE_RESEND_SECONDS, first=NOTICE_RESEND_SECONDS,

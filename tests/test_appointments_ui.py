@@ -450,5 +450,9 @@ async def test_an_appointment_number_too_big_for_the_database_is_a_usage_answer(
         for data in ("ap:c:99999999999", "ck:cn:99999999999", "qa:reply:99999999999"):
             shown = await anna.press_data(data)
             assert "something went wrong" not in " ".join(m.text for m in shown).lower(), data
+        console = (await staff.send("/staff"))[-1]  # a message with buttons to press on
+        for data in ("iks:99999999999", "ps:99999999999", "staff:intake:99999999999"):
+            shown = await staff.press_data(data, console)  # reaching the staff handlers
+            assert "something went wrong" not in " ".join(m.text for m in shown).lower(), data
     finally:
         await runner.stop()

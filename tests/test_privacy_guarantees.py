@@ -11,7 +11,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 from telegram.ext import CommandHandler
 
@@ -84,6 +84,9 @@ STAFF_CALLBACKS = st.one_of(
 
 @HYPO
 @given(data=STAFF_CALLBACKS)
+@example(data="iks:0000000000").via("longer than a 32-bit id: still refused, not a stale menu")
+@example(data="ps:999999999999")
+@example(data="staff:intake:99999999999")
 async def test_forged_staff_callbacks_are_refused_and_audited(fake, rr, db_url, data):
     mallory = TgUser(rr, first_name="Mallory", user_id=6667)
     await mallory.send("/start")
