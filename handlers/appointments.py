@@ -277,6 +277,9 @@ async def retry_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> N
     svc, texts = services(context), rc(context).texts
     async with svc.db.session() as session:
         count = await service.retry_dead(session, appt_id, now=svc.clock.now())
+    if count is None:
+        await reply(update, context, texts.get("staff_retry_unreachable", id=appt_id))
+        return
     await reply(update, context, texts.get("staff_retried", id=appt_id, count=count))
     if count:
         context.application.create_task(dispatch_job(context), name=f"retry-{appt_id}")

@@ -265,6 +265,22 @@ async def test_bad_request_is_a_dead_letter_and_staff_are_alerted(fake, rr, cloc
     assert (await reminders(rr, id=row.id))[0].status == "sent"
 
 
+async def test_retry_dead_says_so_when_the_patient_has_blocked_the_bot(fake, rr, clock, staff):
+    """A retry to a blocked patient would only fail again with 403: staff are told why instead."""
+    anna, appt = await _booked(rr, staff)
+    fake.fail_next("sendMessage", 400, "Bad Request: can't parse entities", chat_id=anna.id)
+    await dispatch(rr, clock)  # the confirmation: dead
+    fake.block(anna.id)
+    await staff.send(f"/push {appt}")
+    clock.advance(seconds=2)
+    await dispatch(rr, clock)  # the push meets the block: the patient is unreachable
+    assert (await patient_row(rr, anna.id)).unreachable
+    shown = await staff.send(f"/retry_dead {appt}")
+    assert "has blocked the bot" in shown[-1].text
+    assert [r.status for r in await reminders(rr, appointment_id=appt)
+            if r.kind == "confirmation"] == ["dead"]
+
+
 async def test_timeout_is_outcome_unknown_with_backoff(fake, rr, clock, staff):
     from dataclasses import replace
 

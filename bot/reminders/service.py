@@ -338,9 +338,14 @@ async def redeem_invite(session: AsyncSession, *, token: str, user_id: int, chat
     return Redeemed(target, first_time=True)
 
 
-async def retry_dead(session: AsyncSession, appointment_id: int, *, now: datetime) -> int:
+async def retry_dead(session: AsyncSession, appointment_id: int, *, now: datetime) -> int | None:
     """Staff retry of dead letters: back to pending, due now, while still valid and not
-    `superseded` (a retry of an older plan's reminder would repeat or contradict the new one)."""
+    `superseded` (a retry of an older plan's reminder would repeat or contradict the new one).
+    None: the patient cannot be reached (blocked the bot, or no chat yet), so nothing is."""
+    appt = await session.get(Appointment, appointment_id)
+    patient = await session.get(Patient, appt.patient_id) if appt is not None else None
+    if patient is not None and (patient.unreachable or patient.chat_id is None):
+        return None
     dead = (await session.scalars(select(Reminder).where(
         Reminder.appointment_id == appointment_id, Reminder.status == "dead",
         Reminder.expires_at > now))).all()
