@@ -151,7 +151,10 @@ class TgUser:
         query = {"id": f"q{self.fake.next_update_id()}", "from": self.user, "chat_instance": "ci",
                  "data": data, "message": message.as_api({"parse_mode": "HTML"})}
         await self.runner.deliver({"update_id": self.fake.next_update_id(), "callback_query": query})
-        assert self.fake.calls_to("answerCallbackQuery"), "the button press was never answered"
+        # This press, not any earlier one (a refused answer counts: the bot did answer).
+        assert any(c.method == "answerCallbackQuery"
+                   and str(c.params.get("callback_query_id")) == query["id"]
+                   for c in self.fake.calls[before:]), f"the press {data!r} was never answered"
         return self._shown_since(before)
 
     # ------------------------------------------------------------------ observing

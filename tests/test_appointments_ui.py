@@ -203,10 +203,10 @@ async def test_mydata_includes_appointments_and_forget_erases_them(fake, rr, clo
     await anna.send("/forget")
     await anna.press("🗑 Yes")
     assert await reminders(rr) == []
+    before = len(sent_texts(fake, anna.id))
     clock.advance(days=20)
     await dispatch(rr, clock)
-    assert len(fake.calls_to("sendMessage", chat_id=anna.id)) == len(sent_texts(fake, anna.id))
-    assert not any("anesthetic" in t for t in sent_texts(fake, anna.id))
+    assert len(sent_texts(fake, anna.id)) == before  # nothing more went to her
 
 
 async def test_staff_console_lists_upcoming_and_stats_count_reminders(fake, rr, clock, staff):
@@ -280,7 +280,7 @@ async def test_presses_too_old_to_answer_still_act(fake, rr, clock, staff):
     was pressed for must still happen, with its screen and no error message."""
     anna, appt = await booked(rr, staff)
     await anna.send("/menu")
-    await anna.press_data("ap:list")  # one answered press (the harness checks there is one)
+    await anna.press_data("ap:list")
 
     def stale() -> None:
         fake.fail_next("answerCallbackQuery", 400, TOO_OLD)

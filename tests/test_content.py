@@ -115,7 +115,7 @@ def test_front_matter_lines_count_toward_the_reported_line(content_dir: Path):
     [
         (lambda t: t.replace('main_menu: "<b>Main menu</b>', 'main_menu: "<b>Main menu'), None, "unclosed"),
         (lambda t: t.replace("error:", "eror:"), 1, "missing message 'error'"),
-        (lambda t: t + "\nbroken: [unclosed\n", None, ""),
+        (lambda t: t + "\nbroken: [unclosed\n", None, "expected ','"),
         (lambda t: t.replace("{first_name}", "{first_name"), None, "placeholder"),
         (lambda t: t.replace("Tom & Co", "") + '\nbutton_long: "' + "x" * 80 + '"\n', None, "longer"),
     ],

@@ -49,6 +49,15 @@ async def test_turned_off_kinds_are_cancelled_and_the_rest_still_go(fake, rr, cl
     await anna.send("/settings")
     shown = await anna.press("🔕 Aftercare message")
     assert "✅ Aftercare message" in anna.labels(shown[-1])
+    later = await _book(rr, anna, "2026-03-09 12:00")
+    clock.set(datetime(2026, 3, 9, 13, 30, tzinfo=UTC))  # after the session ends
+    await dispatch(rr, clock)
+    status = {r.kind: r.status for r in await reminders(rr, appointment_id=later)}
+    assert status["aftercare"] == "sent"
+    clock.set(datetime(2026, 3, 10, 13, 0, tzinfo=UTC))
+    await dispatch(rr, clock)
+    checkin = [r for r in await reminders(rr, appointment_id=later) if r.kind == "checkin"]
+    assert [(r.status, r.last_error) for r in checkin] == [("cancelled", "patient opted out")]
 
 
 async def test_personal_quiet_hours_defer_like_the_clinics(fake, rr, clock):

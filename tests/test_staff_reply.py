@@ -112,9 +112,11 @@ async def test_a_failed_confirmation_to_staff_does_not_keep_the_reply_pending(fa
     assert sum("£150" in t for t in patient_texts(fake, patient)) == 1
     assert group_texts(fake)[before:] == []  # no "something went wrong, try again"
     assert await rows(group_runner, StaffReplyTarget) == []
-    # The nurse's next message, even as a reply to the bot, is not sent to the patient.
+    # The nurse's next message, even as a reply to the same prompt, is not sent to the patient.
+    prompt = next(m for m in reversed(fake.messages[GROUP].values())
+                  if (m.reply_markup or {}).get("force_reply"))
     await nurse.send_raw(nurse._message(
-        text="Done, thanks", reply_to_message=alert.as_api({"parse_mode": "HTML"})))
+        text="Done, thanks", reply_to_message=prompt.as_api({"parse_mode": "HTML"})))
     assert not any("Done, thanks" in t for t in patient_texts(fake, patient))
 
 

@@ -47,6 +47,8 @@ def ui_line_patterns(messages: Messages, keys: list[str]) -> list[re.Pattern[str
             n = norm(line.replace("\x00", " PLACEHOLDER "))
             if not n:
                 continue
-            parts = [re.escape(p.strip()) for p in n.split("placeholder")]
-            patterns.append(re.compile(r"^" + r".*".join(parts) + r"$"))
+            parts = [p.strip() for p in n.split("placeholder")]
+            if not re.search(r"[a-z0-9]", "".join(parts)):
+                continue  # only placeholders ("{text}"): it would explain any line at all
+            patterns.append(re.compile(r"^" + r".*".join(map(re.escape, parts)) + r"$"))
     return patterns
