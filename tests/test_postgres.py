@@ -257,7 +257,12 @@ async def test_double_taps_on_two_instances_erase_once_and_save_both_settings(fa
         assert await a.post(text_update(fake, 42, f"/book {chat} {day:%Y-%m-%d} 10:00 60 face")) == 200
         assert await a.post(text_update(fake, chat, "/forget")) == 200
         yes = press_update(fake, chat, "🗑 Yes")
-        await asyncio.gather(a.post(yes), b.post(dict(yes, update_id=fake.next_update_id())))
+        async with a.db.session() as busy:  # both taps arrive while the patient row is busy
+            await busy.execute(select(Patient.id).where(Patient.telegram_user_id == chat)
+                               .with_for_update())
+            both = asyncio.gather(a.post(yes), b.post(dict(yes, update_id=fake.next_update_id())))
+            await until_one_waits_on_a_lock(a.db, "a Yes")
+        await both
         freed = [c for c in fake.calls_to("sendMessage", chat_id=42) if "/forget" in c.params["text"]]
         assert len(freed) == 1
         async with a.db.session() as session:
