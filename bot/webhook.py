@@ -105,6 +105,9 @@ class WebhookServer:
         try:
             data = await request.json(loads=json.loads)
             update = Update.de_json(data, self.application.bot)
+        except web.HTTPRequestEntityTooLarge:
+            log.warning("webhook request refused: over %d bytes", MAX_UPDATE_BYTES)
+            return web.json_response({"ok": False, "error": "too large"}, status=413)
         except Exception as exc:
             log.warning("webhook request refused: undecodable update (%s)", type(exc).__name__)
             return web.json_response({"ok": False, "error": "bad update"}, status=400)

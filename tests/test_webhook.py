@@ -15,6 +15,7 @@ import pytest
 
 import run_bot
 from bot.config import ConfigError
+from bot.webhook import MAX_UPDATE_BYTES
 from tests.conftest import TEST_ENCRYPTION_KEY, make_settings
 from tests.fake_bot_api import TOKEN, FakeBotAPI
 from tests.scale_helpers import (
@@ -93,7 +94,7 @@ async def test_webhook_refuses_requests_without_the_right_secret(fake: FakeBotAP
         assert len(fake.calls_to("sendMessage", chat_id=7002)) == 1
 
 
-async def test_webhook_answers_400_to_an_undecodable_body(fake: FakeBotAPI, db_url: str):
+async def test_webhook_answers_400_to_an_undecodable_body_and_413_to_an_oversized_one(fake: FakeBotAPI, db_url: str):
     async with webhook_instance(webhook_settings(fake, db_url)) as bot:
         assert bot.server is not None
         async with aiohttp.ClientSession() as http:
@@ -101,6 +102,9 @@ async def test_webhook_answers_400_to_an_undecodable_body(fake: FakeBotAPI, db_u
                        "Content-Type": "application/json"}
             async with http.post(bot.server.url, data=b"{not json", headers=headers) as resp:
                 assert resp.status == 400
+            huge = b'{"update_id": 1, "x": "' + b"a" * (MAX_UPDATE_BYTES + 1) + b'"}'
+            async with http.post(bot.server.url, data=huge, headers=headers) as resp:
+                assert resp.status == 413
             async with http.get(bot.server.url) as resp:
                 assert resp.status == 405  # only POST is served on the webhook path
         assert fake.violations == []
