@@ -44,7 +44,7 @@ from bot.services import Services
 from bot.staff import notification_chats
 from bot.telegram_html import plain
 from handlers.common import answer_press, send_screen, services, show_screen, upsert_patient
-from handlers.questions import reply_rows
+from handlers.questions import alert_staff, reply_rows
 
 log = logging.getLogger(__name__)
 PRIVATE = filters.ChatType.PRIVATE
@@ -73,10 +73,10 @@ async def tell_staff(context: ContextTypes.DEFAULT_TYPE, text: str,
     (else the question alerts job tells them again)."""
     from handlers.common import notify_staff
 
-    if await notify_staff(context, text, rows) and question_id is not None:
-        svc = services(context)
-        async with svc.db.session() as session:
-            await questions.mark_alerted(session, question_id, svc.clock.now())
+    if question_id is None:
+        await notify_staff(context, text, rows)
+    else:
+        await alert_staff(context, question_id, text, rows)
 
 
 def args_of(update: Update) -> str:

@@ -32,8 +32,7 @@ from bot import audit, console
 from bot import questions as repo
 from bot.content import Node, fill
 from bot.crypto import CryptoBox
-from bot.db.models import Patient
-from bot.db.qa_models import RED_FLAG, Question
+from bot.db.qa_models import RED_FLAG
 from bot.inputs import is_number
 from bot.menu import Screen, paginate
 from bot.privacy import DataSection
@@ -174,18 +173,12 @@ async def _alert(update: Update, context: ContextTypes.DEFAULT_TYPE, result: Res
     assert result.red_flag is not None and message is not None and chat is not None
     rows = [[(qa.config.text("button_main_menu"), "home")]] if menu_button else []
     await send_screen(update, context, Screen(qa.config.text("red_flag"), rows))
-    delivered = await notify_staff(
-        context,
-        qa.config.text("staff_red_flag", question_id=question_id, patient_id=patient_id,
-                       name=name, flag=result.red_flag.category.replace("_", " "),
-                       # Under a photo or file: staff learn there is one (the bot keeps none).
-                       question=("📎 " if message.text is None else "")
-                       + _cut(words_of(message), STAFF_QUOTE)),
-        reply_rows(qa, question_id))
-    if delivered == 0:  # resend_alerts tries again
+    # Under a photo or file: staff learn there is one (the bot keeps none).
+    text = _alert_text(qa, question_id, patient_id, name, words_of(message),
+                       flag=result.red_flag.category, attachment=message.text is None)
+    if await alert_staff(context, question_id, text) == 0:  # resend_alerts tries again
         log.error("red flag %s: no staff chat could be alerted", question_id)
     else:
-        await _mark_alerted(svc, question_id)
         await context.bot.send_message(chat.id, qa.config.text("red_flag_staff_alerted"))
 
 
@@ -240,24 +233,28 @@ async def on_ask(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     if not first_time:
         await context.bot.send_message(chat_id, qa.config.text("handoff_already"))
         return
-    delivered = await notify_staff(
-        context,
-        qa.config.text("staff_question", question_id=question_id, patient_id=patient_id,
-                       name=name, question=_cut(text, STAFF_QUOTE)),
-        reply_rows(qa, question_id))
-    if delivered == 0:
+    if await alert_staff(context, question_id,
+                         _alert_text(qa, question_id, patient_id, name, text)) == 0:
         # Kept, handed off: it is among the console's open questions, and resend_alerts
         # tells staff once a staff chat can be reached. The patient learns it may take longer.
         await context.bot.send_message(chat_id, qa.config.text("handoff_failed"))
         return
-    await _mark_alerted(svc, question_id)
     log.info("question %s handed off to staff", question_id)
     await context.bot.send_message(chat_id, qa.config.text("handoff_done"))
 
 
-async def _mark_alerted(svc: Services, question_id: int) -> None:
-    async with svc.db.session() as session:
-        await repo.mark_alerted(session, question_id, svc.clock.now())
+async def alert_staff(context: ContextTypes.DEFAULT_TYPE, question_id: int, text: str,
+                      rows: list[list[tuple[str, str]]] | None = None) -> int:
+    """Tell staff about a question (with its Reply button unless `rows` are given); how many
+    staff chats got it. Recorded once one did, or resend_alerts tries again."""
+    svc = services(context)
+    if rows is None and svc.qa is not None:
+        rows = reply_rows(svc.qa, question_id)
+    delivered = await notify_staff(context, text, rows)
+    if delivered:
+        async with svc.db.session() as session:
+            await repo.mark_alerted(session, question_id, svc.clock.now())
+    return delivered
 
 
 ALERT_RESEND_SECONDS = 60
@@ -277,22 +274,25 @@ async def resend_alerts(context: ContextTypes.DEFAULT_TYPE) -> None:
         async with svc.db.session() as session:
             waiting = await repo.unalerted(session, svc.clock.now(), grace=ALERT_GRACE,
                                            within=ALERT_WITHIN)
-            alerts = [(q.id, _alert_text(qa, q, p, repo.question_text(svc.crypto, q)))
+            alerts = [(q.id, _alert_text(qa, q.id, p.id, p.first_name or "?",
+                                         repo.question_text(svc.crypto, q),
+                                         flag=(q.red_flag or "?") if q.status == RED_FLAG
+                                         else None))
                       for q, p in waiting]
         for question_id, text in alerts:
-            if await notify_staff(context, text, reply_rows(qa, question_id)):
+            if await alert_staff(context, question_id, text):
                 log.info("question %s: staff alerted again", question_id)
-                await _mark_alerted(svc, question_id)
 
     await run_alone(svc, "question-alerts", resend)
 
 
-def _alert_text(qa: QAEngine, question: Question, patient: Patient, text: str) -> str:
-    values = {"question_id": question.id, "patient_id": patient.id,
-              "name": patient.first_name or "?", "question": _cut(text, STAFF_QUOTE)}
-    if question.status == RED_FLAG:
-        return qa.config.text("staff_red_flag", flag=(question.red_flag or "?").replace("_", " "),
-                              **values)
+def _alert_text(qa: QAEngine, question_id: int, patient_id: int, name: str, text: str, *,
+                flag: str | None = None, attachment: bool = False) -> str:
+    """The staff alert of a question: urgent when it raised a red flag (`flag`, its category)."""
+    values = {"question_id": question_id, "patient_id": patient_id, "name": name,
+              "question": ("📎 " if attachment else "") + _cut(text, STAFF_QUOTE)}
+    if flag is not None:
+        return qa.config.text("staff_red_flag", flag=flag.replace("_", " "), **values)
     return qa.config.text("staff_question", **values)
 
 
