@@ -305,6 +305,15 @@ class IntakeFlow:
         return Reply(messages)
 
     # ------------------------------------------------------------------ entry & consent
+    async def _record_consent(self, session: AsyncSession, patient: Patient,
+                              now: datetime) -> int:
+        """The patient agreed to the current consent text now: its record's id."""
+        consent = IntakeConsent(patient_id=patient.id, version=self.spec.consent_version,
+                                text_sha256=self.spec.consent_sha256, agreed_at=now)
+        session.add(consent)
+        await session.flush()
+        return consent.id
+
     async def _consent_is_current(self, session: AsyncSession, state: State) -> bool:
         consent = await session.get(IntakeConsent, state.row.consent_id)
         return consent is not None and consent.version == self.spec.consent_version
@@ -349,21 +358,14 @@ class IntakeFlow:
         if state is not None and not await self._consent_is_current(session, state):
             # Agreed to a text that changed while the questionnaire was open: recorded, and the
             # questionnaire goes on under it.
-            consent = IntakeConsent(patient_id=patient.id, version=version,
-                                    text_sha256=self.spec.consent_sha256, agreed_at=now)
-            session.add(consent)
-            await session.flush()
-            state.row.consent_id = consent.id
+            state.row.consent_id = await self._record_consent(session, patient, now)
         if state is None:
-            consent = IntakeConsent(patient_id=patient.id, version=version,
-                                    text_sha256=self.spec.consent_sha256, agreed_at=now)
-            session.add(consent)
-            await session.flush()
+            consent_id = await self._record_consent(session, patient, now)
             # With a submitted request, consent is reached to update it: after "Update my
             # answers" under a consent text that changed, or from an old Agree button. Either
             # way the patient starts from what they submitted, as an update does; anyone else
             # starts at the first question.
-            state = await self._open(session, patient, consent.id,
+            state = await self._open(session, patient, consent_id,
                                      await self._submitted(session, patient), now)
         agreed = Out(self.t("answered", question=_first_line(self.spec.consent()),
                             answer=_label_text(self.t("button_agree"))), edit=True)
