@@ -103,6 +103,16 @@ class Settings(BaseSettings):
             raise ValueError(f"unknown level {value!r} (DEBUG, INFO, WARNING, ERROR or CRITICAL)")
         return level
 
+    @field_validator("quiet_hours_start", "quiet_hours_end")
+    @classmethod
+    def _wall_clock(cls, value: time) -> time:
+        # Quiet hours are clinic wall-clock times; pydantic also reads "21:00Z" or "21:00+01:00",
+        # a time that cannot be compared with a local time (every booking and send would fail).
+        if value.tzinfo is not None:
+            raise ValueError(f"{value.isoformat('minutes')} must be a clock time in the clinic's zone "
+                             "(e.g. 21:00), without Z or an offset")
+        return value
+
     @field_validator("clinic_timezone")
     @classmethod
     def _zone(cls, value: str) -> str:

@@ -44,6 +44,8 @@ def test_env_file_is_read(monkeypatch, tmp_path):
         ({"CLINIC_TIMEZONE": "Mars/Olympus"}, "CLINIC_TIMEZONE unknown time zone"),
         ({"DATABASE_URL": "mysql://x"}, "DATABASE_URL must start with"),
         ({"QUIET_HOURS_START": "25:00"}, "QUIET_HOURS_START"),
+        ({"QUIET_HOURS_START": "21:00Z"}, "QUIET_HOURS_START 21:00+00:00 must be a clock time"),
+        ({"QUIET_HOURS_END": "08:00+01:00"}, "QUIET_HOURS_END 08:00+01:00 must be a clock time"),
         ({"STAFF_CHAT_ID": "group"}, "STAFF_CHAT_ID"),
         ({"TELEGRAM_API_BASE_URL": "ftp://x"}, "TELEGRAM_API_BASE_URL must be an http"),
         ({"LOG_LEVEL": "verbose"}, "LOG_LEVEL unknown level"),
