@@ -16,7 +16,6 @@ from telegram.ext import (
     Application,
     ApplicationHandlerStop,
     CallbackQueryHandler,
-    CommandHandler,
     ContextTypes,
     filters,
 )
@@ -43,11 +42,18 @@ from bot.reminders.render import appointment_buttons, when, when_plain
 from bot.services import Services
 from bot.staff import notification_chats
 from bot.telegram_html import plain
-from handlers.common import answer_press, send_screen, services, show_screen, upsert_patient
+from handlers.common import (
+    PRIVATE,
+    answer_press,
+    command,
+    send_screen,
+    services,
+    show_screen,
+    upsert_patient,
+)
 from handlers.questions import alert_staff, reply_rows
 
 log = logging.getLogger(__name__)
-PRIVATE = filters.ChatType.PRIVATE
 DEEP_LINK = re.compile(r"^/start(?:@\w+)?\s+(lk_[A-Za-z0-9_-]{10,60})\s*$")
 STATUS_ICON = {"pending": "⏳", "sending": "📤", "sent": "✅", "failed": "🚫", "expired": "⌛",
                "cancelled": "✖️", "dead": "❗"}
@@ -622,14 +628,14 @@ def register(application: Application, svc: Services) -> None:
     svc.privacy.register(reminder_privacy.section(content.texts, svc.settings.tz))
 
     # /start <token> must win over the menu's /start: group -1, then stop.
-    application.add_handler(CommandHandler(
-        "start", deep_link_start, filters=PRIVATE & filters.Regex(DEEP_LINK)), group=-1)
-    application.add_handler(CommandHandler("book", book_command))
-    application.add_handler(CommandHandler("reschedule", reschedule_command))
-    application.add_handler(CommandHandler("cancel_appt", cancel_command))
-    application.add_handler(CommandHandler("push", push_command))
-    application.add_handler(CommandHandler("upcoming", upcoming_command))
-    application.add_handler(CommandHandler("retry_dead", retry_command))
+    application.add_handler(command(
+        "start", deep_link_start, PRIVATE & filters.Regex(DEEP_LINK)), group=-1)
+    application.add_handler(command("book", book_command))
+    application.add_handler(command("reschedule", reschedule_command))
+    application.add_handler(command("cancel_appt", cancel_command))
+    application.add_handler(command("push", push_command))
+    application.add_handler(command("upcoming", upcoming_command))
+    application.add_handler(command("retry_dead", retry_command))
     application.add_handler(CallbackQueryHandler(my_appointments, pattern=r"^ap:list$"))
     application.add_handler(CallbackQueryHandler(upcoming_button, pattern=r"^ap:staff:upcoming$"))
     application.add_handler(CallbackQueryHandler(appointment_button, pattern=r"^ap:"))

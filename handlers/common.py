@@ -9,7 +9,7 @@ from datetime import datetime
 from sqlalchemy.ext.asyncio import AsyncSession
 from telegram import InlineKeyboardButton, InlineKeyboardMarkup, Message, Update
 from telegram.error import BadRequest, TelegramError
-from telegram.ext import ContextTypes
+from telegram.ext import BaseHandler, CommandHandler, ContextTypes, filters
 
 from bot import patients
 from bot.db.models import Patient
@@ -17,6 +17,17 @@ from bot.menu import Screen
 from bot.services import Services
 
 log = logging.getLogger(__name__)
+
+PRIVATE = filters.ChatType.PRIVATE
+
+
+def command(name: str, callback: Callable[..., Awaitable[object]],
+            only: filters.BaseFilter | None = None) -> BaseHandler:
+    """A command handler that answers new messages only. PTB's CommandHandler also answers an
+    edited message by default: staff correcting "/book … 12:00" to 13:00 booked twice, and an
+    edited /reply reached the patient twice."""
+    new = filters.UpdateType.MESSAGE
+    return CommandHandler(name, callback, filters=new if only is None else new & only)
 
 
 def services(context: ContextTypes.DEFAULT_TYPE) -> Services:

@@ -12,7 +12,6 @@ from telegram.ext import (
     Application,
     ApplicationHandlerStop,
     CallbackQueryHandler,
-    CommandHandler,
     ContextTypes,
     MessageHandler,
     filters,
@@ -25,11 +24,18 @@ from bot.menu import Screen
 from bot.reminders.render import local_date
 from bot.services import Services
 from bot.staff import is_staff
-from handlers.common import answer_press, send_screen, services, show_screen, upsert_patient
+from handlers.common import (
+    PRIVATE,
+    answer_press,
+    command,
+    send_screen,
+    services,
+    show_screen,
+    upsert_patient,
+)
 from handlers.common_staff import require_staff
 
 log = logging.getLogger(__name__)
-PRIVATE = filters.ChatType.PRIVATE
 STATUS_ICON = {"pending": "⏳", "sending": "📤", "sent": "✅", "failed": "🚫", "expired": "⌛",
                "cancelled": "✖️", "dead": "❗"}
 DRAFT_GROUP = -3  # before questions' staff replies (-2): a broadcast text is not a reply
@@ -385,10 +391,10 @@ def register(application: Application, svc: Services) -> None:
 
     application.add_handler(MessageHandler(filters.TEXT & ~filters.UpdateType.EDITED, draft_text),
                             group=DRAFT_GROUP)
-    application.add_handler(CommandHandler("today", today_command))
-    application.add_handler(CommandHandler("noshow", noshow_command))
-    application.add_handler(CommandHandler("broadcast", broadcast_command))
-    application.add_handler(CommandHandler("settings", settings_command, filters=PRIVATE))
+    application.add_handler(command("today", today_command))
+    application.add_handler(command("noshow", noshow_command))
+    application.add_handler(command("broadcast", broadcast_command))
+    application.add_handler(command("settings", settings_command, PRIVATE))
     application.add_handler(CallbackQueryHandler(
         console_button, pattern=r"^staff:(today|failed|broadcast)$"))
     application.add_handler(CallbackQueryHandler(retry_button, pattern=r"^rt:"))

@@ -10,9 +10,7 @@ from telegram import Update
 from telegram.ext import Application, CallbackQueryHandler, ContextTypes, MessageHandler, filters
 
 from bot.services import Services
-from handlers.common import answer_press, send_screen, services, show_screen
-
-PRIVATE = filters.ChatType.PRIVATE
+from handlers.common import PRIVATE, answer_press, send_screen, services, show_screen
 
 
 async def unknown_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:

@@ -26,7 +26,6 @@ from telegram.ext import (
     Application,
     ApplicationHandlerStop,
     CallbackQueryHandler,
-    CommandHandler,
     ContextTypes,
     MessageHandler,
     filters,
@@ -40,12 +39,19 @@ from bot.menu import Screen, paginate
 from bot.privacy import DataSection
 from bot.services import Services
 from bot.staff import notification_chats
-from handlers.common import answer_press, run_alone, send_screen, services, show_screen
+from handlers.common import (
+    PRIVATE,
+    answer_press,
+    command,
+    run_alone,
+    send_screen,
+    services,
+    show_screen,
+)
 from handlers.common_staff import require_staff
 from handlers.questions import escalate_red_flag, words_of
 
 log = logging.getLogger(__name__)
-PRIVATE = filters.ChatType.PRIVATE
 GROUP = -5  # after dedupe (-100), before the group -1 free-text routers and group 0
 DEEP_LINK = filters.Regex(r"^/start(@\w+)?\s+intake\s*$")
 NOTICE_RESEND_SECONDS = 300  # how often summaries no staff chat received are tried again
@@ -340,8 +346,8 @@ def register(application: Application, svc: Services) -> None:
     svc.privacy.register(DataSection("consultation_intake", export, erase_intake,
                                      ("intakes", "intake_consents")))
     application.add_handler(
-        CommandHandler("start", entry_deep_link, filters=PRIVATE & DEEP_LINK), group=GROUP)
-    application.add_handler(CommandHandler("cancel", on_cancel_early, filters=PRIVATE), group=GROUP)
+        command("start", entry_deep_link, PRIVATE & DEEP_LINK), group=GROUP)
+    application.add_handler(command("cancel", on_cancel_early, PRIVATE), group=GROUP)
     application.add_handler(
         MessageHandler(PRIVATE & filters.UpdateType.MESSAGE & ~filters.COMMAND, on_message),
         group=GROUP)
@@ -352,4 +358,4 @@ def register(application: Application, svc: Services) -> None:
             resend_staff_notices, interval=NOTICE_RESEND_SECONDS, first=NOTICE_RESEND_SECONDS,
             name="intake-staff-notices",
             job_kwargs={"misfire_grace_time": None, "coalesce": True, "max_instances": 1})
-    application.add_handler(CommandHandler("cancel", on_cancel, filters=PRIVATE))
+    application.add_handler(command("cancel", on_cancel, PRIVATE))

@@ -5,14 +5,12 @@ from __future__ import annotations
 import asyncio
 
 from telegram import Update
-from telegram.ext import Application, CallbackQueryHandler, CommandHandler, ContextTypes, filters
+from telegram.ext import Application, CallbackQueryHandler, ContextTypes
 
 from bot import patients
 from bot.menu import parse_callback
 from bot.services import Services
-from handlers.common import answer_press, send_screen, services, show_screen
-
-PRIVATE = filters.ChatType.PRIVATE
+from handlers.common import PRIVATE, answer_press, command, send_screen, services, show_screen
 
 
 async def remember_patient(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
@@ -62,7 +60,7 @@ async def navigate(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
 
 
 def register(application: Application, svc: Services) -> None:
-    application.add_handler(CommandHandler("start", start, filters=PRIVATE))
-    application.add_handler(CommandHandler("menu", menu, filters=PRIVATE))
-    application.add_handler(CommandHandler("help", help_command, filters=PRIVATE))
+    application.add_handler(command("start", start, PRIVATE))
+    application.add_handler(command("menu", menu, PRIVATE))
+    application.add_handler(command("help", help_command, PRIVATE))
     application.add_handler(CallbackQueryHandler(navigate, pattern=r"^(n:|r:|home$)"))

@@ -5,16 +5,21 @@ from __future__ import annotations
 import json
 
 from telegram import InputFile, Update
-from telegram.ext import Application, CallbackQueryHandler, CommandHandler, ContextTypes, filters
+from telegram.ext import Application, CallbackQueryHandler, ContextTypes
 
 from bot import patients
 from bot.content import load_yaml
 from bot.menu import Screen
 from bot.services import Services
-from handlers.common import answer_press, notify_staff, send_screen, services, show_screen
-
-PRIVATE = filters.ChatType.PRIVATE
-
+from handlers.common import (
+    PRIVATE,
+    answer_press,
+    command,
+    notify_staff,
+    send_screen,
+    services,
+    show_screen,
+)
 
 # Every key of content/privacy.yaml: a clinic may reword them, not remove one.
 PRIVACY_MESSAGES = (
@@ -74,6 +79,6 @@ async def forget_answer(update: Update, context: ContextTypes.DEFAULT_TYPE) -> N
 def register(application: Application, svc: Services) -> None:
     path = svc.settings.content_dir / "privacy.yaml"
     svc.content.messages.add(load_yaml(path), path, PRIVACY_MESSAGES)
-    application.add_handler(CommandHandler("mydata", mydata, filters=PRIVATE))
-    application.add_handler(CommandHandler("forget", forget, filters=PRIVATE))
+    application.add_handler(command("mydata", mydata, PRIVATE))
+    application.add_handler(command("forget", forget, PRIVATE))
     application.add_handler(CallbackQueryHandler(forget_answer, pattern=r"^forget:(yes|no)$"))

@@ -22,7 +22,6 @@ from telegram.ext import (
     Application,
     ApplicationHandlerStop,
     CallbackQueryHandler,
-    CommandHandler,
     ContextTypes,
     MessageHandler,
     filters,
@@ -40,7 +39,9 @@ from bot.qa import QAEngine, Result
 from bot.services import Services
 from bot.staff import is_staff, notification_chats
 from handlers.common import (
+    PRIVATE,
     answer_press,
+    command,
     notify_staff,
     run_alone,
     send_screen,
@@ -53,7 +54,6 @@ from handlers.fallback import unknown_command
 
 log = logging.getLogger(__name__)
 
-PRIVATE = filters.ChatType.PRIVATE
 QUOTE_BUDGET = 2500  # the quote, inside a message with a header and a note
 STAFF_QUOTE = 3000   # a patient's question quoted to staff
 PATIENT_QUOTE = 600  # the patient's own question quoted back with the reply
@@ -560,7 +560,7 @@ def register(application: Application, svc: Services) -> None:
                                      ("questions", "staff_reply_targets")))
     text = filters.UpdateType.MESSAGE & filters.TEXT & ~filters.COMMAND
     application.add_handler(MessageHandler(text, staff_text), group=-2)
-    application.add_handler(CommandHandler("reply", reply_command))
+    application.add_handler(command("reply", reply_command))
     application.add_handler(CallbackQueryHandler(on_ask, pattern=r"^qa:ask:"))
     application.add_handler(CallbackQueryHandler(on_reply_button, pattern=r"^qa:reply:"))
     application.add_handler(CallbackQueryHandler(on_cancel, pattern=r"^qa:cancel$"))

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 from telegram import Update
-from telegram.ext import Application, CallbackQueryHandler, CommandHandler, ContextTypes
+from telegram.ext import Application, CallbackQueryHandler, ContextTypes
 
 from bot.content import load_yaml
 from bot.menu import Screen
 from bot.services import Services
-from handlers.common import answer_press, send_screen, services, show_screen
+from handlers.common import answer_press, command, send_screen, services, show_screen
 from handlers.common_staff import require_staff
 
 # Every key of content/staff.yaml: a clinic may reword them, not remove one.
@@ -59,6 +59,6 @@ async def staff_button(update: Update, context: ContextTypes.DEFAULT_TYPE) -> No
 def register(application: Application, svc: Services) -> None:
     path = svc.settings.content_dir / "staff.yaml"
     svc.content.messages.add(load_yaml(path), path, STAFF_MESSAGES)
-    application.add_handler(CommandHandler("staff", staff_command))
-    application.add_handler(CommandHandler("stats", stats_command))
+    application.add_handler(command("staff", staff_command))
+    application.add_handler(command("stats", stats_command))
     application.add_handler(CallbackQueryHandler(staff_button, pattern=r"^staff:(menu|stats)$"))
