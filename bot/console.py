@@ -14,8 +14,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from bot.db.appointment_models import ACTIVE_STATUSES, Appointment, Reminder
 from bot.db.models import Patient
 from bot.db.preference_models import Broadcast
+from bot.reminders.dispatcher import wanted
 from bot.reminders.planner import resolve_local
-from bot.reminders.service import superseded
+from bot.reminders.service import cancel_open_reminders, retire_undelivered, superseded
 
 AUDIENCES = ("tomorrow", "upcoming")
 BROADCAST_MAX = 3500  # characters of staff text; the header and Telegram's 4096 limit leave room
@@ -38,14 +39,22 @@ class DayEntry:
     reminders: list[Reminder]
 
 
+DAY_LIMIT = 100  # appointments listed per day; the rest are counted, not shown
+
+
 async def day_entries(session: AsyncSession, now: datetime, tz: ZoneInfo,
-                      days_ahead: int) -> list[DayEntry]:
+                      days_ahead: int) -> tuple[list[DayEntry], int]:
+    """The day's appointments (at most DAY_LIMIT) and how many more there are."""
     start, end = local_day_bounds(now, tz, days_ahead)
+    on_day = (Appointment.starts_at >= start, Appointment.starts_at < end,
+              Appointment.status != "cancelled")
     rows = (await session.execute(
         select(Appointment, Patient).join(Patient, Patient.id == Appointment.patient_id)
-        .where(Appointment.starts_at >= start, Appointment.starts_at < end,
-               Appointment.status != "cancelled")
-        .order_by(Appointment.starts_at, Appointment.id).limit(100))).all()
+        .where(*on_day).order_by(Appointment.starts_at, Appointment.id).limit(DAY_LIMIT))).all()
+    more = 0
+    if len(rows) == DAY_LIMIT:
+        total = await session.scalar(select(func.count()).select_from(Appointment).where(*on_day))
+        more = max(int(total or 0) - DAY_LIMIT, 0)
     ids = [a.id for a, _ in rows]
     by_appt: dict[int, list[Reminder]] = {i: [] for i in ids}
     if ids:
@@ -54,7 +63,42 @@ async def day_entries(session: AsyncSession, now: datetime, tz: ZoneInfo,
             if r.status == "cancelled" and r.last_error == "rescheduled":
                 continue  # the plan of an earlier time
             by_appt[r.appointment_id or 0].append(r)
-    return [DayEntry(a, p, by_appt[a.id]) for a, p in rows]
+    return [DayEntry(a, p, by_appt[a.id]) for a, p in rows], more
+
+
+@dataclass
+class Block:
+    title: str
+    continued: str  # the title of its second and later pieces
+    lines: list[str]
+
+
+def pages(blocks: list[Block], limit: int) -> list[str]:
+    """Message texts of at most `limit` characters: whole blocks (a day) joined while they fit,
+    a block too long alone cut between lines. Nothing is dropped (a line is far shorter)."""
+    pieces: list[list[str]] = []
+    for block in blocks:
+        piece = [block.title]
+        for line in block.lines:
+            if len(piece) > 1 and len("\n".join([*piece, line])) > limit:
+                pieces.append(piece)
+                piece = [block.continued]
+            piece.append(line)
+        pieces.append(piece)
+    texts: list[str] = []
+    for piece in pieces:
+        text = "\n".join(piece)
+        if texts and len(texts[-1]) + 1 + len(text) <= limit:
+            texts[-1] += "\n" + text
+        else:
+            texts.append(text)
+    return texts
+
+
+def _attention(now: datetime) -> tuple:
+    """What a reminder needing attention is: failed or dead, not expired, its patient not
+    erased. The console's list and the /stats count (bot/reminders/privacy.py) use this one."""
+    return (Reminder.status.in_(RETRYABLE), Reminder.expires_at > now, Patient.erased_at.is_(None))
 
 
 async def needing_attention(session: AsyncSession, now: datetime,
@@ -62,27 +106,52 @@ async def needing_attention(session: AsyncSession, now: datetime,
     """Failed or dead-lettered reminders that have not expired, oldest first."""
     rows = await session.execute(
         select(Reminder, Patient).join(Patient, Patient.id == Reminder.patient_id)
-        .where(Reminder.status.in_(RETRYABLE), Reminder.expires_at > now,
-               Patient.erased_at.is_(None))
-        .order_by(Reminder.due_at, Reminder.id).limit(limit))
+        .where(*_attention(now)).order_by(Reminder.due_at, Reminder.id).limit(limit))
     return [(r, p) for r, p in rows.all()]
 
 
-async def retry_reminder(session: AsyncSession, reminder_id: int, now: datetime) -> Reminder | None:
-    """Put one failed or dead reminder back in the outbox, due now. None if it cannot be
-    (sent meanwhile, expired, superseded by a newer plan, or its patient is unreachable: a
-    blocked bot cannot send)."""
-    row = await session.get(Reminder, reminder_id, with_for_update=True)
-    if row is None or row.status not in RETRYABLE or row.expires_at <= now \
-            or await superseded(session, row):
+async def count_needing_attention(session: AsyncSession, now: datetime) -> int:
+    return int(await session.scalar(
+        select(func.count()).select_from(Reminder).join(Patient, Patient.id == Reminder.patient_id)
+        .where(*_attention(now))) or 0)
+
+
+async def dropped_with(session: AsyncSession, row: Reminder) -> Appointment | None:
+    """The appointment whose state makes the dispatcher cancel this reminder unsent."""
+    if row.appointment_id is None:
         return None
+    appt = await session.get(Appointment, row.appointment_id)
+    if appt is None:
+        return None  # gone with its reminders: superseded() refuses the retry
+    return None if wanted(appt, row.kind) else appt
+
+
+@dataclass
+class Retry:
+    row: Reminder | None  # queued again; None: refused
+    inactive: Appointment | None = None  # refused because of this appointment's state
+
+
+async def retry_reminder(session: AsyncSession, reminder_id: int, now: datetime) -> Retry:
+    """Put one failed or dead reminder back in the outbox, due now. Refused if it cannot be
+    (sent meanwhile, expired, superseded by a newer plan, its patient is unreachable: a blocked
+    bot cannot send; or its appointment is no longer active: the dispatcher would drop it)."""
+    row = await session.get(Reminder, reminder_id, with_for_update=True)
+    if row is None:
+        return Retry(None)
+    # First, so staff learn why even when the row was also retired (cancelled) meanwhile.
+    appt = await dropped_with(session, row)
+    if appt is not None:
+        return Retry(None, inactive=appt)
+    if row.status not in RETRYABLE or row.expires_at <= now or await superseded(session, row):
+        return Retry(None)
     patient = await session.get(Patient, row.patient_id)
     if patient is None or patient.unreachable or patient.chat_id is None:
-        return None
+        return Retry(None)
     row.status, row.due_at, row.attempts = "pending", now, 0
     row.last_error = "retried by staff"
     await session.flush()
-    return row
+    return Retry(row)
 
 
 async def mark_no_show(session: AsyncSession, appointment_id: int, now: datetime) -> bool:
@@ -90,9 +159,9 @@ async def mark_no_show(session: AsyncSession, appointment_id: int, now: datetime
     if appt is None or appt.status not in ACTIVE_STATUSES or appt.starts_at > now:
         return False
     appt.status, appt.updated_at = "no_show", now
-    await session.execute(update(Reminder).where(
-        Reminder.appointment_id == appointment_id, Reminder.status == "pending")
-        .values(status="cancelled", last_error="no-show").execution_options(synchronize_session=False))
+    await cancel_open_reminders(session, now=now, reason="no-show", appointment_id=appointment_id)
+    # Failed and dead ones leave the retry list too: a no-show wants nothing sent.
+    await retire_undelivered(session, appointment_id=appointment_id, reason="no-show")
     return True
 
 
@@ -139,13 +208,23 @@ async def audience_patients(session: AsyncSession, audience: str, now: datetime,
     return list(rows.all())
 
 
+async def _close_drafts(session: AsyncSession, staff_user_id: int, *,
+                       keep: int | None = None) -> None:
+    """Cancel every open draft of this staff member (all previews of the broadcast being
+    composed: one at a time, as start_draft closes the others), but `keep`."""
+    stmt = update(Broadcast).where(Broadcast.created_by == staff_user_id,
+                                   Broadcast.status == "draft")
+    if keep is not None:
+        stmt = stmt.where(Broadcast.id != keep)
+    await session.execute(stmt.values(status="cancelled")
+                          .execution_options(synchronize_session=False))
+
+
 async def start_draft(session: AsyncSession, staff_user_id: int, chat_id: int, audience: str,
                       now: datetime) -> Broadcast:
     if audience not in AUDIENCES:
         raise ValueError(f"unknown audience {audience!r}")
-    await session.execute(update(Broadcast).where(
-        Broadcast.created_by == staff_user_id, Broadcast.status == "draft")
-        .values(status="cancelled").execution_options(synchronize_session=False))
+    await _close_drafts(session, staff_user_id)
     draft = Broadcast(audience=audience, text=None, status="draft", created_by=staff_user_id,
                       chat_id=chat_id, recipients=0, created_at=now)
     session.add(draft)
@@ -162,6 +241,21 @@ async def open_draft(session: AsyncSession, staff_user_id: int, chat_id: int,
         .order_by(Broadcast.id.desc()).limit(1))
 
 
+async def preview(session: AsyncSession, draft: Broadcast, text: str) -> Broadcast:
+    """The row a preview of `text` confirms: the draft itself for its first text, a new draft
+    row for each later one (which then takes the next text). A preview's Send thus queues the
+    text shown above it, never one typed since; sending one preview closes the others."""
+    if draft.text is None:
+        draft.text = text
+        return draft
+    row = Broadcast(audience=draft.audience, text=text, status="draft",
+                    created_by=draft.created_by, chat_id=draft.chat_id, recipients=0,
+                    created_at=draft.created_at)  # open_draft's hour runs from the start
+    session.add(row)
+    await session.flush()
+    return row
+
+
 async def queue(session: AsyncSession, broadcast_id: int, staff_user_id: int, now: datetime,
                 tz: ZoneInfo) -> int | None:
     """Write one outbox row per recipient (due now, valid for a day). None if not open."""
@@ -175,13 +269,15 @@ async def queue(session: AsyncSession, broadcast_id: int, staff_user_id: int, no
         due_at=now, expires_at=now + BROADCAST_VALID_FOR, quiet_ok=False, status="pending",
         attempts=0, outcome_unknown=False, created_at=now) for pid in ids)
     draft.status, draft.recipients, draft.queued_at = "queued", len(ids), now
+    await _close_drafts(session, staff_user_id, keep=draft.id)  # the other previews
     await session.flush()
     return len(ids)
 
 
 async def cancel_draft(session: AsyncSession, broadcast_id: int, staff_user_id: int) -> bool:
-    result = await session.execute(update(Broadcast).where(
-        Broadcast.id == broadcast_id, Broadcast.created_by == staff_user_id,
-        Broadcast.status == "draft").values(status="cancelled")
-        .execution_options(synchronize_session=False))
-    return bool(result.rowcount)
+    """Cancel the broadcast being composed (every preview of it) if this draft is open."""
+    draft = await session.get(Broadcast, broadcast_id, with_for_update=True)
+    if draft is None or draft.status != "draft" or draft.created_by != staff_user_id:
+        return False
+    await _close_drafts(session, staff_user_id)
+    return True

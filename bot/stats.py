@@ -16,8 +16,10 @@ StatProvider = Callable[[AsyncSession, datetime], Awaitable[StatLines]]
 
 
 async def patient_stats(session: AsyncSession, now: datetime) -> StatLines:
-    live = Patient.erased_at.is_(None)
-    total = await session.scalar(select(func.count()).select_from(Patient).where(live))
+    # Placeholders that /book and imports create have no Telegram account until the patient
+    # opens the bot; /forget clears it too (and sets erased_at).
+    live = Patient.erased_at.is_(None), Patient.telegram_user_id.is_not(None)
+    total = await session.scalar(select(func.count()).select_from(Patient).where(*live))
     week = await session.scalar(select(func.count()).select_from(Patient).where(
-        live, Patient.created_at >= now - timedelta(days=7)))
+        *live, Patient.created_at >= now - timedelta(days=7)))
     return [("stat_patients_total", str(total or 0)), ("stat_patients_week", str(week or 0))]

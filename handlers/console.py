@@ -39,24 +39,26 @@ log = logging.getLogger(__name__)
 STATUS_ICON = {"pending": "⏳", "sending": "📤", "sent": "✅", "failed": "🚫", "expired": "⌛",
                "cancelled": "✖️", "dead": "❗"}
 DRAFT_GROUP = -3  # before questions' staff replies (-2): a broadcast text is not a reply
+MESSAGE_LIMIT = 4000  # characters of HTML; Telegram takes 4096 once the tags are parsed
 
 
 # Every key of content/console.yaml: a clinic may reword them, not remove one.
 CONSOLE_MESSAGES = (
     "button_staff_today", "button_staff_failed", "button_staff_broadcast", "staff_day_title",
-    "staff_day_none", "staff_day_line", "staff_confirmed", "staff_not_confirmed", "staff_no_show",
-    "staff_completed", "staff_failed_title", "staff_failed_none", "staff_failed_line",
-    "staff_failed_unreachable", "button_retry_reminder", "staff_retry_done", "staff_retry_gone",
+    "staff_day_none", "staff_day_continued", "staff_day_more", "staff_day_line",
+    "staff_confirmed", "staff_not_confirmed", "staff_no_show", "staff_completed",
+    "staff_failed_title", "staff_failed_none", "staff_failed_line", "staff_failed_unreachable",
+    "button_retry_reminder", "staff_retry_done", "staff_retry_gone", "staff_retry_inactive",
     "staff_noshow_usage", "staff_noshow_done", "staff_noshow_refused", "stat_confirmation_rate",
     "stat_no_shows", "stat_reminders_sent_7d", "stat_reminders_failed_7d",
     "stat_reminders_opted_out_7d", "broadcast_choose", "button_broadcast_tomorrow",
     "button_broadcast_upcoming", "button_broadcast_send", "button_broadcast_cancel",
     "broadcast_audience_tomorrow", "broadcast_audience_upcoming", "broadcast_ask_text",
-    "broadcast_reply_prompt", "broadcast_confirm", "broadcast_nobody", "broadcast_too_long", "broadcast_queued",
-    "broadcast_cancelled", "broadcast_stale", "settings_title", "settings_quiet",
-    "settings_quiet_clinic", "settings_quiet_choose", "settings_saved", "button_settings",
-    "settings_none", "kind_preparation", "kind_same_day", "kind_aftercare", "kind_checkin",
-    "kind_next_session", "kind_broadcast", "button_kind_on", "button_kind_off",
+    "broadcast_reply_prompt", "broadcast_confirm", "broadcast_nobody", "broadcast_too_long",
+    "broadcast_queued", "broadcast_cancelled", "broadcast_stale", "settings_title",
+    "settings_quiet", "settings_quiet_clinic", "settings_quiet_choose", "settings_saved",
+    "button_settings", "settings_none", "kind_preparation", "kind_same_day", "kind_aftercare",
+    "kind_checkin", "kind_next_session", "kind_broadcast", "button_kind_on", "button_kind_off",
     "button_quiet_off", "button_quiet_preset", "button_quiet_current",
 )
 
@@ -78,23 +80,25 @@ def _confirmation(svc: Services, status: str) -> str:
     return svc.messages.get(key)
 
 
-async def today_screen(svc: Services, staff_user_id: int) -> Screen:
+async def today_screens(svc: Services, staff_user_id: int) -> list[Screen]:
+    """Today and tomorrow in as many messages as they need: every appointment is shown."""
     now, tz = svc.clock.now(), svc.settings.tz
-    lines: list[str] = []
+    blocks: list[console.Block] = []
     async with svc.db.session() as session:
         for days_ahead in (0, 1):
-            entries = await console.day_entries(session, now, tz, days_ahead)
+            entries, more = await console.day_entries(session, now, tz, days_ahead)
             start, _ = console.local_day_bounds(now, tz, days_ahead)
             day = ("Today" if days_ahead == 0 else "Tomorrow") + ", " + local_date(start, tz)
-            lines.append(svc.messages.get("staff_day_title", day=day))
+            lines: list[str] = []
             if not entries:
                 lines.append(svc.messages.get("staff_day_none"))
             for e in entries:
                 parts = []
                 for r in e.reminders:
                     label = f"{STATUS_ICON.get(r.status, '?')} {r.kind}"
-                    if r.status == "pending":
-                        label += f" {r.due_at.astimezone(tz):%a %H:%M}"
+                    if r.status == "pending":  # with its date: it may be due days from now
+                        due = r.due_at.astimezone(tz)
+                        label += f" {local_date(due, tz, now)} {due:%H:%M}"
                     parts.append(label)
                 who = f"{e.patient.first_name or 'patient'} (#{e.patient.id})"
                 if e.patient.chat_id is None:
@@ -105,15 +109,17 @@ async def today_screen(svc: Services, staff_user_id: int) -> Screen:
                     "staff_day_line", id=e.appt.id, time=f"{e.appt.starts_at.astimezone(tz):%H:%M}",
                     who=who, area=e.appt.area, confirmation=_confirmation(svc, e.appt.status),
                     reminders=", ".join(parts) or "-"))
+            if more:  # beyond day_entries' limit: said, not dropped silently (and not audited)
+                lines.append(svc.messages.get("staff_day_more", count=more))
+            blocks.append(console.Block(svc.messages.get("staff_day_title", day=day),
+                                        svc.messages.get("staff_day_continued", day=day), lines))
             # Each patient whose appointments a staff member saw: one audit row (no content).
             for pid in sorted({e.patient.id for e in entries}):
                 await audit.record(session, now=now, action="appointments_read",
                                    actor_user_id=staff_user_id, patient_id=pid,
                                    subject="today" if days_ahead == 0 else "tomorrow")
-    text = "\n".join(lines)
-    if len(text) > 4000:
-        text = text[:3990].rsplit("\n", 1)[0] + "\n…"
-    return Screen(text, [_back(svc)])
+    texts = console.pages(blocks, MESSAGE_LIMIT)
+    return [Screen(text) for text in texts[:-1]] + [Screen(texts[-1], [_back(svc)])]
 
 
 # ------------------------------------------------------------------ reminders needing attention
@@ -152,13 +158,20 @@ async def retry_button(update: Update, context: ContextTypes.DEFAULT_TYPE) -> No
         return
     rid = int(match.group(1))
     async with svc.db.session() as session:
-        row = await console.retry_reminder(session, rid, svc.clock.now())
+        retry = await console.retry_reminder(session, rid, svc.clock.now())
+        row = retry.row
         if row is not None:
             await audit.record(session, now=svc.clock.now(), action="reminder_retry",
                                actor_user_id=query.from_user.id, patient_id=row.patient_id,
                                subject=f"reminder {rid}")
-    key = "staff_retry_done" if row is not None else "staff_retry_gone"
-    await show_screen(update, context, Screen(svc.messages.get(key, id=rid), [
+    if row is not None:
+        text = svc.messages.get("staff_retry_done", id=rid)
+    elif retry.inactive is not None:
+        text = svc.messages.get("staff_retry_inactive", id=rid, appt=retry.inactive.id,
+                                status=retry.inactive.status)
+    else:
+        text = svc.messages.get("staff_retry_gone", id=rid)
+    await show_screen(update, context, Screen(text, [
         [(svc.messages.get("button_staff_failed"), "staff:failed")], _back(svc)]))
     if row is not None:
         _kick_dispatcher(context, f"retry-reminder-{rid}")
@@ -171,8 +184,12 @@ async def console_button(update: Update, context: ContextTypes.DEFAULT_TYPE) -> 
     await answer_press(update)
     svc = services(context)
     if query.data == "staff:today":
-        screen = await today_screen(svc, query.from_user.id)
-    elif query.data == "staff:failed":
+        first, *rest = await today_screens(svc, query.from_user.id)
+        await show_screen(update, context, first)
+        for screen in rest:
+            await send_screen(update, context, screen)
+        return
+    if query.data == "staff:failed":
         screen = await failed_screen(svc, query.from_user.id)
     else:
         screen = broadcast_choice(svc)
@@ -181,8 +198,8 @@ async def console_button(update: Update, context: ContextTypes.DEFAULT_TYPE) -> 
 
 async def today_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     if await require_staff(update, context, "today"):
-        await send_screen(update, context, await today_screen(services(context),
-                                                              update.effective_user.id))
+        for screen in await today_screens(services(context), update.effective_user.id):
+            await send_screen(update, context, screen)
 
 
 async def noshow_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
@@ -298,11 +315,11 @@ async def draft_text(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None
                 await console.cancel_draft(session, draft.id, user.id)
                 screen = Screen(svc.messages.get("broadcast_nobody", audience=audience))
             else:
-                draft.text = text
+                shown = await console.preview(session, draft, text)
                 screen = Screen(svc.messages.get("broadcast_confirm", count=count,
                                                  audience=audience, text=text), [
-                    [(svc.messages.get("button_broadcast_send", count=count), f"bc:send:{draft.id}")],
-                    [(svc.messages.get("button_broadcast_cancel"), f"bc:no:{draft.id}")]])
+                    [(svc.messages.get("button_broadcast_send", count=count), f"bc:send:{shown.id}")],
+                    [(svc.messages.get("button_broadcast_cancel"), f"bc:no:{shown.id}")]])
     await send_screen(update, context, screen)
     raise ApplicationHandlerStop
 

@@ -40,9 +40,9 @@ async def test_today_and_tomorrow_show_confirmation_and_reminder_status_and_are_
     today_part, tomorrow_part = text.split("Tomorrow")
     assert f"#{today} 15:00" in today_part and "Anna" in today_part and "✅ confirmed" in today_part
     assert "✅ confirmation" in today_part  # the confirmation message was sent
-    assert "⏳ same_day Mon 13:00" in today_part  # the same-day reminder waits, with its time
+    assert "⏳ same_day Mon 2 Mar 13:00" in today_part  # the same-day reminder waits, with its time
     assert f"#{tomorrow} 11:30" in tomorrow_part and "⏳ not confirmed" in tomorrow_part
-    assert "⏳ preparation Mon 11:30" in tomorrow_part  # due today, the day before
+    assert "⏳ preparation Mon 2 Mar 11:30" in tomorrow_part  # due today, the day before
     assert f"#{later}" not in text
     rows = _sql(db_url, "select action, actor_user_id, patient_id, subject from audit_events "
                         "where action='appointments_read' order by id")

@@ -99,6 +99,17 @@ class DispatchStats:
             setattr(self, name, getattr(self, name) + getattr(other, name))
 
 
+
+def wanted(appt: Appointment, kind: str) -> bool:
+    """Whether the appointment's state still wants a reminder of this kind sent: the cancellation
+    notice only while it is cancelled; nothing once cancelled or a no-show; nothing for before
+    the visit once it is completed. Staff retries check the same rule (bot/console.py)."""
+    if kind == "cancelled":
+        return appt.status == "cancelled"
+    if appt.status in ("cancelled", "no_show"):
+        return False
+    return not (appt.status == "completed" and kind in BEFORE_KINDS)
+
 class PacedLimiter:
     """Sends spaced evenly at `rate` per second (monotonic time).
 
@@ -382,14 +393,9 @@ class Dispatcher:
 
     # ------------------------------------------------------------------ sending
     def _still_wanted(self, job: _Job) -> bool:
-        appt, kind = job.appt, job.row.kind
-        if appt is None:
+        if job.appt is None:
             return True
-        if kind == "cancelled":
-            return appt.status == "cancelled"
-        if appt.status in ("cancelled", "no_show") or job.next_booked:
-            return False
-        return not (appt.status == "completed" and kind in BEFORE_KINDS)
+        return not job.next_booked and wanted(job.appt, job.row.kind)
 
     def _backoff(self, attempts: int) -> timedelta:
         steps = self.engine.backoff

@@ -9,6 +9,7 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import delete, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from bot import console
 from bot.db.appointment_models import ACTIVE_STATUSES, Appointment, PatientInvite, Reminder
 from bot.db.models import Patient
 from bot.privacy import DataSection
@@ -75,5 +76,6 @@ async def stats(session: AsyncSession, now: datetime) -> list[tuple[str, str]]:
         ("stat_reminders_pending", await count(Reminder, Reminder.status == "pending")),
         ("stat_reminders_sent_week", await count(
             Reminder, Reminder.status == "sent", Reminder.sent_at >= now - timedelta(days=7))),
-        ("stat_reminders_dead", await count(Reminder, Reminder.status == "dead")),
+        # The rows the console's "needing attention" list shows, not every dead row ever.
+        ("stat_reminders_dead", str(await console.count_needing_attention(session, now))),
     ]
