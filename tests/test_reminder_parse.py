@@ -52,6 +52,26 @@ def test_bad_input_is_refused_with_a_reason(tokens):
     assert str(err.value)
 
 
+@pytest.mark.parametrize("text,today,expected", [
+    ("23.11", TODAY, "23.11 has passed this year; for next year, give the year (23.11.2027)"),
+    ("1 Sep", TODAY, "01.09 has passed this year"),
+    ("29.2", TODAY, "29.02 is not a calendar date in 2026 or 2027"),
+    ("Feb 29", date(2025, 3, 1), "29.02 is not a calendar date in 2025 or 2026"),
+])
+def test_a_yearless_date_that_just_passed_is_refused_not_moved_a_year(text, today, expected):
+    with pytest.raises(InputError, match=expected.replace("(", r"\(").replace(")", r"\)")):
+        parse_date(text.split(), today)
+
+
+@pytest.mark.parametrize("text,today,expected", [
+    ("31 Jul", TODAY, date(2027, 7, 31)),  # passed long ago: next year's, as before
+    ("29.2", date(2027, 6, 1), date(2028, 2, 29)),  # the next leap day, within a year
+    ("3.1", date(2026, 12, 30), date(2027, 1, 3)),
+])
+def test_a_yearless_date_is_the_next_one_within_a_year(text, today, expected):
+    assert parse_date(text.split(), today)[0] == expected
+
+
 def test_nonexistent_local_time_is_refused():
     with pytest.raises(InputError, match="does not exist"):
         parse_when(["2027-03-28", "01:30"], NOW, LONDON)

@@ -55,7 +55,8 @@ def _year(text: str) -> int:
 def parse_date(tokens: list[str], today: date) -> tuple[date, int]:
     """Read a date from the start of tokens; returns (date, tokens used).
 
-    A date without a year is the next such date from today on."""
+    A date without a year is the next such date from today on, unless it passed this year
+    within RECENT_PAST_DAYS (refused: the year must be given)."""
     if not tokens:
         raise InputError("a date is missing")
     first = tokens[0].lower().rstrip(",")
@@ -95,15 +96,23 @@ def _with_optional_year(tokens: list[str], used: int, today: date, mo: int, d: i
     return _next_date(today, mo, d), used
 
 
+# A yearless date that passed this recently is a slip (or a past date), not next year's: "24.11"
+# typed on 25 Nov would book a year ahead, and the patient's real appointment lose its reminders.
+RECENT_PAST_DAYS = 90
+
+
 def _next_date(today: date, mo: int, d: int) -> date:
-    for y in (today.year, today.year + 1, today.year + 2, today.year + 3, today.year + 4):
+    for y in (today.year, today.year + 1):
         try:
             candidate = date(y, mo, d)
         except ValueError:
             continue
         if candidate >= today:
             return candidate
-    raise InputError(f"{d}.{mo} is not a calendar date")
+        if (today - candidate).days <= RECENT_PAST_DAYS:
+            raise InputError(f"{d:02d}.{mo:02d} has passed this year; for next year, give the year "
+                             f"({d:02d}.{mo:02d}.{y + 1})")
+    raise InputError(f"{d:02d}.{mo:02d} is not a calendar date in {today.year} or {today.year + 1}")
 
 
 def parse_time(tokens: list[str]) -> tuple[time, int]:
