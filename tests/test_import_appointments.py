@@ -7,8 +7,21 @@ import os
 import sqlite3
 import subprocess
 import sys
-from datetime import date, timedelta
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
+
+import pytest
+from sqlalchemy import func, select
+
+from bot import patients
+from bot.config import load_settings
+from bot.content import load_content
+from bot.db.appointment_models import Appointment, PatientInvite
+from bot.db.models import Patient
+from bot.privacy import PrivacyRegistry
+from bot.reminders import service
+from bot.reminders.importer import import_appointments
+from bot.reminders.plans import content_from_messages
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -77,3 +90,127 @@ def test_a_later_import_never_attaches_a_namesake_to_an_old_record(tmp_path):
     with sqlite3.connect(tmp_path / "clinic.db") as conn:
         owners = {r[0] for r in conn.execute("select patient_id from appointments")}
     assert len(owners) == 2  # possibly two different people: never one shared record
+
+
+# In-process imports on a fixed clock (the CLI tests above book against the real one).
+NOW = datetime(2026, 3, 2, 10, 0, tzinfo=UTC)
+
+
+@pytest.fixture
+def clinic(db_url):
+    settings = load_settings(database_url=db_url, staff_ids="42", clinic_timezone="Europe/London",
+                             _env_file=None)
+    content = content_from_messages(settings.content_dir,
+                                    load_content(settings.content_dir).messages)
+    return settings, content
+
+
+async def import_text(tmp_path, db, clinic, text, *, now=NOW):
+    path = tmp_path / "import.csv"
+    path.write_text(text, encoding="utf-8")
+    settings, content = clinic
+    return await import_appointments(path, db, settings, content, now=now)
+
+
+async def counts(db):
+    async with db.session() as session:
+        return tuple([await session.scalar(select(func.count()).select_from(model))
+                      for model in (Appointment, Patient, PatientInvite)])
+
+
+async def test_a_row_imported_before_is_skipped_whatever_became_of_its_appointment(
+        tmp_path, migrated_db, clinic):
+    settings, content = clinic
+    async with migrated_db.session() as session:
+        jane = await patients.upsert_from_telegram(session, user_id=777, chat_id=777,
+                                                   first_name="Jane", language_code="en", now=NOW)
+        bob = await patients.upsert_from_telegram(session, user_id=888, chat_id=888,
+                                                  first_name="Bob", language_code="en", now=NOW)
+        sam = await patients.upsert_from_telegram(session, user_id=999, chat_id=999,
+                                                  first_name="Sam", language_code="en", now=NOW)
+        jane_id, bob_id, sam_id = jane.id, bob.id, sam.id
+    text = ("patient,date,time,area\n"
+            '"Jane Doe",2026-03-10,14:30,face\n'        # opens her link: moves to her record
+            "+44 7700 900123,2026-03-11,09:00,face\n"   # the same: Sam already uses the bot
+            f"#{bob_id},2026-03-12,10:00,face\n"       # rescheduled
+            "888,2026-03-13,10:00,face\n")              # cancelled with the bot's button
+    first = await import_text(tmp_path, migrated_db, clinic, text)
+    assert (first.booked, first.skipped, first.errors) == (4, 0, [])
+    tokens = {who: token for _, who, token in first.invites}
+    async with migrated_db.session() as session:
+        await service.redeem_invite(session, token=tokens["Jane Doe"], user_id=777, chat_id=777,
+                                    first_name="Jane", now=NOW)
+        await service.redeem_invite(session, token=tokens["+447700900123"], user_id=999,
+                                    chat_id=999, first_name="Sam", now=NOW)
+        appts = {a.starts_at.day: a for a in await session.scalars(select(Appointment))}
+        assert (appts[10].patient_id, appts[11].patient_id) == (jane_id, sam_id)
+        await service.reschedule(session, appts[12], starts_at=appts[12].starts_at
+                                 + timedelta(hours=2), now=NOW, content=content,
+                                 settings=settings)
+        await service.cancel(session, appts[13], now=NOW, content=content, notify_patient=False)
+    before = await counts(migrated_db)
+
+    again = await import_text(tmp_path, migrated_db, clinic, text, now=NOW + timedelta(hours=1))
+    assert (again.booked, again.skipped, again.errors, again.invites) == (0, 4, [], [])
+    assert await counts(migrated_db) == before  # no appointment, placeholder or link more
+    async with migrated_db.session() as session:
+        statuses = {a.starts_at.day: (a.starts_at.hour, a.status)
+                    for a in await session.scalars(select(Appointment))}
+    assert statuses[12] == (12, "booked") and statuses[13] == (10, "cancelled")
+
+
+async def test_each_column_is_read_on_its_own(tmp_path, migrated_db, clinic):
+    report = await import_text(tmp_path, migrated_db, clinic, (
+        "patient,date,time,duration,area,session\n"
+        '"Ann Lee",2026-03-10,14:30,,10 point lift,\n'
+        '"Bea Ray",2026-03-10,15:30,,face 1/3,\n'
+        '"Cal Fox",2026-03-11,2:30 pm,90 min,upper  arms,2 / 4\n'
+        '"Dee Orr",2026-03-12,10:00,1h30,,\n'
+        '"Eve Ng",2026-03-12,11:00,10 point,face,\n'
+        '"Fay Li",2026-03-12 12:00,12:00,,face,\n'
+        '"Gus Po",2026-03-12,12:00 face,,,\n'))
+    assert report.booked == 4
+    assert [(e.line, e.problem.split(" (")[0]) for e in report.errors] == [
+        (6, "duration '10 point' is not a duration"),
+        (7, "cannot read the date '2026-03-12 12:00'"),
+        (8, "cannot read the time '12:00 face'")]
+    async with migrated_db.session() as session:
+        booked = [(a.starts_at.strftime("%d %H:%M"), a.duration_min, a.area, a.session_no,
+                   a.course_size) for a in await session.scalars(
+                       select(Appointment).order_by(Appointment.starts_at))]
+    assert booked == [("10 14:30", 60, "10 point lift", 1, 1), ("10 15:30", 60, "face 1/3", 1, 1),
+                      ("11 14:30", 90, "upper arms", 2, 4), ("12 10:00", 90, "treatment", 1, 1)]
+
+
+async def test_an_erased_patient_is_no_patient(tmp_path, migrated_db, clinic):
+    async with migrated_db.session() as session:
+        anna = await patients.upsert_from_telegram(session, user_id=777, chat_id=777,
+                                                   first_name="Anna", language_code="en", now=NOW)
+        await PrivacyRegistry().erase(session, anna, now=NOW)  # /forget
+        anna_id = anna.id
+    report = await import_text(tmp_path, migrated_db, clinic,
+                               f"patient,date,time\n#{anna_id},2026-03-10,14:30\n")
+    assert report.booked == 0
+    assert [(e.line, e.problem) for e in report.errors] == [
+        (2, f"there is no patient #{anna_id} (their data was erased at their request)")]
+    assert (await counts(migrated_db))[0] == 0
+
+
+@pytest.mark.parametrize("delimiter", [";", "\t"])
+async def test_semicolon_and_tab_files_are_read(tmp_path, migrated_db, clinic, delimiter):
+    rows = [["patient", "date", "time", "area"], ['"Ann Lee"', "10.03.2026", "14:30", '"face, neck"'],
+            ["", "", "", ""]]  # Excel's empty row
+    report = await import_text(tmp_path, migrated_db, clinic,
+                               "".join(delimiter.join(r) + "\r\n" for r in rows))
+    assert (report.booked, report.errors) == (1, [])
+    async with migrated_db.session() as session:
+        assert await session.scalar(select(Appointment.area)) == "face, neck"
+
+
+async def test_a_row_error_names_the_line_the_row_starts_on(tmp_path, migrated_db, clinic):
+    report = await import_text(tmp_path, migrated_db, clinic, (
+        "patient,date,time,area\n"
+        '"Ann Lee",2026-03-40,14:30,"face\nand neck"\n'
+        "\n"
+        '"Bea Ray",2026-03-41,14:30,face\n'))
+    assert [e.line for e in report.errors] == [2, 5]

@@ -29,6 +29,9 @@ class Appointment(Base):
     plan_version: Mapped[int] = mapped_column(Integer, default=1, server_default="1")
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    # The CSV row that booked it (bot/reminders/importer.py), kept through relinking,
+    # cancellation and rescheduling so that importing the row again books nothing.
+    import_key: Mapped[str | None] = mapped_column(String(64), unique=True, index=True)
 
     patient: Mapped[Patient] = relationship(lazy="raise")
 

@@ -1,24 +1,31 @@
 """Import appointments from a CSV file (`run_bot.py import-appointments FILE`).
 
-Columns (header row; names are case-insensitive; the first four are required):
+Columns (header row; names are case-insensitive; the first three are required; the delimiter
+may be a comma, a semicolon or a tab):
   patient   Telegram user id, #patient-id, phone number (+44...), or a name
   date      2026-12-03, 3.12.2026, 3 Dec 2026 ... (clinic time zone)
   time      14:30, 2:30pm
-  duration  minutes (default 60)
+  duration  60, 90 min, 1h30 (default 60 minutes)
   area      treatment area (default "treatment")
   session   N/M within a course (default 1/1)
 
-Each row is booked in its own transaction with its reminders; a bad row is reported with its
-line number and never stops the good ones. Importing the same file twice books nothing twice.
+Each column is read on its own, with the parsers /book uses. Each row is booked in its own
+transaction with its reminders; a bad row is reported with its line number and never stops the
+good ones. Importing the same file twice books nothing twice: a row already imported is skipped
+whatever became of its appointment (the patient opened their link, it was cancelled or moved).
 """
 
 from __future__ import annotations
 
 import csv
-from collections.abc import Iterable
+import hashlib
+import itertools
+import re
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 from sqlalchemy import select
 
@@ -26,12 +33,22 @@ from bot.config import Settings
 from bot.db.appointment_models import ACTIVE_STATUSES, Appointment
 from bot.db.engine import Database
 from bot.db.models import Patient
-from bot.inputs import is_number
 from bot.reminders import service
-from bot.reminders.parse import InputError, parse_book
+from bot.reminders.parse import (
+    BookRequest,
+    InputError,
+    Who,
+    parse_date,
+    parse_duration_tokens,
+    parse_time,
+    parse_who,
+)
+from bot.reminders.planner import is_nonexistent, resolve_local
 from bot.reminders.plans import ReminderContent
 
 REQUIRED = ("patient", "date", "time")
+COLUMNS = (*REQUIRED, "duration", "area", "session")
+DELIMITERS = (",", ";", "\t")
 
 
 @dataclass
@@ -43,37 +60,119 @@ class RowError:
 @dataclass
 class ImportReport:
     booked: int = 0
-    skipped: int = 0  # already booked (same patient, same start)
+    skipped: int = 0  # already imported, or already booked for that patient at that time
     errors: list[RowError] = field(default_factory=list)
     invites: list[tuple[int, str, str]] = field(default_factory=list)  # line, who, token
 
 
+class _Lines:
+    """The file's lines, noting the line each CSV record starts on: a quoted cell may hold line
+    breaks, and the reader's own line_num is a record's last line."""
+
+    def __init__(self, lines: Iterator[str]) -> None:
+        self._lines = lines
+        self.count = 0
+        self.start = 0
+
+    def __iter__(self) -> _Lines:
+        return self
+
+    def __next__(self) -> str:
+        line = next(self._lines)
+        self.count += 1
+        if not self.start and line.strip("\r\n"):  # the reader skips blank lines
+            self.start = self.count
+        return line
+
+
+def _delimiter(header_line: str) -> str:
+    """Excel writes ';' where the decimal separator is a comma (much of Europe), other exports
+    use tabs: the delimiter is the one that splits the header into the most known columns."""
+    def known(delimiter: str) -> int:
+        names = next(csv.reader([header_line], delimiter=delimiter), [])
+        return sum(name.strip().lower() in COLUMNS for name in names)
+    return max(DELIMITERS, key=known)  # a tie (no known column at all) keeps the comma
+
+
 def _rows(path: Path) -> tuple[list[str], list[tuple[int, dict[str, str]]]]:
     with path.open(newline="", encoding="utf-8-sig") as handle:
-        reader = csv.DictReader(handle)
-        if reader.fieldnames is None:
+        first = handle.readline()
+        if not first:
             raise InputError("the file is empty")
-        header = [h.strip().lower() for h in reader.fieldnames]
-        missing = [c for c in REQUIRED if c not in header]
-        if missing:
-            raise InputError(f"missing column(s): {', '.join(missing)} (have: {', '.join(header)})")
-        rows = []
-        for raw in reader:
-            row = {(k or "").strip().lower(): (v or "").strip() if isinstance(v, str) else ""
-                   for k, v in raw.items()}
-            rows.append((reader.line_num, row))
+        lines = _Lines(itertools.chain([first], handle))
+        reader = csv.DictReader(lines, delimiter=_delimiter(first))
+        try:
+            fieldnames = reader.fieldnames or []
+            header = [h.strip().lower() for h in fieldnames]
+            missing = [c for c in REQUIRED if c not in header]
+            if missing:
+                raise InputError(
+                    f"missing column(s): {', '.join(missing)} (have: {', '.join(header)})")
+            rows = []
+            while True:
+                lines.start = 0
+                raw = next(reader, None)
+                if raw is None:
+                    break
+                row = {(k or "").strip().lower(): (v or "").strip() if isinstance(v, str) else ""
+                       for k, v in raw.items()}
+                if any(row.values()):  # spreadsheets export empty rows as ",,,"
+                    rows.append((lines.start, row))
+        except csv.Error as exc:
+            raise InputError(f"line {lines.count}: {exc}") from None
     return header, rows
 
 
-def _args(row: dict[str, str]) -> list[str]:
-    args = [row["patient"]] + row["date"].split() + row["time"].split()
-    if row.get("duration"):
-        args.append(row["duration"])
-    if row.get("area"):
-        args.extend(row["area"].split())
-    if row.get("session"):
-        args.append(row["session"].replace(" ", ""))
-    return args
+def _whole(column: str, text: str, used: int, example: str) -> None:
+    """A column holds one value: "10 point lift" in the area never lends 10 to the duration."""
+    if used != len(text.split()):
+        raise InputError(f"cannot read the {column} {text!r} (try {example})")
+
+
+def _booking(row: dict[str, str], now: datetime, tz: ZoneInfo) -> tuple[BookRequest, datetime]:
+    """The row's booking, each column parsed on its own; and its local start (for the key)."""
+    who = parse_who(row["patient"])
+    day, used = parse_date(row["date"].split(), now.astimezone(tz).date())
+    _whole("date", row["date"], used, "2026-12-03, 3.12.2026, 3 Dec 2026")
+    at, used = parse_time(row["time"].split())
+    _whole("time", row["time"], used, "14:30 or 2:30pm")
+    local = datetime.combine(day, at)
+    if is_nonexistent(local, tz):
+        raise InputError(f"{day} {at:%H:%M} does not exist in {tz.key} (the clocks go forward)")
+    minutes = 60
+    if text := row.get("duration", ""):
+        parsed, used = parse_duration_tokens(text.split())
+        if parsed is None or used != len(text.split()):
+            raise InputError(f"duration {text!r} is not a duration (try 60, 90 min or 1h30)")
+        minutes = parsed
+    area = " ".join(row.get("area", "").split()) or "treatment"
+    if len(area) > 64:
+        raise InputError("the treatment area is longer than 64 characters")
+    session_no = course_size = 1
+    if text := row.get("session", ""):
+        m = re.fullmatch(r"(\d{1,2})\s*/\s*(\d{1,2})", text)
+        if m is None:
+            raise InputError(f"session {text!r} is not N/M (e.g. 2/4)")
+        session_no, course_size = int(m.group(1)), int(m.group(2))
+        if not 1 <= session_no <= course_size:
+            raise InputError("session must be N/M with 1 <= N <= M")
+    return BookRequest(who, resolve_local(local, tz), minutes, area, session_no,
+                       course_size), local
+
+
+def _import_key(who: Who, local: datetime) -> str:
+    """The row's identity: the patient as the row names it and the start it gives. Not the
+    patient record or the appointment's start: opening the link may move the appointment to
+    another record, and a reschedule moves its start. A digest: no name or phone is copied."""
+    if who.telegram_id is not None:
+        ref = f"tg:{who.telegram_id}"
+    elif who.patient_id is not None:
+        ref = f"#{who.patient_id}"
+    elif who.phone:
+        ref = f"tel:{who.phone}"
+    else:
+        ref = f"name:{(who.name or '').casefold()}"
+    return hashlib.sha256(f"{ref}|{local:%Y-%m-%dT%H:%M}".encode()).hexdigest()
 
 
 async def import_appointments(path: Path, db: Database, settings: Settings,
@@ -88,10 +187,13 @@ async def import_appointments(path: Path, db: Database, settings: Settings,
         try:
             if not row.get("patient"):
                 raise InputError("the patient is empty")
-            req = parse_book(_args(row), now, settings.tz)
-            if row.get("duration") and not is_number(row["duration"]):
-                raise InputError(f"duration {row['duration']!r} is not a number of minutes")
+            req, local = _booking(row, now, settings.tz)
+            key = _import_key(req.who, local)
             async with db.session() as session:
+                if await session.scalar(select(Appointment.id).where(
+                        Appointment.import_key == key)) is not None:
+                    report.skipped += 1
+                    continue
                 token = None
                 if req.who.telegram_id is not None:
                     patient = await session.scalar(select(Patient).where(
@@ -102,15 +204,19 @@ async def import_appointments(path: Path, db: Database, settings: Settings,
                     patient = await session.get(Patient, req.who.patient_id)
                     if patient is None:
                         raise InputError(f"there is no patient #{req.who.patient_id}")
+                    if patient.erased_at is not None:
+                        # Their record is an empty shell kept for the audit: nobody to remind.
+                        raise InputError(f"there is no patient #{req.who.patient_id} "
+                                         "(their data was erased at their request)")
                 else:
                     patient = None
                     if req.who.name and req.who.name in placeholders:
                         # The same name earlier in THIS file: the same person, one link.
                         patient = await session.get(Patient, placeholders[req.who.name])
                     elif req.who.name:
-                        # A name from an earlier import is reused only for the very same booking
-                        # (re-importing a file books nothing twice); otherwise two people who
-                        # share a name must never share a record.
+                        # A booking made otherwise (/book) for this name at this time is this
+                        # row's; beyond that, two people who share a name must never share a
+                        # record.
                         again = await session.scalar(
                             select(Patient.id).join(Appointment, Appointment.patient_id == Patient.id)
                             .where(Patient.first_name == req.who.name,
@@ -133,10 +239,11 @@ async def import_appointments(path: Path, db: Database, settings: Settings,
                 if duplicate is not None:
                     report.skipped += 1
                     continue
-                await service.book(session, patient_id=patient.id, starts_at=req.starts_at,
-                                   duration_min=req.duration_min, area=req.area,
-                                   session_no=req.session_no, course_size=req.course_size,
-                                   now=now, content=content, settings=settings)
+                appt = await service.book(
+                    session, patient_id=patient.id, starts_at=req.starts_at,
+                    duration_min=req.duration_min, area=req.area, session_no=req.session_no,
+                    course_size=req.course_size, now=now, content=content, settings=settings)
+                appt.import_key = key
             report.booked += 1
             if token:
                 report.invites.append((line, req.who.name or req.who.phone or "", token))
