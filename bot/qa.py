@@ -8,6 +8,9 @@ Pipeline for one message (all offline; well under a millisecond for typical ques
   2. correct typos: a word the bot does not know is replaced by the closest known word
      (rapidfuzz ratio, only for words of 4+ letters, with a strict cut-off);
   3. red flags (content/qa.yaml): if any phrase matches, stop - the patient must get help now;
+     then messages that are not questions for the document: text mostly in a script the bot
+     cannot read (unreadable), smalltalk, a patient reporting their own symptom (symptom),
+     a request to book (booking);
   4. lay phrases -> the document's words (synonyms, longest phrase first), stop words dropped;
   5. BM25 over the nodes that have text (title and parent title count too), snowball stemming;
   6. confidence = share of the question's weight (idf) that the best node explains; a word the
@@ -35,8 +38,9 @@ from bot.content import Content, ContentError, Node, fill, load_yaml
 
 QA_FILE = "qa.yaml"
 REQUIRED_TEXTS = (
-    "answer", "answer_more", "no_answer", "empty_question", "greeting", "thanks", "red_flag",
-    "red_flag_staff_alerted",
+    "answer", "answer_more", "no_answer", "empty_question", "greeting", "thanks", "help",
+    "red_flag", "red_flag_staff_alerted", "unreadable", "staff_unreadable", "symptom_report",
+    "booking", "booking_handoff",
     "button_ask_clinic", "button_send_to_staff", "button_main_menu", "handoff_done",
     "handoff_already", "handoff_failed", "question_unknown", "reply_to_patient", "staff_question",
     "staff_red_flag", "button_reply", "button_cancel_reply", "staff_reply_prompt",
@@ -47,6 +51,7 @@ REQUIRED_TEXTS = (
     "stat_questions_handed_off_week", "stat_red_flags_week",
 )
 BUTTON_LIMIT = 64
+SMALLTALK_KINDS = ("greeting", "thanks", "help")
 
 _STEMMER = snowballstemmer.stemmer("english")
 
@@ -71,7 +76,70 @@ def tokenize(text: str) -> list[str]:
     return _TOKEN.findall(text)
 
 
+def unreadable(text: str) -> bool:
+    """Mostly letters of a script the bot cannot read (Cyrillic, Chinese, ...): the tokenizer
+    sees nothing or only a stray English word in them, so they must not pass for "empty"."""
+    if text.isascii():
+        return False
+    latin = other = 0
+    for char in text[:4096]:
+        if char.isalpha():
+            base = unicodedata.normalize("NFKD", char)[0].lower()  # é -> e: still readable
+            if "a" <= base <= "z":
+                latin += 1
+            else:
+                other += 1
+    return other > latin
+
+
+# Emoji variants that change nothing for a thumbs-up: variation selector, skin tones, joiner.
+_EMOJI_MODIFIERS = re.compile("[\ufe0e\ufe0f\u200d\U0001f3fb-\U0001f3ff]")
+
+
+def _symbols(text: str) -> set[str]:
+    """The symbols of a message without words (emoji), spaces and punctuation left out."""
+    return {c for c in _EMOJI_MODIFIERS.sub("", text[:200])
+            if not c.isspace() and not unicodedata.category(c).startswith("P")}
+
+
+_CLAUSE = re.compile(r"[.,;:!?()\n]+")
+
+
+def _phrase_index(phrases: list[tuple[str, ...]]) -> dict[str, list[tuple[str, ...]]]:
+    index: dict[str, list[tuple[str, ...]]] = {}
+    for phrase in phrases:
+        index.setdefault(phrase[0], []).append(phrase)
+    return index
+
+
+def _find(tokens: list[str], index: dict[str, list[tuple[str, ...]]]) -> list[int]:
+    """Where phrases of `index` occur in `tokens`, as written and in order (start positions)."""
+    return [i for i, t in enumerate(tokens) for p in index.get(t, ())
+            if tuple(tokens[i:i + len(p)]) == p]
+
+
 # --------------------------------------------------------------------------------- config
+
+@dataclass
+class SymptomRules:
+    """When a clause is the patient reporting their own symptom ("I have a rash after the
+    injection", "still swollen after 2 weeks"), not asking about one ("how long does swelling
+    last?"): a symptom word, and a marker of a report in the same clause. A quote of the
+    document would read as reassurance; staff should see it."""
+
+    symptoms: frozenset[str]  # flag stems
+    reports: dict[str, list[tuple[str, ...]]]  # "i have", "still", "it is": a report
+    personal: dict[str, list[tuple[str, ...]]]  # "my", "im": a report unless hypothetical
+    unless: dict[str, list[tuple[str, ...]]]  # "if", "prone": never a report
+    unless_personal: dict[str, list[tuple[str, ...]]]  # "will", "scared of": not for personal
+    questions: frozenset[str]  # "will I have bruising?": a marker after these asks
+
+
+@dataclass
+class BookingRules:
+    phrases: list[tuple[str, ...]]  # flag stems, matched like red flags (near, any order)
+    unless: frozenset[str]  # flag stems: cancel, reschedule (staff), not a new booking
+
 
 @dataclass
 class RedFlag:
@@ -93,6 +161,9 @@ class QAConfig:
     synonym_source: dict[tuple[str, ...], str]  # stemmed phrase -> as written, for errors
     red_flags: list[RedFlag]
     smalltalk: dict[str, str]  # normalised whole message -> kind
+    smalltalk_symbols: dict[str, frozenset[str]] = field(default_factory=dict)  # kind -> emoji
+    symptoms: SymptomRules | None = None
+    booking: BookingRules | None = None
     raw_words: frozenset[str] = frozenset()  # every word the config itself knows, for typos
     path: Path = Path(QA_FILE)
 
@@ -206,19 +277,75 @@ def load_qa_config(path: Path) -> QAConfig:
             red_flags.append(RedFlag(str(category), str(phrase), tuple(flag_stem(t) for t in tokens)))
 
     smalltalk: dict[str, str] = {}
+    symbols: dict[str, set[str]] = {}
     for kind, phrases in (data.get("smalltalk") or {}).items():
-        if kind not in ("greeting", "thanks") or not isinstance(phrases, list):
+        if kind not in SMALLTALK_KINDS or not isinstance(phrases, list):
             raise ContentError(path, _line_of(path, f"  {kind}:"),
-                               f"smalltalk.{kind}: use greeting or thanks with a list")
+                               f"smalltalk.{kind}: use {', '.join(SMALLTALK_KINDS)} with a list")
         for phrase in phrases:
-            smalltalk[" ".join(tokenize(str(phrase)))] = str(kind)
+            words = " ".join(tokenize(str(phrase)))
+            if words:
+                smalltalk[words] = str(kind)
+            elif _symbols(str(phrase)):  # an emoji: it has no words to match
+                symbols.setdefault(str(kind), set()).update(_symbols(str(phrase)))
+
+    symptoms = _symptom_rules(data.get("symptom_reports"), path, raw_words)
+    booking = _booking_rules(data.get("booking_requests"), path, raw_words)
 
     return QAConfig(
         texts={str(k): v for k, v in texts.items()}, threshold=float(threshold), **weights,
         reply_window_minutes=window, stopwords=stopwords, not_covered=not_covered,
         synonyms=synonyms, synonym_source=synonym_source, red_flags=red_flags, smalltalk=smalltalk,
-        raw_words=frozenset(raw_words), path=path,
+        smalltalk_symbols={k: frozenset(v) for k, v in symbols.items()},
+        symptoms=symptoms, booking=booking, raw_words=frozenset(raw_words), path=path,
     )
+
+
+def _phrases(section: dict, name: str, key: str, path: Path,
+             raw_words: set[str]) -> list[tuple[str, ...]]:
+    """`name`.`key`: a list of phrases (tokenized), its words added to the known words."""
+    value = section.get(key)
+    line = _line_of(path, f"{name}:")
+    line += next((i for i, text in enumerate(path.read_text(encoding="utf-8").splitlines()[line:])
+                  if text.startswith(f"  {key}:")), 0) + 1  # the key inside its own section
+    if not isinstance(value, list) or not value:
+        raise ContentError(path, line, f"{name}.{key}: expected a list of phrases")
+    out = []
+    for phrase in value:
+        tokens = tokenize(str(phrase))
+        if not tokens:
+            raise ContentError(path, line, f"{name}.{key}: empty phrase {phrase!r}")
+        raw_words.update(tokens)  # known words: a typo is corrected to them, never away
+        out.append(tuple(tokens))
+    return out
+
+
+def _symptom_rules(section: Any, path: Path, raw_words: set[str]) -> SymptomRules | None:
+    if section is None:
+        return None
+    if not isinstance(section, dict):
+        raise ContentError(path, _line_of(path, "symptom_reports:"),
+                           "symptom_reports: expected a mapping")
+    lists = {k: _phrases(section, "symptom_reports", k, path, raw_words)
+             for k in ("symptoms", "reports", "personal", "unless", "unless_personal", "questions")}
+    return SymptomRules(
+        symptoms=frozenset(flag_stem(w) for p in lists["symptoms"] for w in p),
+        reports=_phrase_index(lists["reports"]), personal=_phrase_index(lists["personal"]),
+        unless=_phrase_index(lists["unless"]),
+        unless_personal=_phrase_index(lists["unless_personal"]),
+        questions=frozenset(w for p in lists["questions"] for w in p))
+
+
+def _booking_rules(section: Any, path: Path, raw_words: set[str]) -> BookingRules | None:
+    if section is None:
+        return None
+    if not isinstance(section, dict):
+        raise ContentError(path, _line_of(path, "booking_requests:"),
+                           "booking_requests: expected a mapping")
+    phrases = _phrases(section, "booking_requests", "phrases", path, raw_words)
+    unless = _phrases(section, "booking_requests", "unless", path, raw_words)
+    return BookingRules([tuple(flag_stem(t) for t in p) for p in phrases],
+                        frozenset(flag_stem(t) for p in unless for t in p))
 
 
 # --------------------------------------------------------------------------------- engine
@@ -232,7 +359,9 @@ class Match:
 
 @dataclass
 class Result:
-    """kind: answer | unknown (below threshold) | red_flag | greeting | thanks | empty."""
+    """kind: answer | unknown (below threshold) | red_flag | greeting | thanks | help | empty |
+    unreadable (a script the bot cannot read) | symptom (the patient reports their own
+    symptom) | booking (asks to book)."""
 
     kind: str
     matches: list[Match] = field(default_factory=list)
@@ -325,14 +454,46 @@ class QAEngine:
     def red_flag(self, stems: list[str]) -> RedFlag | None:
         present = set(stems)
         for flag in self.config.red_flags:
-            if not present.issuperset(flag.stems):
-                continue
-            need = set(flag.stems)
-            width = len(flag.stems) + 3
-            for i, s in enumerate(stems):
-                if s in need and need.issubset(stems[i:i + width]):
-                    return flag
+            # The superset test inline: most flags fail it, and this runs for every message.
+            if present.issuperset(flag.stems) and _near(stems, present, flag.stems):
+                return flag
         return None
+
+    def symptom_report(self, text: str, tokens: list[str]) -> bool:
+        """Does a clause of the message report the patient's own symptom (SymptomRules)?
+        `tokens`: the whole message's (corrected); without a symptom word, no clause is read."""
+        rules = self.config.symptoms
+        if rules is None or not any(flag_stem(t) in rules.symptoms for t in tokens):
+            return False
+        budget = 400
+        for clause in _CLAUSE.split(text[:4096]):
+            words = [self.correct(t) for t in tokenize(clause)[:budget]]
+            if self._reports_symptom(words):
+                return True
+            budget -= len(words)
+            if budget <= 0:
+                break
+        return False
+
+    def _reports_symptom(self, tokens: list[str]) -> bool:
+        rules = self.config.symptoms
+        assert rules is not None
+        if not any(flag_stem(t) in rules.symptoms for t in tokens) or _find(tokens, rules.unless):
+            return False
+        # "I have a rash", "still swollen"; not "will I have bruising?" (asked, not told).
+        if any(not rules.questions.intersection(tokens[max(0, i - 2):i])
+               for i in _find(tokens, rules.reports)):
+            return True
+        # "my face is swollen"; not "will my face be swollen?", "I'm scared of pain".
+        return bool(_find(tokens, rules.personal)) and not _find(tokens, rules.unless_personal)
+
+    def booking(self, tokens: list[str]) -> bool:
+        rules = self.config.booking
+        if rules is None:
+            return False
+        stems = [flag_stem(t) for t in tokens]
+        present = set(stems)
+        return not present & rules.unless and any(_near(stems, present, p) for p in rules.phrases)
 
     def concepts(self, tokens: list[str]) -> list[_Concept]:
         cfg = self.config
@@ -391,15 +552,25 @@ class QAEngine:
         return self.red_flag([flag_stem(t) for t in head + words[400:]])
 
     def ask(self, text: str, limit: int = 3) -> Result:
-        tokens = [self.correct(t) for t in tokenize(text)[:400]]
-        if not tokens:
-            return Result("empty")
-        flag = self.red_flag_in(text)
+        words = tokenize(text)[:400]
+        tokens = [self.correct(t) for t in words]
+        flag = self.red_flag_in(text) if tokens else None
         if flag is not None:
             return Result("red_flag", red_flag=flag)
-        small = self.config.smalltalk.get(" ".join(tokens))
+        if unreadable(text):
+            # Not "empty": it may be anything, an emergency too (handlers/questions.py).
+            return Result("unreadable")
+        if not tokens:
+            return Result(self._emoji_smalltalk(text) or "empty")
+        # As typed first: typo correction would turn "thank you" into "thanks you".
+        small = self.config.smalltalk.get(" ".join(words)) \
+            or self.config.smalltalk.get(" ".join(tokens))
         if small is not None:
             return Result(small)
+        if self.symptom_report(text, tokens):
+            return Result("symptom")
+        if self.booking(tokens):
+            return Result("booking")
         concepts = self.concepts(tokens)
         if not concepts:
             # Only small words: "ok?" shows the menu, but "how much is it" is a real question.
@@ -414,6 +585,23 @@ class QAEngine:
         confidence = matches[0].confidence
         kind = "answer" if confidence >= self.config.threshold else "unknown"
         return Result(kind, matches=matches, confidence=confidence)
+
+    def _emoji_smalltalk(self, text: str) -> str | None:
+        """👍 or 🙏 alone is thanks (qa.yaml smalltalk); other symbols stay "empty"."""
+        symbols = _symbols(text)
+        for kind, known in self.config.smalltalk_symbols.items():
+            if symbols and symbols <= known:
+                return kind
+        return None
+
+
+def _near(stems: list[str], present: set[str], phrase: tuple[str, ...]) -> bool:
+    """All words of `phrase` within a few words of each other, in any order."""
+    if not present.issuperset(phrase):
+        return False
+    need = set(phrase)
+    width = len(phrase) + 3
+    return any(s in need and need.issubset(stems[i:i + width]) for i, s in enumerate(stems))
 
 
 def build_qa(content: Content, content_dir: Path) -> QAEngine:

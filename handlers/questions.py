@@ -1,5 +1,9 @@
 """Free text is a question: answer from the document, hand off to staff, escalate red flags.
 
+Not questions for the document (bot/qa.py kinds): text the bot cannot read goes to staff at
+once; the patient's own symptom is offered to staff; a booking request gets the consultation
+questionnaire's button (ik:go, handlers/intake.py), or without the questionnaire the handoff.
+
 Group 0, before the fallback: intake (group -1) consumes its own answers first and stops there.
 Staff replies are caught in group -2, before anything else, and only from staff.
 
@@ -35,7 +39,7 @@ from bot.db.qa_models import RED_FLAG
 from bot.inputs import is_number
 from bot.menu import Screen, paginate
 from bot.privacy import DataSection
-from bot.qa import QAEngine, Result
+from bot.qa import QAEngine, Result, unreadable
 from bot.services import Services
 from bot.staff import is_staff, notification_chats
 from handlers.common import (
@@ -189,21 +193,56 @@ async def on_text(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     if message is None or user is None or chat is None or not message.text:
         return
     result = qa.ask(message.text)
-    if result.kind in ("empty", "greeting", "thanks"):
+    if result.kind in ("empty", "greeting", "thanks", "help"):
         intro = qa.config.text("empty_question" if result.kind == "empty" else result.kind)
         await send_screen(update, context, svc.menu.main(intro=intro))
+        return
+    if result.kind == "booking" and svc.intake is not None:
+        # The questionnaire's own entry button (the main menu's): no question to record.
+        await send_screen(update, context, Screen(qa.config.text("booking"), [
+            [(svc.intake.t("menu_button"), "ik:go")],
+            [(qa.config.text("button_main_menu"), "home")],
+        ]))
         return
     question_id, patient_id, name = await _record_question(update, svc, result)
     if result.kind == "red_flag":
         await _alert(update, context, result, question_id, patient_id, name)
         return
+    if result.kind == "unreadable":
+        await _pass_unreadable(update, context, question_id, patient_id, name)
+        return
     if result.kind == "answer":
         await send_screen(update, context, answer_screen(svc, result, question_id))
         return
-    await send_screen(update, context, Screen(qa.config.text("no_answer"), [
+    # Below the threshold, the patient's own symptom, or a booking without the questionnaire:
+    # offered to staff, nothing sent without the patient's say-so.
+    key = {"symptom": "symptom_report", "booking": "booking_handoff"}.get(result.kind, "no_answer")
+    await send_screen(update, context, Screen(qa.config.text(key), [
         [(qa.config.text("button_send_to_staff"), f"qa:ask:{question_id}")],
         [(qa.config.text("button_main_menu"), "home")],
     ]))
+
+
+async def _pass_unreadable(update: Update, context: ContextTypes.DEFAULT_TYPE, question_id: int,
+                           patient_id: int, name: str) -> None:
+    """A message the bot cannot read (another script) goes to staff at once, like a red flag:
+    it may be urgent ("my lips are swollen" in Russian), and a patient who does not read
+    English may not understand an offer to pass it on. The patient hears first, then whether
+    staff were reached (if not, resend_alerts keeps trying: the question is handed off)."""
+    svc = services(context)
+    qa = _engine(svc)
+    message = update.effective_message
+    assert message is not None
+    await send_screen(update, context, Screen(qa.config.text("unreadable"),
+                                              [[(qa.config.text("button_main_menu"), "home")]]))
+    async with svc.db.session() as session:
+        await repo.hand_off(session, question_id, svc.clock.now())
+    delivered = await alert_staff(
+        context, question_id, _alert_text(qa, question_id, patient_id, name, words_of(message)))
+    if delivered:
+        log.info("unreadable question %s passed to staff", question_id)
+    await context.bot.send_message(update.effective_chat.id, qa.config.text(
+        "handoff_done" if delivered else "handoff_failed"))
 
 
 async def on_ask(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
@@ -293,6 +332,8 @@ def _alert_text(qa: QAEngine, question_id: int, patient_id: int, name: str, text
               "question": ("📎 " if attachment else "") + _cut(text, STAFF_QUOTE)}
     if flag is not None:
         return qa.config.text("staff_red_flag", flag=flag.replace("_", " "), **values)
+    if unreadable(text):  # passed on without asking the patient: staff must check it soon
+        return qa.config.text("staff_unreadable", **values)
     return qa.config.text("staff_question", **values)
 
 

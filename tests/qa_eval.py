@@ -13,11 +13,16 @@ from bot.qa import QAEngine
 EVAL_FILE = Path(__file__).resolve().parent / "qa_eval.yaml"
 
 
+# Out of scope: anything but a quote of the document (or smalltalk) counts as handed on.
+HANDED_ON = frozenset({"unknown", "red_flag", "symptom", "unreadable", "booking"})
+
+
 @dataclass
 class EvalSet:
     answerable: list[tuple[str, list[Node]]]
     out_of_scope: list[str]
     red_flags: list[str]
+    expect_kind: list[tuple[str, str]] = field(default_factory=list)
 
 
 @dataclass
@@ -28,6 +33,7 @@ class Report:
     false_alarms: int
     right_but_unsure: int
     misses: list[str] = field(default_factory=list)
+    kinds: float = 1.0  # share of expect_kind messages that got their kind
 
 
 def resolve(content: Content, ref: str) -> Node:
@@ -43,7 +49,8 @@ def load_eval(content: Content, path: Path = EVAL_FILE) -> EvalSet:
     data = yaml.safe_load(path.read_text(encoding="utf-8"))
     answerable = [(item["q"], [resolve(content, r) for r in item["expect"]])
                   for item in data["answerable"]]
-    return EvalSet(answerable, list(data["out_of_scope"]), list(data["red_flags"]))
+    kinds = [(item["q"], item["kind"]) for item in data.get("expect_kind") or []]
+    return EvalSet(answerable, list(data["out_of_scope"]), list(data["red_flags"]), kinds)
 
 
 def evaluate(engine: QAEngine, data: EvalSet) -> Report:
@@ -65,7 +72,7 @@ def evaluate(engine: QAEngine, data: EvalSet) -> Report:
     handed = 0
     for question in data.out_of_scope:
         result = engine.ask(question)
-        if result.kind in ("unknown", "red_flag"):
+        if result.kind in HANDED_ON:
             handed += 1
         else:
             misses.append(f"OUT OF SCOPE {question!r}: {result.kind} "
@@ -77,6 +84,13 @@ def evaluate(engine: QAEngine, data: EvalSet) -> Report:
             flagged += 1
         else:
             misses.append(f"RED FLAG {question!r}: {result.kind}")
+    right_kind = 0
+    for question, kind in data.expect_kind:
+        result = engine.ask(question)
+        if result.kind == kind:
+            right_kind += 1
+        else:
+            misses.append(f"KIND {question!r}: {result.kind}, want {kind}")
     return Report(
         top1=correct / len(data.answerable),
         handoff=handed / len(data.out_of_scope),
@@ -84,4 +98,5 @@ def evaluate(engine: QAEngine, data: EvalSet) -> Report:
         false_alarms=alarms,
         right_but_unsure=unsure,
         misses=misses,
+        kinds=right_kind / len(data.expect_kind) if data.expect_kind else 1.0,
     )
