@@ -451,9 +451,13 @@ class QAEngine:
             self._typo_cache[token] = fixed
         return fixed
 
-    def red_flag(self, stems: list[str]) -> RedFlag | None:
+    def red_flag(self, stems: list[str], *, history: bool = False) -> RedFlag | None:
+        """history: the text tells the past (intake's allergy history): one-word flags
+        ("hives", "anaphylaxis") name what happened then; only phrases ("lips swelling") count."""
         present = set(stems)
         for flag in self.config.red_flags:
+            if history and len(flag.stems) == 1:
+                continue
             # The superset test inline: most flags fail it, and this runs for every message.
             if present.issuperset(flag.stems) and _near(stems, present, flag.stems):
                 return flag
@@ -545,11 +549,11 @@ class QAEngine:
         return max(self.idf.get(s, 0.0) for s in concept.stems)
 
     # -- the question --------------------------------------------------------------------------
-    def red_flag_in(self, text: str) -> RedFlag | None:
+    def red_flag_in(self, text: str, *, history: bool = False) -> RedFlag | None:
         """Red flags anywhere in the text, however long (an urgent line can end a long message)."""
         words = tokenize(text)
         head = [self.correct(t) for t in words[:400]]  # typo correction only where it is cheap
-        return self.red_flag([flag_stem(t) for t in head + words[400:]])
+        return self.red_flag([flag_stem(t) for t in head + words[400:]], history=history)
 
     def ask(self, text: str, limit: int = 3) -> Result:
         words = tokenize(text)[:400]

@@ -237,8 +237,9 @@ async def _run(update: Update, context: ContextTypes.DEFAULT_TYPE, kind: str) ->
                     # answer; anything else (a sentence typed at a choice or a phone number) is
                     # not an answer, and the open question is shown again below the advice.
                     words = words_of(message) if message is not None else ""
+                    history = flow.waiting_history(open_row)  # "years ago I got hives"
                     urgent = bool(words and svc.qa is not None
-                                  and svc.qa.red_flag_in(words) is not None)
+                                  and svc.qa.red_flag_in(words, history=history) is not None)
                     answer = not urgent or (waiting == "text" and bool(message.text))
             patient = await _patient(session, update, svc, patient)
             if kind == "entry":

@@ -76,6 +76,9 @@ def test_red_flags_by_category(question, category):
     "can it affect my vision", "is there a risk of going blind",
     "can it treat eyes swollen in the morning", "I have poor vision and wear glasses",
     "history of heavy bleeding during periods",
+    # "severe" alone asks about a risk; its stem is also "several"'s.
+    "what are the severe side effects", "are severe reactions possible",
+    "do I need several sessions",
 ])
 def test_ordinary_questions_about_risks_are_not_red_flags(question):
     assert ENGINE.ask(question).kind != "red_flag"
@@ -173,3 +176,11 @@ def test_qa_texts_make_no_medical_claims():
     terms = [t for t in MEDICAL_TERMS if t not in {"price", "cost"}]
     offenders = [(k, t) for k, v in ENGINE.config.texts.items() for t in terms if t in v.lower()]
     assert offenders == []
+
+
+def test_history_answers_alert_only_on_urgent_phrases():
+    """Intake's history questions (allergies): one-word flags name the past, phrases the present."""
+    assert ENGINE.red_flag_in("penicillin: anaphylaxis in 2019, hives") is not None
+    assert ENGINE.red_flag_in("penicillin: anaphylaxis in 2019, hives", history=True) is None
+    flag = ENGINE.red_flag_in("latex, and now my lips are swelling", history=True)
+    assert flag is not None and flag.category == "allergic_reaction"

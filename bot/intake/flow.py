@@ -162,6 +162,11 @@ class IntakeFlow:
         question = self.spec.question(row.current)
         return question.kind if question else "unknown"
 
+    def waiting_history(self, row: Intake | None) -> bool:
+        """Whether the open question asks about the past (Question.history)."""
+        question = self.spec.question(row.current) if row is not None and row.stage == "question" else None
+        return question is not None and question.history
+
     # ------------------------------------------------------------------ question order
     def applies(self, question: Question, answers: dict[str, Any]) -> bool:
         if question.ask_if is None:

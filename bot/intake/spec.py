@@ -73,6 +73,9 @@ class Question:
     flag: frozenset[str] = frozenset()
     flag_note: str = ""
     optional: bool = False
+    # The answer tells what happened before (allergy history): a one-word red flag in it
+    # ("hives", "anaphylaxis") names the past; only an urgent phrase alerts (bot/qa.py).
+    history: bool = False
     ask_if: tuple[str, frozenset[str]] | None = None
     validation: dict[str, Any] = field(default_factory=dict)
     line: int = 0
@@ -148,7 +151,7 @@ def _parse_question(path: Path, raw: Any, seen: dict[str, Question], index: int)
         raise ContentError(path, 1, f"question {index + 1} must be a mapping")
     line = getattr(raw, "line", 1)
     unknown = set(raw) - {"id", "short", "text", "kind", "options", "flag", "flag_note",
-                          "optional", "ask_if", "validation"}
+                          "optional", "history", "ask_if", "validation"}
     if unknown:
         raise ContentError(path, line, f"unknown field(s) {sorted(unknown)}")
     qid = raw.get("id")
@@ -231,7 +234,7 @@ def _parse_question(path: Path, raw: Any, seen: dict[str, Question], index: int)
             raise ContentError(path, line, f"{what}: unknown phone region {region!r}")
     return Question(id=qid, short=short, text=text, kind=kind, options=options, flag=flag,
                     flag_note=str(raw.get("flag_note") or ""), optional=bool(raw.get("optional")),
-                    ask_if=ask_if, validation=validation, line=line)
+                    history=bool(raw.get("history")), ask_if=ask_if, validation=validation, line=line)
 
 
 def load_intake(path: Path, clinic_name: str = "the clinic") -> IntakeSpec:
