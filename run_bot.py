@@ -24,7 +24,7 @@ import asyncio
 import sys
 
 from bot.config import ConfigError, load_settings
-from bot.content import ContentError, load_content
+from bot.content import CONTACT_MISSING, ContentError, load_content
 from bot.logging_setup import setup_logging
 
 
@@ -162,6 +162,8 @@ def cmd_check_content(args: argparse.Namespace) -> int:
     print(f"content OK: {len(content.documents)} document(s), {len(content.nodes)} menu screens, "
           f"{len(intake.questions)} intake questions, {len(qa.config.synonyms)} synonyms, "
           f"{len(qa.config.red_flags)} red-flag phrases, {len(reminders.plans)} reminder plans")
+    if not content.messages.clinic_contact:
+        print(f"note: {CONTACT_MISSING}")
     return 0
 
 

@@ -11,7 +11,7 @@ from telegram.request import BaseRequest
 
 from bot.clock import Clock, SystemClock
 from bot.config import Settings
-from bot.content import Content, load_content
+from bot.content import CONTACT_MISSING, Content, load_content
 from bot.crypto import CryptoBox
 from bot.db.engine import Database
 from bot.db.migrate import upgrade
@@ -59,6 +59,8 @@ def build_services(
         log.warning("%s not found: the consultation questionnaire is disabled", intake_file)
     elif crypto is None:
         log.warning("ENCRYPTION_KEYS is not set: the consultation questionnaire is disabled")
+    if not content.messages.clinic_contact:
+        log.warning(CONTACT_MISSING)
     return Services(
         settings=settings,
         db=db or Database(settings.database_url),

@@ -27,8 +27,11 @@ REQUIRED_MESSAGES = (
     "page_indicator", "button_back", "button_main_menu", "button_next_page", "button_prev_page",
     "button_read_all", "button_disclaimer", "disclaimer_title", "disclaimer", "help", "commands",
     "unknown_command", "unknown_text", "unsupported_message", "stale_button", "error",
-    "db_unavailable", "intake_unavailable",
+    "db_unavailable", "intake_unavailable", "contact_line",
 )
+PLAIN_TEXT = ("clinic_name", "clinic_contact")  # the clinic's own words, escaped where used
+CONTACT_MISSING = ("messages.yaml clinic_contact is empty: advice to contact the clinic (the urgent "
+                   "\"get help now\" message first) cannot say how")
 BUTTON_LIMIT = 64  # Telegram shows long labels cut off; keep them readable
 
 
@@ -121,9 +124,19 @@ class Messages:
 
     def get(self, key: str, **params: object) -> str:
         template = self._data[key]
-        values = {"clinic_name": html.escape(str(self._data.get("clinic_name", "the clinic")))}
+        values = {"clinic_name": html.escape(str(self._data.get("clinic_name", "the clinic"))),
+                  "clinic_contact": html.escape(self.clinic_contact)}
         values.update({k: html.escape(str(v), quote=False) for k, v in params.items()})
         return fill(template, values, f"{self.path.name}:{key}")
+
+    @property
+    def clinic_contact(self) -> str:
+        return str(self._data.get("clinic_contact") or "").strip()
+
+    def contact_line(self) -> str:
+        """How to reach the clinic, as a line to put under advice to contact it ("" until the
+        clinic fills in clinic_contact: the advice then cannot say how)."""
+        return self.get("contact_line") if self.clinic_contact else ""
 
     def add(self, extra: Any, path: Path, required: tuple[str, ...] = ()) -> None:
         """Merge a feature's message file (e.g. privacy.yaml): validated, with every key the
@@ -196,7 +209,7 @@ def validate_templates(data: dict[str, Any], path: Path) -> None:
             continue
         if not isinstance(value, str):
             continue  # feature sections (lists, mappings) are validated by their owners
-        if key == "clinic_name":
+        if key in PLAIN_TEXT:
             continue  # plain text, escaped wherever it is used: "Smith & Jones" as written
         try:
             names = [f for _, f, _, _ in formatter.parse(value) if f]

@@ -41,7 +41,8 @@ async def menu(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
 
 async def help_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     svc = services(context)
-    await send_screen(update, context, svc.menu.main(intro=svc.messages.get("help")))
+    help_text, contact = svc.messages.get("help"), svc.messages.contact_line()
+    await send_screen(update, context, svc.menu.main(intro=f"{help_text}\n\n{contact}" if contact else help_text))
 
 
 async def navigate(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:

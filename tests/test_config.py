@@ -100,6 +100,7 @@ def test_cli_reports_broken_content_with_file_and_line(tmp_path):
 def test_cli_check_content_and_migrate(tmp_path):
     result = _run_cli(["check-content"], {}, tmp_path)
     assert result.returncode == 0 and "content OK" in result.stdout
+    assert "note: messages.yaml clinic_contact is empty" in result.stdout  # shipped without one
     db = tmp_path / "x.db"
     result = _run_cli(["migrate"], {"DATABASE_URL": f"sqlite+aiosqlite:///{db}"}, tmp_path)
     assert result.returncode == 0, result.stderr
