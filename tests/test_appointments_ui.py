@@ -120,7 +120,7 @@ async def test_checkin_concern_and_next_session_reach_staff(fake, rr, clock, sta
     message = fake.last_message(anna.id)
     assert "How do you feel" in message.text
     shown = await anna.press("😟 I have a concern", message)
-    assert "has been told" in shown[-1].text
+    assert "We have passed it on" in shown[-1].text
     assert any(f"concern after appointment #{appt}" in t for t in sent_texts(fake, 42))
     # Staff answer it from the alert, like a question handed off: the patient gets the reply.
     await staff.press("↩️ Reply", fake.last_message(42))
@@ -178,7 +178,7 @@ async def test_deep_link_links_a_patient_booked_before_they_opened_the_bot(fake,
     assert "now linked" in shown[0].text
     assert len([t for t in sent_texts(fake, 42) if "opened their link" in t]) == 1
     await dispatch(rr, clock)
-    assert "Your appointment is booked on Thu 3 Dec at 14:30" in sent_texts(fake, jane.id)[-1]
+    assert "Your appointment is on Thu 3 Dec at 14:30" in sent_texts(fake, jane.id)[-1]
     assert (await patient_row(rr, jane.id)).first_name == "Jane Doe"
     # The link is single-use: another person gets a polite refusal and the normal menu.
     mallory = TgUser(rr, "Mallory")
@@ -345,7 +345,7 @@ async def test_a_concern_stays_open_for_staff_when_no_staff_chat_was_told(fake, 
     await dispatch(rr, clock)
     fake.fail_next("sendMessage", 500, chat_id=42)  # the staff alert does not get through
     shown = await anna.press("😟 I have a concern", fake.last_message(anna.id))
-    assert "has been told" in shown[-1].text
+    assert "We have passed it on" in shown[-1].text
     assert not any("concern after" in t for t in sent_texts(fake, 42))
     await staff.send("/staff")
     shown = await staff.press("❓ Open questions")

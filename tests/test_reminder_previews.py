@@ -53,3 +53,15 @@ def test_the_texts_file_itself_keeps_first_lines_clean(reminder_content):
         if key.startswith("reminder_"):
             first = template.splitlines()[0]
             assert "{area}" not in first and not FORBIDDEN.search(first), key
+
+
+@pytest.mark.parametrize("starts,expected", [
+    (datetime(2026, 11, 25, 14, 30, tzinfo=UTC), "today, Wed 25 Nov, at 14:30"),
+    (datetime(2026, 11, 26, 9, 0, tzinfo=UTC), "tomorrow, Thu 26 Nov, at 09:00"),
+    (datetime(2026, 12, 3, 14, 30, tzinfo=UTC), "on Thu 3 Dec at 14:30"),
+])
+def test_today_and_tomorrow_keep_their_date(starts, expected):
+    """A message stays in the chat: read the next day, a bare "tomorrow" names the wrong day."""
+    from bot.reminders.render import when
+
+    assert when(starts, ZoneInfo("Europe/London"), datetime(2026, 11, 25, 8, 0, tzinfo=UTC)) == expected

@@ -46,8 +46,8 @@ async def test_every_default_reminder_fires_at_its_local_time_across_spring_dst(
     await _fire_in_order(fake, rr, clock, anna, appt, expected)
     texts = sent_texts(fake, anna.id)
     assert "on Sun 29 Mar at 10:00" in texts[1]  # texts[0] is the /start menu
-    assert "tomorrow at 10:00" in texts[2] and "topical anesthetic" in texts[2]
-    assert "today at 10:00" in texts[3]
+    assert "tomorrow, Sun 29 Mar, at 10:00" in texts[2] and "topical anesthetic" in texts[2]
+    assert "today, Sun 29 Mar, at 10:00" in texts[3]
     assert "sun exposure" in texts[4]
     assert "How do you feel" in texts[5]
     assert "session 1 of 4" in texts[6]
@@ -154,7 +154,7 @@ async def test_reschedule_and_cancel_with_staff_commands(fake, rr, clock, staff)
     assert len(sent_texts(fake, anna.id)) == count
     await step_to(rr, clock, at_local(2026, 3, 21, 11, 30))
     assert len(sent_texts(fake, anna.id)) == count + 1
-    assert "tomorrow at 11:30" in sent_texts(fake, anna.id)[-1]
+    assert "tomorrow, Sun 22 Mar, at 11:30" in sent_texts(fake, anna.id)[-1]
 
     shown = await staff.send(f"/cancel_appt {appt}")
     assert f"#{appt}" in shown[-1].text and "cancelled" in shown[-1].text

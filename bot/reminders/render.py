@@ -20,14 +20,16 @@ def local_date(at: datetime, tz: ZoneInfo, now: datetime | None = None) -> str:
 
 
 def when(at: datetime, tz: ZoneInfo, now: datetime) -> str:
-    """'today at 14:30', 'tomorrow at 09:00', 'on Thu 3 Dec at 14:30' (clinic time)."""
+    """'today, Wed 2 Dec, at 14:30', 'tomorrow, Thu 3 Dec, at 09:00', 'on Thu 3 Dec at 14:30'
+    (clinic time). "Today" and "tomorrow" keep their date: a message stays in the chat, and
+    read the next day a bare "tomorrow" would name the wrong day."""
     local, today = at.astimezone(tz), now.astimezone(tz).date()
-    hm = f"{local:%H:%M}"
+    hm, day = f"{local:%H:%M}", local_date(at, tz, now)
     if local.date() == today:
-        return f"today at {hm}"
+        return f"today, {day}, at {hm}"
     if local.date() == today + timedelta(days=1):
-        return f"tomorrow at {hm}"
-    return f"on {local_date(at, tz, now)} at {hm}"
+        return f"tomorrow, {day}, at {hm}"
+    return f"on {day} at {hm}"
 
 
 def when_plain(at: datetime, tz: ZoneInfo) -> str:
