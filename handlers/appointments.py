@@ -20,8 +20,8 @@ from telegram.ext import (
     filters,
 )
 
-from bot import patients, questions
-from bot.db.appointment_models import ACTIVE_STATUSES, Appointment, Reminder
+from bot import audit, patients, questions
+from bot.db.appointment_models import ACTIVE_STATUSES, Appointment
 from bot.db.errors import is_db_unavailable
 from bot.db.models import Patient
 from bot.db.qa_models import CONCERN, NEXT_SESSION, RESCHEDULE
@@ -38,7 +38,7 @@ from bot.reminders.parse import (
     split_args,
 )
 from bot.reminders.plans import ReminderContent, content_from_messages
-from bot.reminders.render import appointment_buttons, when, when_plain
+from bot.reminders.render import appointment_buttons, local_date, when, when_plain
 from bot.services import Services
 from bot.staff import notification_chats
 from bot.telegram_html import plain
@@ -143,9 +143,7 @@ async def book_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> No
                         f"no patient with Telegram id {req.who.telegram_id} has opened the bot; "
                         "book with a phone number or a quoted name to get a link for them")
             elif req.who.patient_id is not None:
-                patient = await session.get(Patient, req.who.patient_id)
-                if patient is None:
-                    raise service.BookingError(f"there is no patient #{req.who.patient_id}")
+                patient = await service.patient_by_number(session, req.who.patient_id)
             else:
                 invitation = await service.patient_for_contact(
                     session, name=req.who.name, phone=req.who.phone, now=now, content=content)
@@ -282,12 +280,15 @@ async def retry_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> N
     appt_id, _ = parsed
     svc, texts = services(context), rc(context).texts
     async with svc.db.session() as session:
-        count = await service.retry_dead(session, appt_id, now=svc.clock.now())
-    if count is None:
+        retry = await service.retry_dead(session, appt_id, now=svc.clock.now())
+    if retry.refused == service.NO_APPOINTMENT:
+        await reply(update, context, texts.get("staff_no_appointment", id=appt_id))
+        return
+    if retry.refused == service.UNREACHABLE_PATIENT:
         await reply(update, context, texts.get("staff_retry_unreachable", id=appt_id))
         return
-    await reply(update, context, texts.get("staff_retried", id=appt_id, count=count))
-    if count:
+    await reply(update, context, texts.get("staff_retried", id=appt_id, count=retry.count))
+    if retry.count:
         context.application.create_task(dispatch_job(context), name=f"retry-{appt_id}")
 
 
@@ -310,8 +311,9 @@ async def upcoming_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -
     if not await staff_guard(update, context):
         return
     arg = args_of(update).strip()
-    days = int(arg) if is_number(arg) and 1 <= int(arg) <= 60 else None
-    await reply(update, context, await upcoming_text(context, days))
+    # Longer than the cap: the cap, which the reply's title states (not the default instead).
+    days = min(int(arg), service.UPCOMING_MAX_DAYS) if is_number(arg) and int(arg) >= 1 else None
+    await reply(update, context, await upcoming_text(context, days, update.effective_user.id))
 
 
 async def upcoming_button(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
@@ -319,49 +321,48 @@ async def upcoming_button(update: Update, context: ContextTypes.DEFAULT_TYPE) ->
         return
     await answer_press(update)
     svc = services(context)
-    await show_screen(update, context, Screen(await upcoming_text(context, None), [[
+    text = await upcoming_text(context, None, update.effective_user.id)
+    await show_screen(update, context, Screen(text, [[
         (svc.messages.get("button_staff_back"), "staff:menu")]]))
 
 
-async def upcoming_text(context: ContextTypes.DEFAULT_TYPE, days: int | None) -> str:
+UPCOMING_CHARS = 3990  # of HTML; Telegram takes 4096 once the tags are parsed
+
+
+async def upcoming_text(context: ContextTypes.DEFAULT_TYPE, days: int | None,
+                        staff_user_id: int) -> str:
     svc, content = services(context), rc(context)
     texts, now, tz = content.texts, svc.clock.now(), svc.settings.tz
-    days = days or content.engine.upcoming_days
+    days = min(days or content.engine.upcoming_days, service.UPCOMING_MAX_DAYS)
     async with svc.db.session() as session:
-        rows = (await session.execute(
-            select(Appointment, Patient).join(Patient, Patient.id == Appointment.patient_id)
-            .where(Appointment.starts_at >= now - timedelta(hours=12),
-                   Appointment.starts_at < now + timedelta(days=days),
-                   Appointment.status != "cancelled")
-            .order_by(Appointment.starts_at).limit(60))).all()
-        ids = [a.id for a, _ in rows]
-        reminders = (await session.execute(
-            select(Reminder).where(Reminder.appointment_id.in_(ids))
-            .order_by(Reminder.due_at))).scalars().all() if ids else []
-    if not rows:
-        return texts.get("staff_upcoming_none", days=days)
-    by_appt: dict[int, list[Reminder]] = {}
-    for r in reminders:
-        by_appt.setdefault(r.appointment_id or 0, []).append(r)
-    lines = [texts.get("staff_upcoming_title", days=days)]
-    for appt, patient in rows:
-        parts = []
-        for r in by_appt.get(appt.id, []):
-            if r.status == "cancelled" and r.last_error == "rescheduled":
-                continue
-            label = f"{STATUS_ICON.get(r.status, '?')} {r.kind}"
-            if r.status == "pending":
-                label += f" {r.due_at.astimezone(tz):%a %H:%M}"
-            parts.append(label)
-        lines.append(texts.get(
-            "staff_upcoming_line", id=appt.id, when=when_plain(appt.starts_at, tz),
-            who=_who_label(patient) + (" ⚠ not linked" if patient.chat_id is None else "")
-            + (" ⚠ unreachable" if patient.unreachable else ""),
-            area=appt.area, status=appt.status, reminders=", ".join(parts) or "-"))
-    text = "\n".join(lines)
-    if len(text) > 4000:
-        text = text[:3990].rsplit("\n", 1)[0] + "\n…"
-    return text
+        entries, more = await service.upcoming(session, now=now, days=days)
+        if not entries:
+            return texts.get("staff_upcoming_none", days=days)
+        text = texts.get("staff_upcoming_title", days=days)
+        shown: set[int] = set()
+        for e in entries:
+            parts = []
+            for r in e.reminders:
+                label = f"{STATUS_ICON.get(r.status, '?')} {r.kind}"
+                if r.status == "pending":  # with its date: it may be due weeks from now
+                    due = r.due_at.astimezone(tz)
+                    label += f" {local_date(due, tz, now)} {due:%H:%M}"
+                parts.append(label)
+            line = texts.get(
+                "staff_upcoming_line", id=e.appt.id, when=when_plain(e.appt.starts_at, tz),
+                who=_who_label(e.patient) + (" ⚠ not linked" if e.patient.chat_id is None else "")
+                + (" ⚠ unreachable" if e.patient.unreachable else ""),
+                area=e.appt.area, status=e.appt.status, reminders=", ".join(parts) or "-")
+            if len(text) + len(line) + 3 > UPCOMING_CHARS:  # whole entries only, then "…"
+                more = True
+                break
+            text += "\n" + line
+            shown.add(e.patient.id)
+        # Each patient whose appointments a staff member saw: one audit row (no content).
+        for pid in sorted(shown):
+            await audit.record(session, now=now, action="appointments_read",
+                               actor_user_id=staff_user_id, patient_id=pid, subject="upcoming")
+    return text + "\n…" if more else text
 
 
 # ------------------------------------------------------------------------------ patient side

@@ -55,7 +55,7 @@ async def test_book_shows_a_summary_and_upcoming_lists_reminder_status(fake, rr,
     shown = await staff.send("/upcoming 14")
     text = shown[-1].text
     assert f"#{appt}" in text and "Anna" in text and "face" in text
-    assert "✅ confirmation" in text and "⏳ preparation Wed 14:30" in text
+    assert "✅ confirmation" in text and "⏳ preparation Wed 2 Dec 14:30" in text
 
 
 async def test_patient_confirms_reschedule_request_and_cancel(fake, rr, clock, staff):

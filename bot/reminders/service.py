@@ -254,6 +254,39 @@ async def push(session: AsyncSession, appt: Appointment, *, now: datetime,
     return row
 
 
+UPCOMING_MAX_DAYS = 60  # /upcoming N: a longer window is cut to this, and the reply says so
+UPCOMING_LIMIT = 60  # appointments listed; /upcoming says when there are more
+
+
+@dataclass
+class UpcomingEntry:
+    appt: Appointment
+    patient: Patient
+    reminders: list[Reminder]
+
+
+async def upcoming(session: AsyncSession, *, now: datetime,
+                   days: int) -> tuple[list[UpcomingEntry], bool]:
+    """Staff /upcoming: appointments from 12 hours ago to `days` ahead that were not cancelled
+    (at most UPCOMING_LIMIT), each with its reminders, and whether there are more."""
+    rows = (await session.execute(
+        select(Appointment, Patient).join(Patient, Patient.id == Appointment.patient_id)
+        .where(Appointment.starts_at >= now - timedelta(hours=12),
+               Appointment.starts_at < now + timedelta(days=days),
+               Appointment.status != "cancelled")
+        .order_by(Appointment.starts_at, Appointment.id).limit(UPCOMING_LIMIT + 1))).all()
+    more = len(rows) > UPCOMING_LIMIT
+    rows = rows[:UPCOMING_LIMIT]
+    by_appt: dict[int, list[Reminder]] = {a.id: [] for a, _ in rows}
+    if by_appt:
+        for r in (await session.scalars(select(Reminder).where(
+                Reminder.appointment_id.in_(list(by_appt))).order_by(Reminder.due_at, Reminder.id))):
+            if r.status == "cancelled" and r.last_error == "rescheduled":
+                continue  # the plan of an earlier time
+            by_appt[r.appointment_id or 0].append(r)
+    return [UpcomingEntry(a, p, by_appt[a.id]) for a, p in rows], more
+
+
 # ------------------------------------------------------------------------------ patients
 def token_hash(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
@@ -265,16 +298,40 @@ class Invitation:
     token: str | None  # None: the patient is already on Telegram
 
 
+async def patient_by_number(session: AsyncSession, patient_id: int) -> Patient:
+    """The patient staff name as #N. An erased one is no patient: their row is an empty shell
+    kept for the audit, and a link to it would attach whoever opens it to that record."""
+    patient = await session.get(Patient, patient_id)
+    if patient is None:
+        raise BookingError(f"there is no patient #{patient_id}")
+    if patient.erased_at is not None:
+        raise BookingError(f"there is no patient #{patient_id} "
+                           "(their data was erased at their request)")
+    return patient
+
+
 async def patient_for_contact(session: AsyncSession, *, name: str | None, phone: str | None,
                               now: datetime, content: ReminderContent) -> Invitation:
     """A placeholder patient for someone not yet on Telegram, with a fresh invite token."""
     patient: Patient | None = None
     if phone:
+        # Whoever opened a link sent to this phone: redeem_invite may have moved the bookings
+        # to their own row, leaving the invite's placeholder empty; the booking goes to them.
+        used_by = await session.scalar(select(PatientInvite.used_by).where(
+            PatientInvite.contact_phone == phone, PatientInvite.used_by.is_not(None))
+            .order_by(PatientInvite.id.desc()).limit(1))
+        if used_by is not None:
+            linked = await session.scalar(select(Patient).where(
+                Patient.telegram_user_id == used_by, Patient.erased_at.is_(None)))
+            if linked is not None and linked.chat_id is not None:
+                return Invitation(linked, None)
         invite = await session.scalar(select(PatientInvite).where(
             PatientInvite.contact_phone == phone).order_by(PatientInvite.id.desc()).limit(1))
         if invite is not None:
             patient = await session.get(Patient, invite.patient_id)
-            if patient is not None and patient.chat_id is not None:
+            if patient is not None and patient.erased_at is not None:
+                patient = None  # erased: a new placeholder, never their empty shell
+            elif patient is not None and patient.chat_id is not None:
                 return Invitation(patient, None)
     if patient is None:
         patient = Patient(telegram_user_id=None, chat_id=None, first_name=(name or None),
@@ -338,22 +395,42 @@ async def redeem_invite(session: AsyncSession, *, token: str, user_id: int, chat
     return Redeemed(target, first_time=True)
 
 
-async def retry_dead(session: AsyncSession, appointment_id: int, *, now: datetime) -> int | None:
-    """Staff retry of dead letters: back to pending, due now, while still valid and not
-    `superseded` (a retry of an older plan's reminder would repeat or contradict the new one).
-    None: the patient cannot be reached (blocked the bot, or no chat yet), so nothing is."""
+@dataclass
+class DeadRetry:
+    count: int = 0  # dead letters queued again
+    refused: str | None = None  # NO_APPOINTMENT or UNREACHABLE_PATIENT: nothing was retried
+
+
+NO_APPOINTMENT = "no appointment"
+UNREACHABLE_PATIENT = "unreachable"
+
+
+async def retry_dead(session: AsyncSession, appointment_id: int, *, now: datetime) -> DeadRetry:
+    """Staff retry of dead letters: back to pending, due now, while still valid, wanted by the
+    appointment's state (the dispatcher drops the others unsent) and not `superseded` (a retry
+    of an older plan's reminder would repeat or contradict the new one). Refused when there is
+    no such appointment, or it was cancelled or missed and has nothing left to send, or the
+    patient cannot be reached (blocked the bot, or no chat yet)."""
+    from bot.reminders.dispatcher import wanted  # the dispatcher imports this module
+
     appt = await session.get(Appointment, appointment_id)
-    patient = await session.get(Patient, appt.patient_id) if appt is not None else None
-    if patient is not None and (patient.unreachable or patient.chat_id is None):
-        return None
+    if appt is None:
+        return DeadRetry(refused=NO_APPOINTMENT)
     dead = (await session.scalars(select(Reminder).where(
         Reminder.appointment_id == appointment_id, Reminder.status == "dead",
         Reminder.expires_at > now))).all()
-    ids = [row.id for row in dead if not await superseded(session, row)]
+    ids = [row.id for row in dead
+           if wanted(appt, row.kind) and not await superseded(session, row)]
+    # A cancelled appointment may still owe its cancellation notice: refused only without one.
+    if not ids and appt.status in ("cancelled", "no_show"):
+        return DeadRetry(refused=NO_APPOINTMENT)
+    patient = await session.get(Patient, appt.patient_id)
+    if patient is not None and (patient.unreachable or patient.chat_id is None):
+        return DeadRetry(refused=UNREACHABLE_PATIENT)
     if not ids:
-        return 0
+        return DeadRetry()
     result = await session.execute(
         update(Reminder).where(Reminder.id.in_(ids), Reminder.status == "dead")
         .values(status="pending", due_at=now, attempts=0, last_error="retried by staff")
         .execution_options(synchronize_session=False))
-    return result.rowcount or 0
+    return DeadRetry(result.rowcount or 0)

@@ -1,0 +1,192 @@
+"""Staff booking and /upcoming fixes: an erased #N is no patient, a phone whose link was opened
+books onto the patient who opened it, /upcoming is audited and dates its reminders, and
+/retry_dead and /upcoming N say what they did."""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, datetime
+
+import pytest
+from sqlalchemy import select
+
+from bot.clock import FixedClock
+from bot.db.appointment_models import Appointment
+from bot.db.models import Patient
+from bot.db.privacy_models import AuditEvent
+from bot.reminders import service
+from bot.reminders.render import local_date
+from tests.reminder_support import (
+    LONDON,
+    appointment,
+    book,
+    db,
+    dispatch,
+    new_patient,
+    patient_row,
+    reminders,
+)
+
+PHONE = "+447700900123"
+LINK = re.compile(r"https://t\.me/clinic_test_bot\?start=(lk_[\w-]+)")
+
+
+@pytest.fixture
+def clock() -> FixedClock:
+    return FixedClock(datetime(2026, 3, 2, 10, 0, tzinfo=UTC))  # a Monday, GMT
+
+
+async def _appointments(rr) -> list[Appointment]:
+    async with db(rr).session() as session:
+        return list(await session.scalars(select(Appointment).order_by(Appointment.id)))
+
+
+async def _upcoming_audit(rr) -> list[tuple]:
+    async with db(rr).session() as session:
+        rows = await session.scalars(select(AuditEvent).where(
+            AuditEvent.action == "appointments_read").order_by(AuditEvent.id))
+        return [(e.actor_user_id, e.patient_id, e.subject) for e in rows]
+
+
+# ------------------------------------------------------------------ 1: an erased #N
+async def test_book_by_number_refuses_a_patient_who_erased_their_data(fake, rr, clock, staff):
+    anna = await new_patient(rr, "Anna")
+    number = (await patient_row(rr, anna.id)).id
+    await anna.send("/forget")
+    shown = await anna.press("🗑 Yes")
+    assert "has been erased" in shown[0].text
+    shown = await staff.send(f"/book #{number} 2026-03-05 10:00 30 face")
+    text = shown[-1].text
+    assert f"there is no patient #{number}" in text and "Booked" not in text
+    assert not LINK.search(text)  # no link that would attach whoever opens it to the shell
+    assert await _appointments(rr) == [] and await reminders(rr) == []
+
+
+# ------------------------------------------------------------------ 2: a phone already linked
+async def test_book_by_phone_reaches_the_patient_who_opened_that_phones_link(
+        fake, rr, clock, staff):
+    anna = await new_patient(rr, "Anna")  # on the bot already: opening the link merges
+    shown = await staff.send(f"/book {PHONE} 2026-03-05 10:00 30 face")
+    token = LINK.search(shown[-1].text).group(1)
+    shown = await anna.send(f"/start {token}")
+    assert "now linked" in shown[0].text
+    anna_id = (await patient_row(rr, anna.id)).id
+    shown = await staff.send(f"/book {PHONE} 2026-03-12 10:00 30 neck")
+    assert "Booked appointment" in shown[-1].text and not LINK.search(shown[-1].text)
+    assert [a.patient_id for a in await _appointments(rr)] == [anna_id, anna_id]
+    assert {r.patient_id for r in await reminders(rr)} == {anna_id}  # her reminders, her chat
+
+
+async def test_book_by_phone_follows_an_opened_link_when_a_later_one_is_unopened(
+        fake, rr, clock, staff):
+    anna = await new_patient(rr, "Anna")
+    first = LINK.search((await staff.send(f"/book {PHONE} 2026-03-05 10:00 30 face"))[-1].text)
+    second = LINK.search((await staff.send(f"/book {PHONE} 2026-03-06 10:00 30 face"))[-1].text)
+    assert first and second  # the newest invite for this phone stays unopened
+    await anna.send(f"/start {first.group(1)}")
+    anna_id = (await patient_row(rr, anna.id)).id
+    shown = await staff.send(f"/book {PHONE} 2026-03-12 10:00 30 neck")
+    assert not LINK.search(shown[-1].text)
+    assert [a.patient_id for a in await _appointments(rr)] == [anna_id] * 3
+
+
+# ------------------------------------------------------------------ 3: /upcoming is audited
+async def test_upcoming_command_and_button_audit_each_patient_shown(fake, rr, clock, staff):
+    anna, ben = await new_patient(rr, "Anna"), await new_patient(rr, "Ben")
+    await book(staff, f"{anna.id} 2026-03-03 12:00 60 face")
+    await book(staff, f"{anna.id} 2026-03-04 12:00 60 neck")
+    await book(staff, f"{ben.id} 2026-03-05 12:00 60 lips")
+    ids = sorted([(await patient_row(rr, anna.id)).id, (await patient_row(rr, ben.id)).id])
+    shown = await staff.send("/upcoming")
+    assert "Anna" in shown[-1].text and "Ben" in shown[-1].text
+    assert await _upcoming_audit(rr) == [(42, pid, "upcoming") for pid in ids]  # one per patient
+    await staff.send("/staff")
+    shown = await staff.press("📅 Upcoming appointments")
+    assert "Anna" in shown[-1].text
+    assert await _upcoming_audit(rr) == [(42, pid, "upcoming") for pid in ids] * 2
+
+
+async def test_a_long_upcoming_list_audits_only_the_patients_it_shows(fake, rr, clock, staff):
+    content = rr.app.bot_data["reminder_content"]
+    settings = rr.app.bot_data["services"].settings
+    async with db(rr).session() as session:
+        for i in range(45):  # long names: the message is full well before the 45th
+            patient = Patient(telegram_user_id=900_000 + i, chat_id=900_000 + i,
+                              first_name=f"Patient{i:02d} " + "x" * 80,
+                              created_at=clock.now(), last_seen_at=clock.now())
+            session.add(patient)
+            await session.flush()
+            await service.book(session, patient_id=patient.id,
+                               starts_at=datetime(2026, 3, 3, 8, i, tzinfo=UTC), duration_min=30,
+                               area="face", now=clock.now(), content=content, settings=settings)
+    text = (await staff.send("/upcoming"))[-1].text
+    assert text.endswith("…") and len(text) <= 4096
+    listed = set(re.findall(r"Patient\d\d x+ \(#(\d+)\)", text))
+    assert 0 < len(listed) < 45
+    assert {str(pid) for _, pid, _ in await _upcoming_audit(rr)} == listed
+
+
+# ------------------------------------------------------------------ 4: reminder dates
+async def test_upcoming_shows_the_date_of_a_pending_reminder(fake, rr, clock, staff):
+    anna = await new_patient(rr, "Anna")
+    appt = await book(staff, f"{anna.id} 2026-03-27 12:00 60 face")  # over three weeks ahead
+    text = (await staff.send("/upcoming 30"))[-1].text
+    pending = [r for r in await reminders(rr, appointment_id=appt) if r.status == "pending"]
+    assert pending
+    for r in pending:
+        due = r.due_at.astimezone(LONDON)
+        assert f"⏳ {r.kind} {local_date(due, LONDON, clock.now())} {due:%H:%M}" in text
+    assert not re.search(r"⏳ \w+ [A-Z][a-z]{2} \d\d:\d\d", text)  # never a bare weekday
+
+
+# ------------------------------------------------------------------ 5: what staff are told
+async def test_retry_dead_of_an_unknown_or_cancelled_appointment_says_so(fake, rr, clock, staff):
+    anna = await new_patient(rr, "Anna")
+    appt = await book(staff, f"{anna.id} 2026-03-05 12:00 60 face")
+    text = (await staff.send("/retry_dead 999"))[-1].text
+    assert "no active appointment #999" in text and "dead-lettered" not in text
+    await staff.send(f"/cancel_appt {appt}")
+    await dispatch(rr, clock)  # the cancellation notice goes out
+    text = (await staff.send(f"/retry_dead {appt}"))[-1].text
+    assert f"no active appointment #{appt}" in text and "dead-lettered" not in text
+    assert not [r for r in await reminders(rr, appointment_id=appt) if r.status == "pending"]
+
+
+async def test_retry_dead_still_resends_a_cancelled_appointments_dead_notice(
+        fake, rr, clock, staff):
+    anna = await new_patient(rr, "Anna")
+    appt = await book(staff, f"{anna.id} 2026-03-05 12:00 60 face")
+    await dispatch(rr, clock)  # the booking confirmation
+    clock.advance(minutes=1)
+    await staff.send(f"/cancel_appt {appt}")
+    fake.fail_next("sendMessage", 400, "Bad Request: can't parse entities", chat_id=anna.id)
+    await dispatch(rr, clock)
+    assert [r.status for r in await reminders(rr, appointment_id=appt)
+            if r.kind == "cancelled"] == ["dead"]
+    text = (await staff.send(f"/retry_dead {appt}"))[-1].text
+    assert "1 dead-lettered reminder(s)" in text
+    clock.advance(minutes=1)
+    await dispatch(rr, clock)
+    assert [r.status for r in await reminders(rr, appointment_id=appt)
+            if r.kind == "cancelled"] == ["sent"]
+
+
+async def test_retry_dead_does_not_count_what_a_completed_visit_would_drop(fake, rr, clock, staff):
+    anna = await new_patient(rr, "Anna")
+    appt = await book(staff, f"{anna.id} 2026-03-05 12:00 60 face")
+    fake.fail_next("sendMessage", 400, "Bad Request: can't parse entities", chat_id=anna.id)
+    await dispatch(rr, clock)  # the confirmation: dead
+    async with db(rr).session() as session:
+        (await session.get(Appointment, appt)).status = "completed"
+    text = (await staff.send(f"/retry_dead {appt}"))[-1].text
+    assert "0 dead-lettered reminder(s)" in text  # a confirmation after the visit is not sent
+    assert [r.status for r in await reminders(rr, appointment_id=appt)
+            if r.kind == "confirmation"] == ["dead"]
+
+
+async def test_upcoming_beyond_the_cap_shows_the_cap_and_says_so(fake, rr, clock, staff):
+    anna = await new_patient(rr, "Anna")
+    appt = await book(staff, f"{anna.id} 2026-04-11 12:00 60 face")  # 40 days ahead
+    text = (await staff.send("/upcoming 365"))[-1].text
+    assert f"next {service.UPCOMING_MAX_DAYS} days" in text and f"#{appt}" in text
+    assert (await appointment(rr, appt)).status == "booked"
