@@ -6,8 +6,9 @@ from telegram import Update
 from telegram.ext import ContextTypes
 
 from bot import audit
+from bot.menu import Screen
 from bot.staff import is_staff
-from handlers.common import answer_press, services
+from handlers.common import answer_press, keyboard, services
 
 
 async def require_staff(update: Update, context: ContextTypes.DEFAULT_TYPE, action: str) -> bool:
@@ -23,5 +24,8 @@ async def require_staff(update: Update, context: ContextTypes.DEFAULT_TYPE, acti
     if update.callback_query is not None:
         await answer_press(update, text, show_alert=True)
     elif update.effective_chat is not None:
-        await context.bot.send_message(update.effective_chat.id, text)
+        # A patient who typed a staff command gets their way back (a group gets none).
+        markup = keyboard(Screen(text, [[(svc.messages.get("button_main_menu"), "home")]])) \
+            if update.effective_chat.type == "private" else None
+        await context.bot.send_message(update.effective_chat.id, text, reply_markup=markup)
     return False

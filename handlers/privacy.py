@@ -59,7 +59,8 @@ async def forget_answer(update: Update, context: ContextTypes.DEFAULT_TYPE) -> N
     assert query is not None and query.from_user is not None
     await answer_press(update)
     if query.data != "forget:yes":
-        await show_screen(update, context, Screen(svc.messages.get("forget_kept")))
+        await show_screen(update, context, Screen(svc.messages.get("forget_kept"), [
+            [(svc.messages.get("button_main_menu"), "home")]]))
         return
     notes: list[str] = []
     async with svc.db.session() as session:

@@ -36,6 +36,7 @@ async def test_staff_commands_check_staff_every_time(fake, rr, staff):
                     "/push 1", "/upcoming"):
         shown = await eve.send(command)
         assert shown[-1].text == "Sorry, this is only for clinic staff.", command
+        assert eve.labels(shown[-1]) == ["🏠 Main menu"]  # the patient's way back
     assert not await reminders(rr)
     shown = await eve.press_data("ps:1", fake.last_message(eve.id))
     assert any(c.params.get("show_alert") for c in fake.calls_to("answerCallbackQuery"))

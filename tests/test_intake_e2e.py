@@ -341,6 +341,21 @@ async def test_returning_patient_reviews_updates_and_deletes(fake, runner, patie
     assert "no longer exists" in shown[-1].text
 
 
+async def test_cancelling_an_update_keeps_the_sent_answers_and_says_so(fake, runner, patient):
+    await complete(patient)
+    await patient.press("📨 Submit")
+    shown = await patient.press(MENU_BUTTON)
+    assert "‹ Back" in patient.labels(shown[-1])  # never a dead end
+    await patient.press("✏️ Update my answers")
+    shown = await patient.send("/cancel")
+    assert "the answers you sent on 24 Nov 2026 are unchanged" in shown[0].text
+    assert "deleted" not in shown[0].text
+    shown = await patient.press(MENU_BUTTON)
+    assert "You sent your consultation answers on 24 Nov 2026" in shown[-1].text
+    shown = await patient.press("‹ Back", shown[-1])
+    assert "Main menu" in shown[-1].text or MENU_BUTTON in patient.labels(shown[-1])
+
+
 async def test_database_file_holds_no_plaintext_health_answer(fake, runner, patient, tmp_path):
     secrets = ["Penicillin-rash-ZX81", "Warfarin-dose-QQ42", "Tell-nobody-KK7"]
     await complete(patient, allergy=secrets[0], medicine=secrets[1])
@@ -368,7 +383,7 @@ async def test_mydata_exports_and_forget_erases_the_intake(fake, runner, patient
     shown = await patient.send("/mydata")
     data = json.loads(fake.files[TgUser.document_in(shown).document["file_id"]])
     section = data["consultation_intake"]
-    assert section["consents"][0]["version"] == "2026-11-24"
+    assert section["consents"][0]["version"] == "2026-11-25"
     answers = section["questionnaires"][0]["answers"]
     assert answers["Medicine details"] == "Warfarin 5 mg daily"
     assert answers["Phone"] == "+44 7911 123456"

@@ -71,6 +71,7 @@ async def test_forget_can_be_declined(fake, runner, db_path):
     await kim.send("/forget")
     shown = await kim.press("Keep my data")
     assert "Nothing was erased" in shown[0].text
+    assert kim.labels(shown[0]) == ["🏠 Main menu"]  # not a dead end
     with sqlite3.connect(db_path) as conn:
         assert conn.execute("select first_name from patients").fetchone() == ("Kim",)
     assert _audit(db_path) == []

@@ -340,12 +340,15 @@ class IntakeFlow:
         state = await self._active(session, patient)
         return self._show_state(state, None, now) if state is not None else None
 
+    def _local_day(self, at: datetime | None) -> str:
+        return at.astimezone(self.tz).strftime("%d %b %Y") if at else "-"
+
     def _returning_out(self, row: Intake) -> Out:
-        when = row.submitted_at.astimezone(self.tz).strftime("%d %b %Y") if row.submitted_at else "-"
-        return Out(self.t("returning", date=when), [
+        return Out(self.t("returning", date=self._local_day(row.submitted_at)), [
             [(self.t("button_review"), "ik:view")],
             [(self.t("button_update"), "ik:upd")],
             [(self.t("button_delete"), "ik:del")],
+            [(self.t("button_back"), "home")],  # back to the main menu it was opened from
         ])
 
     async def consent(self, session: AsyncSession, patient: Patient, version: str, agree: bool,
@@ -546,7 +549,12 @@ class IntakeFlow:
         _drop_preloaded(session, state.row.patient_id)
         await session.delete(state.row)  # the answers go with it
         await session.flush()
-        return Reply([Out(self.t("cancelled"), remove_keyboard=True)], show_menu=True)
+        # An update of answers sent before: those stay (saying "deleted" would be untrue).
+        sent = await session.scalar(select(Intake.submitted_at).where(
+            Intake.patient_id == state.row.patient_id, Intake.status == SUBMITTED)
+            .order_by(Intake.submitted_at.desc()).limit(1))
+        text = self.t("cancelled_update", date=self._local_day(sent)) if sent else self.t("cancelled")
+        return Reply([Out(text, remove_keyboard=True)], show_menu=True)
 
     # ------------------------------------------------------------------ submit & staff
     async def _submit(self, session: AsyncSession, patient: Patient, state: State,
