@@ -190,3 +190,27 @@ async def test_upcoming_beyond_the_cap_shows_the_cap_and_says_so(fake, rr, clock
     text = (await staff.send("/upcoming 365"))[-1].text
     assert f"next {service.UPCOMING_MAX_DAYS} days" in text and f"#{appt}" in text
     assert (await appointment(rr, appt)).status == "booked"
+
+
+async def test_forget_erases_the_placeholder_a_merged_link_left_behind(fake, rr, clock, staff):
+    """Anna was on the bot when she opened the link staff made with the name they typed: the
+    booking moved to her row, the placeholder stayed behind with that name, its invite with her
+    Telegram id. Her export shows the link; her erasure takes it and the name."""
+    import json
+
+    from bot.db.appointment_models import PatientInvite
+
+    anna = await new_patient(rr, "Anna")
+    shown = await staff.send('/book "Anna Smith-Jones" 2026-03-05 10:00 30 face')
+    await anna.send(f"/start {LINK.search(shown[-1].text).group(1)}")
+    async with db(rr).session() as session:
+        assert "Anna Smith-Jones" in set(await session.scalars(select(Patient.first_name)))
+    shown = await anna.send("/mydata")
+    export = json.loads(fake.files[shown[0].document["file_id"]])
+    assert [i["name"] for i in export["appointments"]["invitations"]] == ["Anna Smith-Jones"]
+    await anna.send("/forget")
+    await anna.press("🗑 Yes")
+    async with db(rr).session() as session:
+        assert (await session.scalars(select(PatientInvite))).all() == []
+        names = set(await session.scalars(select(Patient.first_name)))
+    assert names == {None}  # neither her name nor the one staff typed is left

@@ -6,7 +6,7 @@ from datetime import datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import delete, func, select
+from sqlalchemy import delete, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot import console
@@ -22,8 +22,10 @@ async def export(session: AsyncSession, patient: Patient) -> dict[str, Any]:
         Appointment.patient_id == patient.id).order_by(Appointment.starts_at))).scalars().all()
     rems = (await session.execute(select(Reminder).where(
         Reminder.patient_id == patient.id).order_by(Reminder.due_at))).scalars().all()
-    invites = (await session.execute(select(PatientInvite).where(
-        PatientInvite.patient_id == patient.id))).scalars().all()
+    mine = PatientInvite.patient_id == patient.id
+    if patient.telegram_user_id is not None:  # also links they opened that merged into this row
+        mine = or_(mine, PatientInvite.used_by == patient.telegram_user_id)
+    invites = (await session.execute(select(PatientInvite).where(mine))).scalars().all()
     return {
         "appointments": [{
             "id": a.id, "starts_at": a.starts_at.isoformat(), "duration_minutes": a.duration_min,
@@ -48,7 +50,26 @@ async def erase(session: AsyncSession, patient: Patient, now: datetime) -> list[
     await session.execute(delete(Reminder).where(Reminder.patient_id == patient.id))
     await session.execute(delete(Appointment).where(Appointment.patient_id == patient.id))
     await session.execute(delete(PatientInvite).where(PatientInvite.patient_id == patient.id))
+    await _erase_merged_placeholders(session, patient)
     return upcoming
+
+
+async def _erase_merged_placeholders(session: AsyncSession, patient: Patient) -> None:
+    """A link opened by someone already on the bot moved the bookings to their own row
+    (service.redeem_invite) and left the placeholder behind, with the name and phone staff
+    typed on its invites and their Telegram id as who opened it: that is this patient's too."""
+    if patient.telegram_user_id is None:
+        return
+    merged = list(await session.scalars(select(PatientInvite.patient_id).where(
+        PatientInvite.used_by == patient.telegram_user_id, PatientInvite.patient_id != patient.id)))
+    if not merged:
+        return
+    await session.execute(delete(Reminder).where(Reminder.patient_id.in_(merged)))
+    await session.execute(delete(Appointment).where(Appointment.patient_id.in_(merged)))
+    await session.execute(delete(PatientInvite).where(PatientInvite.patient_id.in_(merged)))
+    await session.execute(update(Patient).where(
+        Patient.id.in_(merged), Patient.telegram_user_id.is_(None)).values(first_name=None)
+        .execution_options(synchronize_session=False))
 
 
 def section(texts: Texts, tz: ZoneInfo) -> DataSection:
