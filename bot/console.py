@@ -16,7 +16,12 @@ from bot.db.models import Patient
 from bot.db.preference_models import Broadcast
 from bot.reminders.dispatcher import wanted
 from bot.reminders.planner import resolve_local
-from bot.reminders.service import cancel_open_reminders, retire_undelivered, superseded
+from bot.reminders.service import (
+    cancel_open_reminders,
+    reminders_of,
+    retire_undelivered,
+    superseded,
+)
 
 AUDIENCES = ("tomorrow", "upcoming")
 BROADCAST_MAX = 3500  # characters of staff text; the header and Telegram's 4096 limit leave room
@@ -55,14 +60,7 @@ async def day_entries(session: AsyncSession, now: datetime, tz: ZoneInfo,
     if len(rows) == DAY_LIMIT:
         total = await session.scalar(select(func.count()).select_from(Appointment).where(*on_day))
         more = max(int(total or 0) - DAY_LIMIT, 0)
-    ids = [a.id for a, _ in rows]
-    by_appt: dict[int, list[Reminder]] = {i: [] for i in ids}
-    if ids:
-        for r in (await session.scalars(select(Reminder).where(Reminder.appointment_id.in_(ids))
-                                        .order_by(Reminder.due_at, Reminder.id))).all():
-            if r.status == "cancelled" and r.last_error == "rescheduled":
-                continue  # the plan of an earlier time
-            by_appt[r.appointment_id or 0].append(r)
+    by_appt = await reminders_of(session, [a.id for a, _ in rows])
     return [DayEntry(a, p, by_appt[a.id]) for a, p in rows], more
 
 

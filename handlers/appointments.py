@@ -38,7 +38,13 @@ from bot.reminders.parse import (
     split_args,
 )
 from bot.reminders.plans import ReminderContent, content_from_messages
-from bot.reminders.render import appointment_buttons, local_date, when, when_plain
+from bot.reminders.render import (
+    appointment_buttons,
+    reminder_statuses,
+    staff_who,
+    when,
+    when_plain,
+)
 from bot.services import Services
 from bot.staff import notification_chats
 from bot.telegram_html import plain
@@ -55,8 +61,6 @@ from handlers.questions import alert_staff, reply_rows
 
 log = logging.getLogger(__name__)
 DEEP_LINK = re.compile(r"^/start(?:@\w+)?\s+(lk_[A-Za-z0-9_-]{10,60})\s*$")
-STATUS_ICON = {"pending": "⏳", "sending": "📤", "sent": "✅", "failed": "🚫", "expired": "⌛",
-               "cancelled": "✖️", "dead": "❗"}
 
 
 def rc(context: ContextTypes.DEFAULT_TYPE) -> ReminderContent:
@@ -341,18 +345,10 @@ async def upcoming_text(context: ContextTypes.DEFAULT_TYPE, days: int | None,
         text = texts.get("staff_upcoming_title", days=days)
         shown: set[int] = set()
         for e in entries:
-            parts = []
-            for r in e.reminders:
-                label = f"{STATUS_ICON.get(r.status, '?')} {r.kind}"
-                if r.status == "pending":  # with its date: it may be due weeks from now
-                    due = r.due_at.astimezone(tz)
-                    label += f" {local_date(due, tz, now)} {due:%H:%M}"
-                parts.append(label)
             line = texts.get(
                 "staff_upcoming_line", id=e.appt.id, when=when_plain(e.appt.starts_at, tz),
-                who=_who_label(e.patient) + (" ⚠ not linked" if e.patient.chat_id is None else "")
-                + (" ⚠ unreachable" if e.patient.unreachable else ""),
-                area=e.appt.area, status=e.appt.status, reminders=", ".join(parts) or "-")
+                who=staff_who(e.patient), area=e.appt.area, status=e.appt.status,
+                reminders=reminder_statuses(e.reminders, tz, now))
             if len(text) + len(line) + 3 > UPCOMING_CHARS:  # whole entries only, then "…"
                 more = True
                 break

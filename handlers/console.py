@@ -21,7 +21,7 @@ from bot import audit, console, patients, preferences, questions, retention
 from bot.content import load_yaml
 from bot.inputs import is_number
 from bot.menu import Screen
-from bot.reminders.render import local_date
+from bot.reminders.render import local_date, reminder_statuses, staff_who
 from bot.services import Services
 from bot.staff import is_staff
 from handlers.common import (
@@ -36,8 +36,6 @@ from handlers.common import (
 from handlers.common_staff import require_staff
 
 log = logging.getLogger(__name__)
-STATUS_ICON = {"pending": "⏳", "sending": "📤", "sent": "✅", "failed": "🚫", "expired": "⌛",
-               "cancelled": "✖️", "dead": "❗"}
 DRAFT_GROUP = -3  # before questions' staff replies (-2): a broadcast text is not a reply
 MESSAGE_LIMIT = 4000  # characters of HTML; Telegram takes 4096 once the tags are parsed
 
@@ -93,22 +91,11 @@ async def today_screens(svc: Services, staff_user_id: int) -> list[Screen]:
             if not entries:
                 lines.append(svc.messages.get("staff_day_none"))
             for e in entries:
-                parts = []
-                for r in e.reminders:
-                    label = f"{STATUS_ICON.get(r.status, '?')} {r.kind}"
-                    if r.status == "pending":  # with its date: it may be due days from now
-                        due = r.due_at.astimezone(tz)
-                        label += f" {local_date(due, tz, now)} {due:%H:%M}"
-                    parts.append(label)
-                who = f"{e.patient.first_name or 'patient'} (#{e.patient.id})"
-                if e.patient.chat_id is None:
-                    who += " ⚠ not linked"
-                if e.patient.unreachable:
-                    who += " ⚠ unreachable"
                 lines.append(svc.messages.get(
                     "staff_day_line", id=e.appt.id, time=f"{e.appt.starts_at.astimezone(tz):%H:%M}",
-                    who=who, area=e.appt.area, confirmation=_confirmation(svc, e.appt.status),
-                    reminders=", ".join(parts) or "-"))
+                    who=staff_who(e.patient), area=e.appt.area,
+                    confirmation=_confirmation(svc, e.appt.status),
+                    reminders=reminder_statuses(e.reminders, tz, now)))
             if more:  # beyond day_entries' limit: said, not dropped silently (and not audited)
                 lines.append(svc.messages.get("staff_day_more", count=more))
             blocks.append(console.Block(svc.messages.get("staff_day_title", day=day),

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
-from bot.db.appointment_models import Appointment
+from bot.db.appointment_models import Appointment, Reminder
+from bot.db.models import Patient
 from bot.reminders.plans import Texts
 
 Button = tuple[str, str]
@@ -35,6 +37,35 @@ def when(at: datetime, tz: ZoneInfo, now: datetime) -> str:
 def when_plain(at: datetime, tz: ZoneInfo) -> str:
     local = at.astimezone(tz)
     return f"{local_date(at, tz)} {local:%H:%M}"
+
+
+STATUS_ICON = {"pending": "⏳", "sending": "📤", "sent": "✅", "failed": "🚫", "expired": "⌛",
+               "cancelled": "✖️", "dead": "❗"}
+
+
+def reminder_statuses(reminders: Iterable[Reminder], tz: ZoneInfo, now: datetime) -> str:
+    """Staff screens: "✅ confirmation, ⏳ preparation Wed 2 Dec 14:30"; a pending one with its
+    date, since it may be due weeks from now."""
+    parts = []
+    for r in reminders:
+        label = f"{STATUS_ICON.get(r.status, '?')} {r.kind}"
+        if r.status == "pending":
+            due = r.due_at.astimezone(tz)
+            label += f" {local_date(due, tz, now)} {due:%H:%M}"
+        parts.append(label)
+    return ", ".join(parts) or "-"
+
+
+def staff_who(patient: Patient | None) -> str:
+    """A patient as staff screens name them: "Anna (#12)", with what stops reminders."""
+    if patient is None:
+        return "?"
+    who = f"{patient.first_name or 'patient'} (#{patient.id})"
+    if patient.chat_id is None:
+        who += " ⚠ not linked"
+    if patient.unreachable:
+        who += " ⚠ unreachable"
+    return who
 
 
 def appointment_buttons(texts: Texts, appt: Appointment) -> list[list[Button]]:

@@ -277,14 +277,21 @@ async def upcoming(session: AsyncSession, *, now: datetime,
         .order_by(Appointment.starts_at, Appointment.id).limit(UPCOMING_LIMIT + 1))).all()
     more = len(rows) > UPCOMING_LIMIT
     rows = rows[:UPCOMING_LIMIT]
-    by_appt: dict[int, list[Reminder]] = {a.id: [] for a, _ in rows}
-    if by_appt:
-        for r in (await session.scalars(select(Reminder).where(
-                Reminder.appointment_id.in_(list(by_appt))).order_by(Reminder.due_at, Reminder.id))):
-            if r.status == "cancelled" and r.last_error == "rescheduled":
-                continue  # the plan of an earlier time
-            by_appt[r.appointment_id or 0].append(r)
+    by_appt = await reminders_of(session, [a.id for a, _ in rows])
     return [UpcomingEntry(a, p, by_appt[a.id]) for a, p in rows], more
+
+
+async def reminders_of(session: AsyncSession, appointment_ids: list[int]) -> dict[int, list[Reminder]]:
+    """Each appointment's reminders for staff screens, in due order, without those of an
+    earlier time (cancelled by a reschedule)."""
+    by_appt: dict[int, list[Reminder]] = {i: [] for i in appointment_ids}
+    if appointment_ids:
+        for r in await session.scalars(select(Reminder).where(
+                Reminder.appointment_id.in_(appointment_ids)).order_by(Reminder.due_at, Reminder.id)):
+            if r.status == "cancelled" and r.last_error == "rescheduled":
+                continue
+            by_appt[r.appointment_id or 0].append(r)
+    return by_appt
 
 
 # ------------------------------------------------------------------------------ patients
