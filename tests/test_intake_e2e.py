@@ -582,3 +582,10 @@ async def test_a_phone_keyboard_left_up_is_closed_and_its_labels_never_become_an
     shown = await patient.send("✖️ Cancel")
     assert "Cancelled" in shown[0].text
     assert await count(runner, Intake) == 0
+
+
+async def test_a_patient_unsure_of_the_areas_can_say_so(fake, runner, patient):
+    await agree(patient)
+    await toggle_done(patient, "Not sure yet")  # the goal
+    shown = await toggle_done(patient, "Not sure yet")  # the areas: no area forced on them
+    assert "No, never" in patient.labels(shown[-1])  # on to the next question
