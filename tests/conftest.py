@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import sqlite3
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -125,3 +126,9 @@ async def _migrated(url: str) -> AsyncIterator[Database]:
         yield db
     finally:
         await db.dispose()
+
+
+def sql(db_url: str, query: str, *params: object) -> list[tuple]:
+    """Rows straight from a test's SQLite file: what is stored, not what the ORM says."""
+    with sqlite3.connect(Path(db_url.split("///", 1)[1])) as conn:
+        return conn.execute(query, params).fetchall()

@@ -3,13 +3,12 @@ reminders needing attention retried through the outbox, /noshow, /stats lines, b
 
 from __future__ import annotations
 
-import sqlite3
 from datetime import UTC, datetime
-from pathlib import Path
 
 import pytest
 
 from bot.clock import FixedClock
+from tests.conftest import sql
 from tests.reminder_support import book, dispatch, new_patient, reminders, sent_texts
 
 
@@ -17,10 +16,6 @@ from tests.reminder_support import book, dispatch, new_patient, reminders, sent_
 def clock() -> FixedClock:
     return FixedClock(datetime(2026, 3, 2, 10, 0, tzinfo=UTC))  # Monday, 10:00 in London (GMT)
 
-
-def _sql(db_url: str, query: str) -> list[tuple]:
-    with sqlite3.connect(Path(db_url.split("///", 1)[1])) as conn:
-        return conn.execute(query).fetchall()
 
 
 async def test_today_and_tomorrow_show_confirmation_and_reminder_status_and_are_audited(
@@ -44,7 +39,7 @@ async def test_today_and_tomorrow_show_confirmation_and_reminder_status_and_are_
     assert f"#{tomorrow} 11:30" in tomorrow_part and "⏳ not confirmed" in tomorrow_part
     assert "⏳ preparation Mon 2 Mar 11:30" in tomorrow_part  # due today, the day before
     assert f"#{later}" not in text
-    rows = _sql(db_url, "select action, actor_user_id, patient_id, subject from audit_events "
+    rows = sql(db_url, "select action, actor_user_id, patient_id, subject from audit_events "
                         "where action='appointments_read' order by id")
     pids = {r[2] for r in rows}
     assert len(rows) == 2 and all(r[1] == 42 for r in rows)
@@ -72,7 +67,7 @@ async def test_dead_letter_is_listed_and_retried_through_the_outbox(fake, rr, cl
     # Sent now: a second press of the same (stale) button queues nothing.
     shown = await staff.press_data(f"rt:{dead[0].id}")
     assert "cannot be retried" in shown[-1].text
-    assert ("reminder_retry", 42) in _sql(db_url, "select action, actor_user_id from audit_events")
+    assert ("reminder_retry", 42) in sql(db_url, "select action, actor_user_id from audit_events")
     clock.advance(minutes=5)
     shown = await staff.press_data("staff:failed", shown[-1])
     assert "No failed or dead-lettered reminders" in shown[-1].text
@@ -115,7 +110,7 @@ async def test_an_older_plans_dead_letter_is_not_retried(fake, rr, clock, staff,
     clock.advance(minutes=1)
     await dispatch(rr, clock)  # the new time's confirmation
     # As a reschedule before this fix left it: the old plan's dead letter still dead.
-    _sql(db_url, f"update reminders set status='dead' where id={dead}")
+    sql(db_url, f"update reminders set status='dead' where id={dead}")
     shown = await staff.send(f"/retry_dead {appt}")
     assert "0 dead-lettered reminder(s)" in shown[-1].text
     await staff.send("/staff")
@@ -192,7 +187,7 @@ async def test_broadcast_to_tomorrow_goes_through_the_outbox_escaped(fake, rr, c
     rows = await reminders(rr, kind="broadcast")
     assert len(rows) == 2 and {r.status for r in rows} == {"sent"}
     assert all(r.expires_at > r.due_at for r in rows)
-    assert ("broadcast", 42) in _sql(db_url, "select action, actor_user_id from audit_events")
+    assert ("broadcast", 42) in sql(db_url, "select action, actor_user_id from audit_events")
     # The confirmation button cannot be used twice.
     shown = await staff.press_data("bc:send:1", shown[-1])
     assert "no longer open" in shown[-1].text

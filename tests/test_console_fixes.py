@@ -6,13 +6,12 @@ the attention list shows."""
 from __future__ import annotations
 
 import re
-import sqlite3
 from datetime import UTC, datetime
-from pathlib import Path
 
 import pytest
 
 from bot.clock import FixedClock
+from tests.conftest import sql
 from tests.reminder_support import book, dispatch, new_patient, reminders, sent_texts
 
 
@@ -20,10 +19,6 @@ from tests.reminder_support import book, dispatch, new_patient, reminders, sent_
 def clock() -> FixedClock:
     return FixedClock(datetime(2026, 3, 2, 7, 0, tzinfo=UTC))  # Monday, 07:00 in London (GMT)
 
-
-def _sql(db_url: str, query: str) -> list[tuple]:
-    with sqlite3.connect(Path(db_url.split("///", 1)[1])) as conn:
-        return conn.execute(query).fetchall()
 
 
 async def test_send_under_an_earlier_preview_sends_that_preview_not_the_last_text(
@@ -98,7 +93,7 @@ async def test_today_shows_every_appointment_in_several_messages(fake, rr, clock
     assert len(tomorrow_parts) >= 2 and "(continued)" in tomorrow_parts[-1]
     assert staff.labels(shown[-1]) == ["‹ Staff console"]
     assert all(staff.labels(m) == [] for m in shown[:-1])
-    rows = _sql(db_url, "select subject, count(*) from audit_events "
+    rows = sql(db_url, "select subject, count(*) from audit_events "
                         "where action='appointments_read' group by subject order by subject")
     assert rows == [("today", 4), ("tomorrow", 4)]
     # The console button: the pressed message becomes the first part, the rest follow it.

@@ -452,14 +452,18 @@ async def test_an_urgent_caption_during_the_questionnaire_is_escalated(fake, run
     assert shown[-1].text == question_before
 
 
-async def test_allergy_history_is_an_answer_not_an_emergency(fake, runner, patient):
-    """The allergy question asks what happened: "anaphylaxis in 2019" is history (flagged for
-    staff in the summary), not a reason to tell the patient to get help now."""
+async def _at_allergy_details(patient) -> None:
     await agree(patient)
     await toggle_done(patient, "Facial rejuvenation")
     await toggle_done(patient, "Face")
     await patient.press("No, never")
-    await patient.press("Yes")  # allergies
+    await patient.press("Yes")  # allergies: the details question is next
+
+
+async def test_allergy_history_is_an_answer_not_an_emergency(fake, runner, patient):
+    """The allergy question asks what happened: "anaphylaxis in 2019" is history (flagged for
+    staff in the summary), not a reason to tell the patient to get help now."""
+    await _at_allergy_details(patient)
     shown = await patient.send("Penicillin gave me anaphylaxis in 2019, years ago I got hives")
     assert urgent_alerts(fake) == 0
     assert not any("emergency" in m.text.lower() for m in shown)
@@ -469,11 +473,7 @@ async def test_allergy_history_is_an_answer_not_an_emergency(fake, runner, patie
 async def test_an_urgent_phrase_in_the_allergy_history_is_kept_and_escalated(fake, runner, patient):
     """A free-text answer that describes a reaction happening now is the answer AND reaches
     staff at once."""
-    await agree(patient)
-    await toggle_done(patient, "Facial rejuvenation")
-    await toggle_done(patient, "Face")
-    await patient.press("No, never")
-    await patient.press("Yes")  # allergies
+    await _at_allergy_details(patient)
     shown = await patient.send("Latex. I touched a glove and my lips are swelling")
     assert urgent_alerts(fake) == 1
     # The advice comes first, the next question last: the patient need not scroll up.

@@ -16,6 +16,7 @@ from hypothesis import strategies as st
 from telegram.ext import CommandHandler
 
 from bot.clock import FixedClock
+from tests.conftest import sql
 from tests.harness import BotRunner, TgUser
 from tests.intake_support import complete
 
@@ -33,13 +34,9 @@ async def rr(fake, settings):  # noqa: F811 - the pytest fixture, not hypothesis
     await runner.stop()
 
 
-def _sql(db_url: str, query: str, *params) -> list[tuple]:
-    with sqlite3.connect(Path(db_url.split("///", 1)[1])) as conn:
-        return conn.execute(query, params).fetchall()
-
 
 def _denied(db_url: str) -> int:
-    return _sql(db_url, "select count(*) from audit_events where action='staff_denied'")[0][0]
+    return sql(db_url, "select count(*) from audit_events where action='staff_denied'")[0][0]
 
 
 async def _book(rr, user: TgUser, when: str, area: str) -> int:
@@ -69,7 +66,7 @@ async def test_every_registered_staff_command_refuses_non_staff_and_is_audited(f
         for message in shown:
             assert "Anna" not in message.text and "face" not in message.text, command
             assert "Booked" not in message.text and "Staff console" not in message.text, command
-    status = _sql(db_url, "select status from appointments where id=?", appt)
+    status = sql(db_url, "select status from appointments where id=?", appt)
     assert status == [("booked",)]  # nothing was cancelled, moved or pushed
 
 
@@ -106,7 +103,7 @@ async def two_patients(fake, rr, db_url):
     await complete(bea, phone="+447911000002")
     b_appt = await _book(rr, bea, "2026-03-06 12:00", "bea-area")
     a_appt = await _book(rr, anna, "2026-03-05 12:00", "anna-area")
-    b_intake = _sql(db_url, "select i.id from intakes i join patients p on p.id=i.patient_id "
+    b_intake = sql(db_url, "select i.id from intakes i join patients p on p.id=i.patient_id "
                             "where p.telegram_user_id=?", bea.id)[0][0]
     return anna, bea, a_appt, b_appt, b_intake
 
@@ -119,8 +116,8 @@ async def two_patients(fake, rr, db_url):
 async def test_patient_a_never_reaches_patient_bs_appointment_or_intake(
         fake, rr, db_url, two_patients, template):
     anna, bea, a_appt, b_appt, b_intake = two_patients
-    before_b = _sql(db_url, "select status, starts_at from appointments where id=?", b_appt)
-    before_i = _sql(db_url, "select status, stage, current, data, updated_at from intakes where id=?",
+    before_b = sql(db_url, "select status, starts_at from appointments where id=?", b_appt)
+    before_i = sql(db_url, "select status, stage, current, data, updated_at from intakes where id=?",
                     b_intake)
     staff_before = len(fake.calls_to("sendMessage", chat_id=42))
     shown = await anna.press_data(template.format(a=b_appt, i=b_intake))
@@ -128,8 +125,8 @@ async def test_patient_a_never_reaches_patient_bs_appointment_or_intake(
         assert "bea-area" not in message.text and "Bea" not in message.text
         assert "000002" not in message.text
         assert not (message.document and f"appointment-{b_appt}" in message.document["file_name"])
-    assert _sql(db_url, "select status, starts_at from appointments where id=?", b_appt) == before_b
-    assert _sql(db_url, "select status, stage, current, data, updated_at from intakes where id=?",
+    assert sql(db_url, "select status, starts_at from appointments where id=?", b_appt) == before_b
+    assert sql(db_url, "select status, stage, current, data, updated_at from intakes where id=?",
                 b_intake) == before_i
     for call in fake.calls_to("sendMessage", chat_id=42)[staff_before:]:
         assert f"#{b_appt}" not in call.params["text"]
@@ -159,7 +156,7 @@ async def test_erasure_leaves_no_personal_data_in_any_table(fake, rr, db_url, tw
     await anna.send("Does it hurt much? code-word quokka")
     await anna.send("/settings")
     await anna.press("20-09")
-    pid = _sql(db_url, "select id from patients where telegram_user_id=?", anna.id)[0][0]
+    pid = sql(db_url, "select id from patients where telegram_user_id=?", anna.id)[0][0]
     await anna.send("/mydata")  # audited: the actor must not name her after the erasure
     await anna.send("/staff")  # refused and audited under her Telegram id
     with sqlite3.connect(Path(db_url.split("///", 1)[1])) as conn:  # a row from an older version
@@ -182,7 +179,7 @@ async def test_erasure_leaves_no_personal_data_in_any_table(fake, rr, db_url, tw
         # Bea's data is untouched.
         assert conn.execute("select count(*) from intakes i join patients p on p.id=i.patient_id "
                             "where p.telegram_user_id=?", (bea.id,)).fetchone() == (1,)
-    actions = _sql(db_url, "select action, actor_user_id from audit_events where patient_id=?", pid)
+    actions = sql(db_url, "select action, actor_user_id from audit_events where patient_id=?", pid)
     assert ("erasure", None) in actions
 
 
@@ -190,11 +187,11 @@ async def test_each_staff_read_is_audited(fake, rr, db_url, two_patients):
     anna, bea, a_appt, b_appt, b_intake = two_patients
     await bea.press("📨 Submit")
     await _book(rr, bea, "2026-03-03 09:00", "bea-area")  # tomorrow
-    b_pid = _sql(db_url, "select id from patients where telegram_user_id=?", bea.id)[0][0]
+    b_pid = sql(db_url, "select id from patients where telegram_user_id=?", bea.id)[0][0]
     staff = TgUser(rr, "Staff", user_id=42)
 
     def reads() -> list[tuple]:
-        return _sql(db_url, "select action, patient_id, subject from audit_events "
+        return sql(db_url, "select action, patient_id, subject from audit_events "
                             "where actor_user_id=42 and action!='staff_denied' order by id")
 
     await staff.send("/staff")
@@ -203,5 +200,5 @@ async def test_each_staff_read_is_audited(fake, rr, db_url, two_patients):
     n = len(reads())
     await staff.press_data(f"iks:{b_intake}")
     assert [r[:2] for r in reads()[n:]] == [("intake_contact_viewed", b_pid)]
-    for row in _sql(db_url, "select * from audit_events"):  # ids and kinds only, never content
+    for row in sql(db_url, "select * from audit_events"):  # ids and kinds only, never content
         assert not any(s in str(row) for s in ("Bea", "Anna", "7911", "bea-area"))

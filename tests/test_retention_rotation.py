@@ -5,9 +5,7 @@ from __future__ import annotations
 
 import json
 import shutil
-import sqlite3
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
 import pytest
 from sqlalchemy import select
@@ -19,15 +17,10 @@ from bot.db.qa_models import Question
 from bot.questions import question_text, record_reply, reply_text
 from bot.retention import months_before
 from bot.rotation import rotate_all
-from tests.conftest import TEST_ENCRYPTION_KEY, make_settings
+from tests.conftest import TEST_ENCRYPTION_KEY, make_settings, sql
 from tests.harness import BotRunner, TgUser
 from tests.intake_support import NOW, complete
 from tests.scale_helpers import until_one_waits_on_a_lock
-
-
-def _sql(db_url: str, query: str) -> list[tuple]:
-    with sqlite3.connect(Path(db_url.split("///", 1)[1])) as conn:
-        return conn.execute(query).fetchall()
 
 
 def test_months_before_clamps_to_the_end_of_the_month():
@@ -55,17 +48,17 @@ async def test_daily_job_purges_old_questionnaires_without_recent_appointments(f
         assert len(jobs) == 1
         clock.set(NOW + timedelta(days=2 * 365 + 5))  # just over 24 months after Anna's
         await jobs[0].run(rr.app)
-        left = _sql(db_url, "select p.first_name from intakes i join patients p on p.id=i.patient_id")
+        left = sql(db_url, "select p.first_name from intakes i join patients p on p.id=i.patient_id")
         assert sorted(n for (n,) in left) == ["Ben", "Carl"]
-        consents = _sql(db_url, "select p.first_name from intake_consents c "
+        consents = sql(db_url, "select p.first_name from intake_consents c "
                                 "join patients p on p.id=c.patient_id")
         assert "Anna" not in {n for (n,) in consents}
-        audit = _sql(db_url, "select action, actor_user_id, patient_id, subject from audit_events "
+        audit = sql(db_url, "select action, actor_user_id, patient_id, subject from audit_events "
                              "where action='retention_purge'")
-        anna_id = _sql(db_url, f"select id from patients where telegram_user_id={anna.id}")[0][0]
+        anna_id = sql(db_url, f"select id from patients where telegram_user_id={anna.id}")[0][0]
         assert audit == [("retention_purge", None, anna_id, "intakes:1")]
         await jobs[0].run(rr.app)  # daily: a second run finds nothing more
-        assert len(_sql(db_url, "select * from audit_events where action='retention_purge'")) == 1
+        assert len(sql(db_url, "select * from audit_events where action='retention_purge'")) == 1
     finally:
         await rr.stop()
 
