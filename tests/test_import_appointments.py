@@ -214,3 +214,17 @@ async def test_a_row_error_names_the_line_the_row_starts_on(tmp_path, migrated_d
         "\n"
         '"Bea Ray",2026-03-41,14:30,face\n'))
     assert [e.line for e in report.errors] == [2, 5]
+
+
+async def test_a_patient_by_number_who_never_opened_the_bot_gets_a_link(tmp_path, migrated_db, clinic):
+    """#N of a placeholder (booked before they opened the bot): a link to that record, as /book
+    gives, or their reminders could never reach them."""
+    first = await import_text(tmp_path, migrated_db, clinic,
+                              'patient,date,time\n"Maria Lopez",2026-03-10,14:30\n')
+    async with migrated_db.session() as session:
+        maria = await session.scalar(select(Patient).where(Patient.first_name == "Maria Lopez"))
+    report = await import_text(tmp_path, migrated_db, clinic,
+                               f"patient,date,time\n#{maria.id},2026-03-31,14:30\n")
+    assert report.booked == 1 and report.errors == []
+    assert [(line, who) for line, who, _ in report.invites] == [(2, "Maria Lopez")]
+    assert report.invites[0][2] != first.invites[0][2]  # a fresh link: the first may be lost

@@ -201,13 +201,7 @@ async def import_appointments(path: Path, db: Database, settings: Settings,
                     if patient is None:
                         raise InputError(f"no patient with Telegram id {req.who.telegram_id}")
                 elif req.who.patient_id is not None:
-                    patient = await session.get(Patient, req.who.patient_id)
-                    if patient is None:
-                        raise InputError(f"there is no patient #{req.who.patient_id}")
-                    if patient.erased_at is not None:
-                        # Their record is an empty shell kept for the audit: nobody to remind.
-                        raise InputError(f"there is no patient #{req.who.patient_id} "
-                                         "(their data was erased at their request)")
+                    patient = await service.patient_by_number(session, req.who.patient_id)
                 else:
                     patient = None
                     if req.who.name and req.who.name in placeholders:
@@ -244,9 +238,17 @@ async def import_appointments(path: Path, db: Database, settings: Settings,
                     duration_min=req.duration_min, area=req.area, session_no=req.session_no,
                     course_size=req.course_size, now=now, content=content, settings=settings)
                 appt.import_key = key
+                if req.who.patient_id is not None and patient.chat_id is None:
+                    # #N of someone who has not opened the bot: a link to THIS record, as /book
+                    # gives, or their reminders could never reach them.
+                    invitation = await service.invite_existing(
+                        session, patient, name=patient.first_name, phone=None, now=now,
+                        content=content)
+                    token = invitation.token
             report.booked += 1
             if token:
-                report.invites.append((line, req.who.name or req.who.phone or "", token))
+                report.invites.append((line, req.who.name or req.who.phone or patient.first_name
+                                       or f"#{patient.id}", token))
         except (InputError, service.BookingError) as exc:
             report.errors.append(RowError(line, str(exc)))
         except Exception as exc:  # noqa: BLE001 - one bad row never aborts the others
