@@ -288,8 +288,10 @@ async def retry_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> N
     if retry.refused == service.NO_APPOINTMENT:
         await reply(update, context, texts.get("staff_no_appointment", id=appt_id))
         return
-    if retry.refused == service.UNREACHABLE_PATIENT:
-        await reply(update, context, texts.get("staff_retry_unreachable", id=appt_id))
+    if retry.refused in (service.UNREACHABLE_PATIENT, service.NOT_LINKED):
+        key = "staff_retry_unreachable" if retry.refused == service.UNREACHABLE_PATIENT \
+            else "staff_retry_not_linked"
+        await reply(update, context, texts.get(key, id=appt_id))
         return
     await reply(update, context, texts.get("staff_retried", id=appt_id, count=retry.count))
     if retry.count:

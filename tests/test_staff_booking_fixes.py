@@ -214,3 +214,9 @@ async def test_forget_erases_the_placeholder_a_merged_link_left_behind(fake, rr,
         assert (await session.scalars(select(PatientInvite))).all() == []
         names = set(await session.scalars(select(Patient.first_name)))
     assert names == {None}  # neither her name nor the one staff typed is left
+
+
+async def test_retry_dead_for_a_patient_who_never_opened_the_bot_says_so(fake, rr, clock, staff):
+    appt = await book(staff, f"{PHONE} 2026-03-05 10:00 30 face")
+    shown = await staff.send(f"/retry_dead {appt}")
+    assert "has not opened the bot yet" in shown[-1].text and "blocked" not in shown[-1].text

@@ -405,11 +405,12 @@ async def redeem_invite(session: AsyncSession, *, token: str, user_id: int, chat
 @dataclass
 class DeadRetry:
     count: int = 0  # dead letters queued again
-    refused: str | None = None  # NO_APPOINTMENT or UNREACHABLE_PATIENT: nothing was retried
+    refused: str | None = None  # NO_APPOINTMENT, UNREACHABLE_PATIENT, NOT_LINKED: none retried
 
 
 NO_APPOINTMENT = "no appointment"
-UNREACHABLE_PATIENT = "unreachable"
+UNREACHABLE_PATIENT = "unreachable"  # blocked the bot
+NOT_LINKED = "not linked"  # has not opened the bot yet
 
 
 async def retry_dead(session: AsyncSession, appointment_id: int, *, now: datetime) -> DeadRetry:
@@ -432,8 +433,10 @@ async def retry_dead(session: AsyncSession, appointment_id: int, *, now: datetim
     if not ids and appt.status in ("cancelled", "no_show"):
         return DeadRetry(refused=NO_APPOINTMENT)
     patient = await session.get(Patient, appt.patient_id)
-    if patient is not None and (patient.unreachable or patient.chat_id is None):
+    if patient is not None and patient.unreachable:
         return DeadRetry(refused=UNREACHABLE_PATIENT)
+    if patient is not None and patient.chat_id is None:
+        return DeadRetry(refused=NOT_LINKED)
     if not ids:
         return DeadRetry()
     result = await session.execute(
