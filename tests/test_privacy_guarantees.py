@@ -134,10 +134,11 @@ async def test_patient_a_never_reaches_patient_bs_appointment_or_intake(
 
 async def test_export_contains_exactly_the_patients_data(fake, rr, db_url, two_patients):
     anna, bea, a_appt, b_appt, _ = two_patients
-    await anna.send("/settings")
-    await anna.press("✅ Aftercare message")
-    await bea.send("/settings")
-    await bea.press("✅ Same-day reminder")
+    # Pressed on the settings screen itself: a reminder may arrive after it (periodic dispatch).
+    shown = await anna.send("/settings")
+    await anna.press("✅ Aftercare message", shown[-1])
+    shown = await bea.send("/settings")
+    await bea.press("✅ Same-day reminder", shown[-1])
     shown = await anna.send("/mydata")
     data = json.loads(fake.files[TgUser.document_in(shown).document["file_id"]])
     flat = json.dumps(data, ensure_ascii=False)
