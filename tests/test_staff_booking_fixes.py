@@ -220,3 +220,27 @@ async def test_retry_dead_for_a_patient_who_never_opened_the_bot_says_so(fake, r
     appt = await book(staff, f"{PHONE} 2026-03-05 10:00 30 face")
     shown = await staff.send(f"/retry_dead {appt}")
     assert "has not opened the bot yet" in shown[-1].text and "blocked" not in shown[-1].text
+
+
+async def test_forget_leaves_a_placeholder_someone_else_made_their_own(fake, rr, clock, staff):
+    """Two links to one placeholder: Anna (already on the bot) opens the first, Maria the second,
+    which makes the placeholder Maria's record. Anna's /forget takes her invite, never Maria's
+    appointment, reminders or link."""
+    from bot.db.appointment_models import PatientInvite
+    from tests.harness import TgUser
+
+    anna = await new_patient(rr, "Anna")
+    first = LINK.search((await staff.send(f"/book {PHONE} 2026-03-05 10:00 30 face"))[-1].text)
+    second = LINK.search((await staff.send(f"/book {PHONE} 2026-03-06 10:00 30 face"))[-1].text)
+    await anna.send(f"/start {first.group(1)}")
+    maria = TgUser(rr, first_name="Maria", user_id=777)
+    await maria.send(f"/start {second.group(1)}")
+    own = await book(staff, "777 2026-03-10 10:00 30 neck")
+    maria_id = (await patient_row(rr, 777)).id
+    await anna.send("/forget")
+    await anna.press("🗑 Yes")
+    assert [(a.id, a.patient_id) for a in await _appointments(rr)] == [(own, maria_id)]
+    assert {r.patient_id for r in await reminders(rr)} == {maria_id}
+    async with db(rr).session() as session:
+        invites = list(await session.scalars(select(PatientInvite.used_by)))
+    assert invites == [777]  # Maria's link stays hers; Anna's went with her

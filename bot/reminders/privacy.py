@@ -57,19 +57,20 @@ async def erase(session: AsyncSession, patient: Patient, now: datetime) -> list[
 async def _erase_merged_placeholders(session: AsyncSession, patient: Patient) -> None:
     """A link opened by someone already on the bot moved the bookings to their own row
     (service.redeem_invite) and left the placeholder behind, with the name and phone staff
-    typed on its invites and their Telegram id as who opened it: that is this patient's too."""
+    typed on the invite and their Telegram id as who opened it: that invite is theirs, and the
+    name, while the placeholder is still an empty shell. Nothing else of the placeholder: a
+    second link to it may have been opened by someone else, whose record it now is."""
     if patient.telegram_user_id is None:
         return
     merged = list(await session.scalars(select(PatientInvite.patient_id).where(
         PatientInvite.used_by == patient.telegram_user_id, PatientInvite.patient_id != patient.id)))
-    if not merged:
-        return
-    await session.execute(delete(Reminder).where(Reminder.patient_id.in_(merged)))
-    await session.execute(delete(Appointment).where(Appointment.patient_id.in_(merged)))
-    await session.execute(delete(PatientInvite).where(PatientInvite.patient_id.in_(merged)))
-    await session.execute(update(Patient).where(
-        Patient.id.in_(merged), Patient.telegram_user_id.is_(None)).values(first_name=None)
-        .execution_options(synchronize_session=False))
+    await session.execute(delete(PatientInvite).where(
+        PatientInvite.used_by == patient.telegram_user_id))
+    if merged:
+        shells = select(Appointment.id).where(Appointment.patient_id == Patient.id).exists()
+        await session.execute(update(Patient).where(
+            Patient.id.in_(merged), Patient.telegram_user_id.is_(None), ~shells)
+            .values(first_name=None).execution_options(synchronize_session=False))
 
 
 def section(texts: Texts, tz: ZoneInfo) -> DataSection:
