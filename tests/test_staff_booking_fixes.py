@@ -244,3 +244,24 @@ async def test_forget_leaves_a_placeholder_someone_else_made_their_own(fake, rr,
     async with db(rr).session() as session:
         invites = list(await session.scalars(select(PatientInvite.used_by)))
     assert invites == [777]  # Maria's link stays hers; Anna's went with her
+
+
+async def test_book_by_phone_goes_to_whoever_holds_the_phones_newest_link(fake, rr, clock, staff):
+    """Anna opened a forwarded link for the phone; staff then gave the placeholder a new link
+    (/book #X), which Maria opened: the placeholder is Maria's. The phone books for Maria."""
+    from bot.db.appointment_models import PatientInvite
+    from tests.harness import TgUser
+
+    anna = await new_patient(rr, "Anna")
+    shown = await staff.send(f"/book {PHONE} 2026-03-05 10:00 30 face")
+    await anna.send(f"/start {LINK.search(shown[-1].text).group(1)}")
+    async with db(rr).session() as session:
+        shell = await session.scalar(select(PatientInvite.patient_id).where(
+            PatientInvite.contact_phone == PHONE))
+    shown = await staff.send(f"/book #{shell} 2026-03-10 10:00 30 neck")
+    maria = TgUser(rr, first_name="Maria", user_id=777)
+    await maria.send(f"/start {LINK.search(shown[-1].text).group(1)}")
+    shown = await staff.send(f"/book {PHONE} 2026-03-12 10:00 30 lips")
+    assert "Maria" in shown[-1].text and "Anna" not in shown[-1].text
+    maria_id = (await patient_row(rr, 777)).id
+    assert [a.patient_id for a in await _appointments(rr) if a.area == "lips"] == [maria_id]

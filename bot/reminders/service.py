@@ -322,16 +322,6 @@ async def patient_for_contact(session: AsyncSession, *, name: str | None, phone:
     """A placeholder patient for someone not yet on Telegram, with a fresh invite token."""
     patient: Patient | None = None
     if phone:
-        # Whoever opened a link sent to this phone: redeem_invite may have moved the bookings
-        # to their own row, leaving the invite's placeholder empty; the booking goes to them.
-        used_by = await session.scalar(select(PatientInvite.used_by).where(
-            PatientInvite.contact_phone == phone, PatientInvite.used_by.is_not(None))
-            .order_by(PatientInvite.id.desc()).limit(1))
-        if used_by is not None:
-            linked = await session.scalar(select(Patient).where(
-                Patient.telegram_user_id == used_by, Patient.erased_at.is_(None)))
-            if linked is not None and linked.chat_id is not None:
-                return Invitation(linked, None)
         invite = await session.scalar(select(PatientInvite).where(
             PatientInvite.contact_phone == phone).order_by(PatientInvite.id.desc()).limit(1))
         if invite is not None:
@@ -340,6 +330,18 @@ async def patient_for_contact(session: AsyncSession, *, name: str | None, phone:
                 patient = None  # erased: a new placeholder, never their empty shell
             elif patient is not None and patient.chat_id is not None:
                 return Invitation(patient, None)
+            elif patient is not None:
+                # Still a shell: a link to it opened by someone already on the bot moved the
+                # bookings to their own row (redeem_invite); the booking follows them. Only
+                # this placeholder's links: an older one may have been opened by someone else.
+                used_by = await session.scalar(select(PatientInvite.used_by).where(
+                    PatientInvite.patient_id == patient.id, PatientInvite.used_by.is_not(None))
+                    .order_by(PatientInvite.id.desc()).limit(1))
+                linked = await session.scalar(select(Patient).where(
+                    Patient.telegram_user_id == used_by, Patient.erased_at.is_(None))) \
+                    if used_by is not None else None
+                if linked is not None and linked.chat_id is not None:
+                    return Invitation(linked, None)
     if patient is None:
         patient = Patient(telegram_user_id=None, chat_id=None, first_name=(name or None),
                           created_at=now, last_seen_at=now)
