@@ -228,3 +228,20 @@ async def test_a_patient_by_number_who_never_opened_the_bot_gets_a_link(tmp_path
     assert report.booked == 1 and report.errors == []
     assert [(line, who) for line, who, _ in report.invites] == [(2, "Maria Lopez")]
     assert report.invites[0][2] != first.invites[0][2]  # a fresh link: the first may be lost
+
+
+async def test_a_failed_rows_placeholder_is_never_someone_elses(tmp_path, migrated_db, clinic):
+    """A refused row rolls its new patient back; SQLite gives that id to the next new patient.
+    The same name later in the file must not be booked onto that other person."""
+    report = await import_text(tmp_path, migrated_db, clinic, (
+        "patient,date,time\n"
+        '"Anna Bell",2026-01-10,14:30\n'  # in the past: refused, her placeholder rolled back
+        '"Ben Cole",2026-03-10,14:30\n'
+        '"Anna Bell",2026-03-11,14:30\n'))
+    assert report.booked == 2 and len(report.errors) == 1
+    async with migrated_db.session() as session:
+        owners = [(a.starts_at.day, p.first_name) for a, p in await session.execute(
+            select(Appointment, Patient).join(Patient, Patient.id == Appointment.patient_id)
+            .order_by(Appointment.starts_at))]
+    assert owners == [(10, "Ben Cole"), (11, "Anna Bell")]
+    assert sorted(who for _, who, _ in report.invites) == ["Anna Bell", "Ben Cole"]

@@ -189,6 +189,7 @@ async def import_appointments(path: Path, db: Database, settings: Settings,
                 raise InputError("the patient is empty")
             req, local = _booking(row, now, settings.tz)
             key = _import_key(req.who, local)
+            new_placeholder: tuple[str, int] | None = None
             async with db.session() as session:
                 if await session.scalar(select(Appointment.id).where(
                         Appointment.import_key == key)) is not None:
@@ -226,7 +227,7 @@ async def import_appointments(path: Path, db: Database, settings: Settings,
                             content=content)
                         patient, token = invitation.patient, invitation.token
                         if req.who.name:
-                            placeholders[req.who.name] = patient.id
+                            new_placeholder = (req.who.name, patient.id)
                 duplicate = await session.scalar(select(Appointment.id).where(
                     Appointment.patient_id == patient.id, Appointment.starts_at == req.starts_at,
                     Appointment.status.in_(ACTIVE_STATUSES)))
@@ -245,6 +246,10 @@ async def import_appointments(path: Path, db: Database, settings: Settings,
                         session, patient, name=patient.first_name, phone=None, now=now,
                         content=content)
                     token = invitation.token
+            # Remembered once committed: a row that fails rolls its placeholder back, and
+            # SQLite hands the same id to the next new patient (someone else).
+            if new_placeholder is not None:
+                placeholders[new_placeholder[0]] = new_placeholder[1]
             report.booked += 1
             if token:
                 report.invites.append((line, req.who.name or req.who.phone or patient.first_name
