@@ -133,6 +133,7 @@ class SymptomRules:
     unless: dict[str, list[tuple[str, ...]]]  # "if", "prone": never a report
     unless_personal: dict[str, list[tuple[str, ...]]]  # "will", "scared of": not for personal
     questions: frozenset[str]  # "will I have bruising?": a marker after these asks
+    context: dict[str, list[tuple[str, ...]]]  # "after", "since the injections": after a visit
 
 
 @dataclass
@@ -327,13 +328,15 @@ def _symptom_rules(section: Any, path: Path, raw_words: set[str]) -> SymptomRule
         raise ContentError(path, _line_of(path, "symptom_reports:"),
                            "symptom_reports: expected a mapping")
     lists = {k: _phrases(section, "symptom_reports", k, path, raw_words)
-             for k in ("symptoms", "reports", "personal", "unless", "unless_personal", "questions")}
+             for k in ("symptoms", "reports", "personal", "unless", "unless_personal", "questions",
+                       "context")}
     return SymptomRules(
         symptoms=frozenset(flag_stem(w) for p in lists["symptoms"] for w in p),
         reports=_phrase_index(lists["reports"]), personal=_phrase_index(lists["personal"]),
         unless=_phrase_index(lists["unless"]),
         unless_personal=_phrase_index(lists["unless_personal"]),
-        questions=frozenset(w for p in lists["questions"] for w in p))
+        questions=frozenset(w for p in lists["questions"] for w in p),
+        context=_phrase_index(lists["context"]))
 
 
 def _booking_rules(section: Any, path: Path, raw_words: set[str]) -> BookingRules | None:
@@ -451,13 +454,9 @@ class QAEngine:
             self._typo_cache[token] = fixed
         return fixed
 
-    def red_flag(self, stems: list[str], *, history: bool = False) -> RedFlag | None:
-        """history: the text tells the past (intake's allergy history): one-word flags
-        ("hives", "anaphylaxis") name what happened then; only phrases ("lips swelling") count."""
+    def red_flag(self, stems: list[str]) -> RedFlag | None:
         present = set(stems)
         for flag in self.config.red_flags:
-            if history and len(flag.stems) == 1:
-                continue
             # The superset test inline: most flags fail it, and this runs for every message.
             if present.issuperset(flag.stems) and _near(stems, present, flag.stems):
                 return flag
@@ -467,7 +466,8 @@ class QAEngine:
         """Does a clause of the message report the patient's own symptom (SymptomRules)?
         `tokens`: the whole message's (corrected); without a symptom word, no clause is read."""
         rules = self.config.symptoms
-        if rules is None or not any(flag_stem(t) in rules.symptoms for t in tokens):
+        if rules is None or not any(flag_stem(t) in rules.symptoms for t in tokens) \
+                or not _find(tokens, rules.context):
             return False
         budget = 400
         for clause in _CLAUSE.split(text[:4096]):
@@ -550,10 +550,15 @@ class QAEngine:
 
     # -- the question --------------------------------------------------------------------------
     def red_flag_in(self, text: str, *, history: bool = False) -> RedFlag | None:
-        """Red flags anywhere in the text, however long (an urgent line can end a long message)."""
+        """Red flags anywhere in the text, however long (an urgent line can end a long message).
+        history: the text tells the past (intake's allergy history): "swollen lips and
+        difficulty breathing as a child" is what happened then; a flag counts only with a sign
+        of now ("now", "my lips are swelling")."""
         words = tokenize(text)
         head = [self.correct(t) for t in words[:400]]  # typo correction only where it is cheap
-        return self.red_flag([flag_stem(t) for t in head + words[400:]], history=history)
+        if history and not _happening_now(head + words[400:]):
+            return None
+        return self.red_flag([flag_stem(t) for t in head + words[400:]])
 
     def ask(self, text: str, limit: int = 3) -> Result:
         words = tokenize(text)[:400]
@@ -606,6 +611,17 @@ def _near(stems: list[str], present: set[str], phrase: tuple[str, ...]) -> bool:
     need = set(phrase)
     width = len(phrase) + 3
     return any(s in need and need.issubset(stems[i:i + width]) for i, s in enumerate(stems))
+
+
+_NOW = frozenset({"now", "currently", "today", "tonight", "moment", "happening", "started",
+                  "starting", "suddenly", "cant", "cannot"})
+_BE = frozenset({"am", "is", "are", "im", "its", "theyre", "keeps", "keep"})
+
+
+def _happening_now(words: list[str]) -> bool:
+    """A sign the words tell the present: a word of now, or "is/are ...ing" ("are swelling")."""
+    return bool(_NOW.intersection(words)) or any(
+        w in _BE and any(n.endswith("ing") for n in words[i + 1:i + 3]) for i, w in enumerate(words))
 
 
 def build_qa(content: Content, content_dir: Path) -> QAEngine:

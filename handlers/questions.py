@@ -203,14 +203,16 @@ async def on_text(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         intro = qa.config.text("empty_question" if result.kind == "empty" else result.kind)
         await send_screen(update, context, svc.menu.main(intro=intro))
         return
+    question_id, patient_id, name = await _record_question(update, svc, result)
     if result.kind == "booking" and svc.intake is not None:
-        # The questionnaire's own entry button (the main menu's): no question to record.
+        # The questionnaire's own entry button (the main menu's), and staff for what it is not
+        # ("my daughter wants to book, is there an age limit?").
         await send_screen(update, context, Screen(qa.config.text("booking"), [
             [(svc.intake.t("menu_button"), "ik:go")],
+            [(qa.config.text("button_send_to_staff"), f"qa:ask:{question_id}")],
             [(qa.config.text("button_main_menu"), "home")],
         ]))
         return
-    question_id, patient_id, name = await _record_question(update, svc, result)
     if result.kind == "red_flag":
         await _alert(update, context, result, question_id, patient_id, name)
         return

@@ -184,3 +184,22 @@ def test_history_answers_alert_only_on_urgent_phrases():
     assert ENGINE.red_flag_in("penicillin: anaphylaxis in 2019, hives", history=True) is None
     flag = ENGINE.red_flag_in("latex, and now my lips are swelling", history=True)
     assert flag is not None and flag.category == "allergic_reaction"
+
+
+@pytest.mark.parametrize("text", [
+    "Peanuts: swollen lips and difficulty breathing as a child",
+    "Shellfish, my throat swelled and I had trouble breathing, carry an epipen",
+    "latex, rash all over", "ibuprofen makes me short of breath",
+    "I get chest pain sometimes (angina)", "eczema, sometimes blisters",
+])
+def test_allergy_and_health_history_is_not_an_emergency(text):
+    assert ENGINE.red_flag_in(text) is not None  # the same words typed as a message would be
+    assert ENGINE.red_flag_in(text, history=True) is None
+
+
+@pytest.mark.parametrize("text", [
+    "nuts - my throat is closing up", "peanuts, I am having a reaction", "I can't breathe",
+    "my lips are swelling right now",
+])
+def test_history_that_is_happening_now_is_an_emergency(text):
+    assert ENGINE.red_flag_in(text, history=True) is not None

@@ -58,11 +58,24 @@ def test_a_thumbs_up_is_thanks_other_symbols_show_the_menu(text, kind):
     "my face is still swollen, will it go down?", "I've got lumps where I was injected",
     "I have small bruises where the needle went in, when will they go",
     "my skin is a bit itchy after the injections, is that normal",
-    "can I go to the gym? my legs are really sore",  # the report is the second clause
+    "can I go to the gym? my legs are really sore since the session",  # the second clause
 ])
 def test_a_patient_reporting_their_own_symptom_is_not_quoted(text):
     result = ENGINE.ask(text)
     assert result.kind == "symptom" and result.matches == []
+
+
+@pytest.mark.parametrize("text", [
+    # A goal or a condition before any treatment: a question, not a report.
+    "I have lumpy cellulite on my thighs, does mesotherapy work for it?",
+    "I have puffy eyes, can mesotherapy help?", "My skin feels tight and dry, would mesotherapy help?",
+    "I have red cheeks, can this treatment help?", "I am very sensitive to pain, what can I do?",
+    "I'm on a tight schedule, how long does a session take?",
+    "How long does my face stay swollen after mesotherapy?",
+    "My friend had bruising after her treatment, is that normal?",
+])
+def test_goals_and_general_questions_are_not_symptom_reports(text):
+    assert ENGINE.ask(text).kind != "symptom"
 
 
 @pytest.mark.parametrize(("text", "expected"), [
@@ -144,6 +157,15 @@ def test_booking_requests_are_recognised(text):
 ])
 def test_not_every_mention_of_an_appointment_is_a_booking(text, kind):
     assert ENGINE.ask(text).kind == kind
+
+
+@pytest.mark.parametrize("text", [
+    "How do I get ready for my appointment?", "Do I need to get anything before my appointment?",
+    "Can I get my appointment reminders by email?", "My booking confirmation didn't arrive",
+    "Do I need to book a follow-up session?", "Can I sign up for the newsletter?",
+])
+def test_questions_about_an_appointment_are_not_requests_to_book(text):
+    assert ENGINE.ask(text).kind != "booking"
 
 
 def test_the_no_answer_text_no_longer_claims_bookings_are_not_covered():
@@ -243,7 +265,9 @@ async def test_a_booking_request_gets_the_questionnaire_button(fake, runner, pat
     assert "ask for a consultation here" in message.text and "bookings" not in message.text
     rows = message.reply_markup["inline_keyboard"]
     assert rows[0][0] == {"text": "📝 Book a consultation", "callback_data": "ik:go"}
-    assert await questions(runner) == []  # a request to book is not a question
+    # Kept, so that what the patient wrote can still go to staff if it was not a booking.
+    assert rows[1][0]["callback_data"].startswith("qa:ask:")
+    assert len(await questions(runner)) == 1
     shown = await patient.press("📝 Book a consultation")
     assert "Before we start: your consent" in shown[-1].text  # the questionnaire's entry
 
