@@ -265,3 +265,18 @@ async def test_book_by_phone_goes_to_whoever_holds_the_phones_newest_link(fake, 
     assert "Maria" in shown[-1].text and "Anna" not in shown[-1].text
     maria_id = (await patient_row(rr, 777)).id
     assert [a.patient_id for a in await _appointments(rr) if a.area == "lips"] == [maria_id]
+
+
+async def test_booking_the_next_session_takes_a_dead_book_your_next_session_off_retry(
+        fake, rr, clock, staff, db_url):
+    from tests.conftest import sql
+
+    anna = await new_patient(rr, "Anna")
+    first = await book(staff, f"{anna.id} 2026-03-03 12:00 60 face 1/3")
+    [ask] = await reminders(rr, appointment_id=first, kind="next_session")
+    sql(db_url, f"update reminders set status='dead' where id={ask.id}")  # it failed for good
+    await book(staff, f"{anna.id} 2026-03-20 12:00 60 face 2/3")
+    shown = await staff.send(f"/retry_dead {first}")
+    assert shown[-1].text.startswith("0 dead-lettered reminder(s)")  # nothing to resend
+    [row] = await reminders(rr, id=ask.id)
+    assert row.status == "cancelled"

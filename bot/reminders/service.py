@@ -81,7 +81,8 @@ async def book(session: AsyncSession, *, patient_id: int, starts_at: datetime, d
                                            Appointment.starts_at < starts_at)
     await session.execute(update(Reminder).where(
         Reminder.patient_id == patient_id, Reminder.kind == "next_session",
-        Reminder.status.in_(OPEN), Reminder.appointment_id.in_(earlier))
+        Reminder.status.in_(OPEN + UNDELIVERED),  # failed or dead: off the retry list too
+        Reminder.appointment_id.in_(earlier))
         .values(status="cancelled", last_error=NEXT_BOOKED)
         .execution_options(synchronize_session=False))
     await questions.close_requests(session, source=NEXT_SESSION, patient_id=patient_id)
