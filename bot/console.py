@@ -254,12 +254,21 @@ async def preview(session: AsyncSession, draft: Broadcast, text: str) -> Broadca
     return row
 
 
+async def _open_drafts(session: AsyncSession, staff_user_id: int) -> list[Broadcast]:
+    """This staff member's open drafts (the previews of one broadcast), locked in id order:
+    two taps on two previews (two instances) then wait for each other instead of each
+    locking its own row and deadlocking on the other's."""
+    return list(await session.scalars(
+        select(Broadcast).where(Broadcast.created_by == staff_user_id, Broadcast.status == "draft")
+        .order_by(Broadcast.id).with_for_update().execution_options(populate_existing=True)))
+
+
 async def queue(session: AsyncSession, broadcast_id: int, staff_user_id: int, now: datetime,
                 tz: ZoneInfo) -> int | None:
     """Write one outbox row per recipient (due now, valid for a day). None if not open."""
-    draft = await session.get(Broadcast, broadcast_id, with_for_update=True)
-    if draft is None or draft.status != "draft" or draft.text is None \
-            or draft.created_by != staff_user_id:
+    draft = next((d for d in await _open_drafts(session, staff_user_id) if d.id == broadcast_id),
+                 None)
+    if draft is None or draft.text is None:
         return None
     ids = await audience_patients(session, draft.audience, now, tz)
     session.add_all(Reminder(
@@ -274,8 +283,7 @@ async def queue(session: AsyncSession, broadcast_id: int, staff_user_id: int, no
 
 async def cancel_draft(session: AsyncSession, broadcast_id: int, staff_user_id: int) -> bool:
     """Cancel the broadcast being composed (every preview of it) if this draft is open."""
-    draft = await session.get(Broadcast, broadcast_id, with_for_update=True)
-    if draft is None or draft.status != "draft" or draft.created_by != staff_user_id:
+    if not any(d.id == broadcast_id for d in await _open_drafts(session, staff_user_id)):
         return False
     await _close_drafts(session, staff_user_id)
     return True

@@ -8,6 +8,7 @@ answers.
 from __future__ import annotations
 
 import asyncio
+from datetime import UTC, datetime
 
 import pytest
 from sqlalchemy import func, select, text
@@ -332,3 +333,31 @@ async def test_an_erasure_and_a_request_on_the_same_patient_do_not_deadlock(migr
         await questions.record_request(session, patient.id, appt.id, RESCHEDULE, "move it", now,
                                        CryptoBox([TEST_ENCRYPTION_KEY]))
     await erasure  # no DeadlockDetectedError on either side
+
+
+async def test_two_previews_sent_at_once_queue_one_broadcast_without_a_deadlock(migrated_pg_db):
+    """Send under two previews of one broadcast, tapped at once (two instances): one is queued,
+    the other told it is no longer open; neither fails with a database error."""
+    from zoneinfo import ZoneInfo
+
+    from bot import console
+    from bot.db.preference_models import Broadcast
+
+    now, tz = datetime(2026, 3, 2, 10, 0, tzinfo=UTC), ZoneInfo("Europe/London")
+    for _ in range(3):
+        async with migrated_pg_db.session() as session:
+            draft = await console.start_draft(session, 42, 42, "tomorrow", now)
+            first = await console.preview(session, draft, "first")
+            second = await console.preview(session, first, "second")
+            ids = first.id, second.id
+
+        async def send(broadcast_id: int) -> int | None:
+            async with migrated_pg_db.session() as session:
+                return await console.queue(session, broadcast_id, 42, now, tz)
+
+        results = await asyncio.gather(*(send(i) for i in ids))
+        assert sorted(results, key=lambda r: r is None) == [0, None]
+        async with migrated_pg_db.session() as session:
+            statuses = sorted((await session.scalars(select(Broadcast.status).where(
+                Broadcast.id.in_(ids)))).all())
+        assert statuses == ["cancelled", "queued"]
