@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import sqlite3
 from collections.abc import AsyncIterator
@@ -132,3 +133,9 @@ def sql(db_url: str, query: str, *params: object) -> list[tuple]:
     """Rows straight from a test's SQLite file: what is stored, not what the ORM says."""
     with sqlite3.connect(Path(db_url.split("///", 1)[1])) as conn:
         return conn.execute(query, params).fetchall()
+
+
+async def sql_write(db_url: str, query: str, *params: object) -> None:
+    """A write straight into a running bot's SQLite file, from a thread: done on the event loop,
+    it would wait for a write lock that the bot, stuck behind it on that loop, never releases."""
+    await asyncio.to_thread(sql, db_url, query, *params)

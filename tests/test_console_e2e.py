@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 import pytest
 
 from bot.clock import FixedClock
-from tests.conftest import sql
+from tests.conftest import sql, sql_write
 from tests.reminder_support import book, dispatch, new_patient, reminders, sent_texts
 
 
@@ -110,7 +110,7 @@ async def test_an_older_plans_dead_letter_is_not_retried(fake, rr, clock, staff,
     clock.advance(minutes=1)
     await dispatch(rr, clock)  # the new time's confirmation
     # As a reschedule before this fix left it: the old plan's dead letter still dead.
-    sql(db_url, f"update reminders set status='dead' where id={dead}")
+    await sql_write(db_url, f"update reminders set status='dead' where id={dead}")
     shown = await staff.send(f"/retry_dead {appt}")
     assert "0 dead-lettered reminder(s)" in shown[-1].text
     await staff.send("/staff")

@@ -16,7 +16,7 @@ from hypothesis import strategies as st
 from telegram.ext import CommandHandler
 
 from bot.clock import FixedClock
-from tests.conftest import sql
+from tests.conftest import sql, sql_write
 from tests.harness import BotRunner, TgUser
 from tests.intake_support import complete
 
@@ -160,9 +160,8 @@ async def test_erasure_leaves_no_personal_data_in_any_table(fake, rr, db_url, tw
     pid = sql(db_url, "select id from patients where telegram_user_id=?", anna.id)[0][0]
     await anna.send("/mydata")  # audited: the actor must not name her after the erasure
     await anna.send("/staff")  # refused and audited under her Telegram id
-    with sqlite3.connect(Path(db_url.split("///", 1)[1])) as conn:  # a row from an older version
-        conn.execute("insert into audit_events (at, actor_user_id, action, patient_id) "
-                     "values ('2026-01-01 00:00:00', ?, 'export', ?)", (anna.id, pid))
+    await sql_write(db_url, "insert into audit_events (at, actor_user_id, action, patient_id) "
+                    "values ('2026-01-01 00:00:00', ?, 'export', ?)", anna.id, pid)  # an older row
     await anna.send("/forget")
     await anna.press("🗑 Yes")
     with sqlite3.connect(Path(db_url.split("///", 1)[1])) as conn:

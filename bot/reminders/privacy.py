@@ -6,7 +6,7 @@ from datetime import datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import delete, func, or_, select, update
+from sqlalchemy import delete, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot import console
@@ -22,10 +22,10 @@ async def export(session: AsyncSession, patient: Patient) -> dict[str, Any]:
         Appointment.patient_id == patient.id).order_by(Appointment.starts_at))).scalars().all()
     rems = (await session.execute(select(Reminder).where(
         Reminder.patient_id == patient.id).order_by(Reminder.due_at))).scalars().all()
-    mine = PatientInvite.patient_id == patient.id
-    if patient.telegram_user_id is not None:  # also links they opened that merged into this row
-        mine = or_(mine, PatientInvite.used_by == patient.telegram_user_id)
-    invites = (await session.execute(select(PatientInvite).where(mine))).scalars().all()
+    # Not the links they opened that merged into this row (erase() takes those): a forwarded
+    # link carries the name and phone staff typed for someone else.
+    invites = (await session.execute(select(PatientInvite).where(
+        PatientInvite.patient_id == patient.id))).scalars().all()
     return {
         "appointments": [{
             "id": a.id, "starts_at": a.starts_at.isoformat(), "duration_minutes": a.duration_min,
