@@ -46,3 +46,30 @@ async def test_without_a_contact_the_advice_shows_no_empty_line(fake, runner):
     advice = next(m for m in shown if "Please get help now" in m.text)
     assert "📞" not in advice.text and advice.text.rstrip() == advice.text
     assert "📞" not in (await anna.send("/help"))[-1].text
+
+
+@pytest.mark.parametrize("kind", ["aftercare", "push_after"])
+def test_reminders_that_say_contact_the_clinic_say_how(kind):
+    """The aftercare messages (and the check-in's concern answer) end their advice with the
+    contact; without one, nothing is added."""
+    from datetime import UTC, datetime
+    from zoneinfo import ZoneInfo
+
+    from bot.config import ROOT
+    from bot.content import load_content
+    from bot.db.appointment_models import Appointment
+    from bot.reminders.plans import content_from_messages, load_reminder_content
+    from bot.reminders.render import reminder_message
+
+    now = datetime(2026, 3, 2, 10, 0, tzinfo=UTC)
+    appt = Appointment(id=7, patient_id=1, starts_at=now, duration_min=60, area="face",
+                       session_no=1, course_size=3, status="completed", plan_version=1,
+                       created_at=now, updated_at=now)
+    tz, content_dir = ZoneInfo("Europe/London"), ROOT / "content"
+    with_contact = load_reminder_content(content_dir, "Clinic", "📞 +44 20 7946 0000 &amp; more")
+    text, _ = reminder_message(kind, with_contact.texts, appt, tz, now)
+    assert text.endswith("emergency number.\n📞 +44 20 7946 0000 &amp; more")
+    assert with_contact.texts.get("checkin_concern").endswith("\n📞 +44 20 7946 0000 &amp; more")
+    shipped = content_from_messages(content_dir, load_content(content_dir).messages)
+    text, _ = reminder_message(kind, shipped.texts, appt, tz, now)
+    assert text.endswith("emergency number.")  # clinic_contact ships empty

@@ -122,12 +122,15 @@ class Engine:
 class Texts:
     """Templates; placeholder values are HTML-escaped, the templates are trusted HTML."""
 
-    def __init__(self, data: dict[str, str], clinic_name: str) -> None:
+    def __init__(self, data: dict[str, str], clinic_name: str, contact_line: str = "") -> None:
         self._data = data
         self.clinic_name = clinic_name
+        # "\n📞 ..." (messages.yaml contact_line, already HTML) or "": {contact_line} ends advice
+        # to contact the clinic, and shows nothing until the clinic fills clinic_contact in.
+        self.contact_line = f"\n{contact_line}" if contact_line else ""
 
     def get(self, key: str, **params: object) -> str:
-        values = {"clinic_name": html.escape(self.clinic_name)}
+        values = {"clinic_name": html.escape(self.clinic_name), "contact_line": self.contact_line}
         values.update({k: html.escape(str(v), quote=False) for k, v in params.items()})
         return fill(self._data[key], values, f"reminders.yaml:{key}")
 
@@ -154,7 +157,8 @@ def _line(path: Path, needle: str) -> int:
     return 1
 
 
-def load_reminder_content(content_dir: Path, clinic_name: str = "the clinic") -> ReminderContent:
+def load_reminder_content(content_dir: Path, clinic_name: str = "the clinic",
+                          contact_line: str = "") -> ReminderContent:
     path = Path(content_dir) / "reminders.yaml"
     data = load_yaml(path)
     if not isinstance(data, dict):
@@ -252,7 +256,8 @@ def load_reminder_content(content_dir: Path, clinic_name: str = "the clinic") ->
             raise fail(str(key), f"{key}: {exc}") from None
         if key.startswith("button_") and len(sample) > BUTTON_LIMIT:
             raise fail(str(key), f"{key}: button label longer than {BUTTON_LIMIT}")
-    return ReminderContent(plans, engine, Texts(dict(texts_raw), clinic_name), push_valid_for, path)
+    return ReminderContent(plans, engine, Texts(dict(texts_raw), clinic_name, contact_line),
+                           push_valid_for, path)
 
 
 def content_from_messages(content_dir: Path, messages: Any) -> ReminderContent:
@@ -260,4 +265,4 @@ def content_from_messages(content_dir: Path, messages: Any) -> ReminderContent:
         clinic = str(messages.raw("clinic_name"))
     except KeyError:
         clinic = "the clinic"
-    return load_reminder_content(content_dir, clinic)
+    return load_reminder_content(content_dir, clinic, messages.contact_line())
