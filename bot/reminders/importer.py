@@ -20,7 +20,6 @@ from __future__ import annotations
 import csv
 import hashlib
 import itertools
-import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -38,12 +37,15 @@ from bot.reminders.parse import (
     BookRequest,
     InputError,
     Who,
+    local_start,
+    parse_area,
     parse_date,
     parse_duration_tokens,
+    parse_session,
     parse_time,
     parse_who,
 )
-from bot.reminders.planner import is_nonexistent, resolve_local
+from bot.reminders.planner import resolve_local
 from bot.reminders.plans import ReminderContent
 
 REQUIRED = ("patient", "date", "time")
@@ -136,28 +138,21 @@ def _booking(row: dict[str, str], now: datetime, tz: ZoneInfo) -> tuple[BookRequ
     _whole("date", row["date"], used, "2026-12-03, 3.12.2026, 3 Dec 2026")
     at, used = parse_time(row["time"].split())
     _whole("time", row["time"], used, "14:30 or 2:30pm")
-    local = datetime.combine(day, at)
-    if is_nonexistent(local, tz):
-        raise InputError(f"{day} {at:%H:%M} does not exist in {tz.key} (the clocks go forward)")
+    local = local_start(day, at, tz)
     minutes = 60
     if text := row.get("duration", ""):
         parsed, used = parse_duration_tokens(text.split())
         if parsed is None or used != len(text.split()):
             raise InputError(f"duration {text!r} is not a duration (try 60, 90 min or 1h30)")
         minutes = parsed
-    area = " ".join(row.get("area", "").split()) or "treatment"
-    if len(area) > 64:
-        raise InputError("the treatment area is longer than 64 characters")
     session_no = course_size = 1
     if text := row.get("session", ""):
-        m = re.fullmatch(r"(\d{1,2})\s*/\s*(\d{1,2})", text)
-        if m is None:
+        session = parse_session(text)
+        if session is None:
             raise InputError(f"session {text!r} is not N/M (e.g. 2/4)")
-        session_no, course_size = int(m.group(1)), int(m.group(2))
-        if not 1 <= session_no <= course_size:
-            raise InputError("session must be N/M with 1 <= N <= M")
-    return BookRequest(who, resolve_local(local, tz), minutes, area, session_no,
-                       course_size), local
+        session_no, course_size = session
+    return BookRequest(who, resolve_local(local, tz), minutes, parse_area(row.get("area", "")),
+                       session_no, course_size), local
 
 
 def _import_key(who: Who, local: datetime) -> str:

@@ -142,10 +142,33 @@ def parse_when(tokens: list[str], now: datetime, tz: ZoneInfo) -> tuple[datetime
     today = now.astimezone(tz).date()
     day, used = parse_date(tokens, today)
     at, used_t = parse_time(tokens[used:])
+    return resolve_local(local_start(day, at, tz), tz), used + used_t
+
+
+def local_start(day: date, at: time, tz: ZoneInfo) -> datetime:
+    """The naive clinic-time start, refused when the clocks skip it."""
     naive = datetime.combine(day, at)
     if is_nonexistent(naive, tz):
         raise InputError(f"{day} {at:%H:%M} does not exist in {tz.key} (the clocks go forward)")
-    return resolve_local(naive, tz), used + used_t
+    return naive
+
+
+def parse_area(text: str, default: str = "treatment") -> str:
+    area = " ".join(text.split()) or default
+    if len(area) > 64:
+        raise InputError("the treatment area is longer than 64 characters")
+    return area
+
+
+def parse_session(text: str) -> tuple[int, int] | None:
+    """"2/4" (or "2 / 4") -> (2, 4); None when it is not N/M."""
+    m = re.fullmatch(r"(\d{1,2})\s*/\s*(\d{1,2})", text.strip())
+    if m is None:
+        return None
+    session_no, course_size = int(m.group(1)), int(m.group(2))
+    if not 1 <= session_no <= course_size:
+        raise InputError("session must be N/M with 1 <= N <= M")
+    return session_no, course_size
 
 
 @dataclass
@@ -227,13 +250,8 @@ def parse_book(args: list[str], now: datetime, tz: ZoneInfo, *, default_minutes:
     minutes = default_minutes if minutes is None else minutes
     rest = rest[used:]
     session_no = course_size = 1
-    if rest and re.fullmatch(r"\d{1,2}/\d{1,2}", rest[-1]):
-        n, m = rest[-1].split("/")
-        session_no, course_size = int(n), int(m)
+    if rest and (session := parse_session(rest[-1])) is not None:
+        session_no, course_size = session
         rest = rest[:-1]
-        if not 1 <= session_no <= course_size:
-            raise InputError("session must be N/M with 1 <= N <= M")
-    area = " ".join(rest).strip() or default_area
-    if len(area) > 64:
-        raise InputError("the treatment area is longer than 64 characters")
-    return BookRequest(who, starts_at, minutes, area, session_no, course_size)
+    return BookRequest(who, starts_at, minutes, parse_area(" ".join(rest), default_area),
+                       session_no, course_size)
