@@ -138,6 +138,11 @@ class Messages:
         clinic fills in clinic_contact: the advice then cannot say how)."""
         return self.get("contact_line") if self.clinic_contact else ""
 
+    def with_contact(self, text: str, gap: str = "\n") -> str:
+        """Advice to contact the clinic, with how once clinic_contact is set."""
+        line = self.contact_line()
+        return f"{text}{gap}{line}" if line else text
+
     def add(self, extra: Any, path: Path, required: tuple[str, ...] = ()) -> None:
         """Merge a feature's message file (e.g. privacy.yaml): validated, with every key the
         feature uses (`required`), and no key defined twice."""

@@ -41,8 +41,8 @@ async def menu(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
 
 async def help_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     svc = services(context)
-    help_text, contact = svc.messages.get("help"), svc.messages.contact_line()
-    await send_screen(update, context, svc.menu.main(intro=f"{help_text}\n\n{contact}" if contact else help_text))
+    intro = svc.messages.with_contact(svc.messages.get("help"), gap="\n\n")
+    await send_screen(update, context, svc.menu.main(intro=intro))
 
 
 async def navigate(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:

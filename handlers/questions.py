@@ -168,12 +168,6 @@ async def _record_question(update: Update, svc: Services, result: Result) -> tup
     return ids
 
 
-def with_contact(svc: Services, text: str) -> str:
-    """Advice to contact the clinic, with how (messages.yaml clinic_contact) once it is set."""
-    line = svc.messages.contact_line()
-    return f"{text}\n{line}" if line else text
-
-
 async def _alert(update: Update, context: ContextTypes.DEFAULT_TYPE, result: Result,
                  question_id: int, patient_id: int, name: str, *,
                  menu_button: bool = True) -> None:
@@ -182,7 +176,7 @@ async def _alert(update: Update, context: ContextTypes.DEFAULT_TYPE, result: Res
     message, chat = update.effective_message, update.effective_chat
     assert result.red_flag is not None and message is not None and chat is not None
     rows = [[(qa.config.text("button_main_menu"), "home")]] if menu_button else []
-    await send_screen(update, context, Screen(with_contact(svc, qa.config.text("red_flag")), rows))
+    await send_screen(update, context, Screen(svc.messages.with_contact(qa.config.text("red_flag")), rows))
     # Under a photo or file: staff learn there is one (the bot keeps none).
     text = _alert_text(qa, question_id, patient_id, name, words_of(message),
                        flag=result.red_flag.category, attachment=message.text is None)
@@ -227,7 +221,7 @@ async def on_text(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     key = {"symptom": "symptom_report", "booking": "booking_handoff"}.get(result.kind, "no_answer")
     text = qa.config.text(key)
     if key == "symptom_report":
-        text = with_contact(svc, text)
+        text = svc.messages.with_contact(text)
     await send_screen(update, context, Screen(text, [
         [(qa.config.text("button_send_to_staff"), f"qa:ask:{question_id}")],
         [(qa.config.text("button_main_menu"), "home")],
@@ -244,7 +238,7 @@ async def _pass_unreadable(update: Update, context: ContextTypes.DEFAULT_TYPE, q
     qa = _engine(svc)
     message = update.effective_message
     assert message is not None
-    await send_screen(update, context, Screen(with_contact(svc, qa.config.text("unreadable")),
+    await send_screen(update, context, Screen(svc.messages.with_contact(qa.config.text("unreadable")),
                                               [[(qa.config.text("button_main_menu"), "home")]]))
     async with svc.db.session() as session:
         await repo.hand_off(session, question_id, svc.clock.now())
@@ -253,7 +247,7 @@ async def _pass_unreadable(update: Update, context: ContextTypes.DEFAULT_TYPE, q
     if delivered:
         log.info("unreadable question %s passed to staff", question_id)
     await context.bot.send_message(update.effective_chat.id, qa.config.text("handoff_done")
-                                   if delivered else with_contact(svc, qa.config.text("handoff_failed")))
+                                   if delivered else svc.messages.with_contact(qa.config.text("handoff_failed")))
 
 
 async def on_ask(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
@@ -287,7 +281,7 @@ async def on_ask(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
                          _alert_text(qa, question_id, patient_id, name, text)) == 0:
         # Kept, handed off: it is among the console's open questions, and resend_alerts
         # tells staff once a staff chat can be reached. The patient learns it may take longer.
-        await context.bot.send_message(chat_id, with_contact(svc, qa.config.text("handoff_failed")))
+        await context.bot.send_message(chat_id, svc.messages.with_contact(qa.config.text("handoff_failed")))
         return
     log.info("question %s handed off to staff", question_id)
     await context.bot.send_message(chat_id, qa.config.text("handoff_done"))
