@@ -40,6 +40,7 @@ from bot.reminders.parse import (
 from bot.reminders.plans import ReminderContent, content_from_messages
 from bot.reminders.render import (
     appointment_buttons,
+    patient_label,
     reminder_statuses,
     staff_who,
     when,
@@ -103,13 +104,6 @@ async def staff_guard(update: Update, context: ContextTypes.DEFAULT_TYPE) -> boo
     return await require_staff(update, context, action[:64])
 
 
-def _who_label(patient: Patient | None) -> str:
-    if patient is None:
-        return "?"
-    name = patient.first_name or "patient"
-    return f"{name} (#{patient.id})"
-
-
 def _nav_rows(context: ContextTypes.DEFAULT_TYPE) -> list[list[tuple[str, str]]]:
     svc = services(context)
     return [[(svc.messages.get("button_back"), "ap:list"),
@@ -161,7 +155,7 @@ async def book_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> No
                 invitation = await service.invite_existing(
                     session, patient, name=patient.first_name, phone=None, now=now, content=content)
                 token = invitation.token
-            who = _who_label(patient) if patient.first_name else (req.who.phone or f"#{patient.id}")
+            who = patient_label(patient) if patient.first_name else (req.who.phone or f"#{patient.id}")
     except service.BookingError as exc:
         await reply(update, context, texts.get("staff_bad_input", problem=str(exc)))
         return

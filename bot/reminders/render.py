@@ -56,11 +56,16 @@ def reminder_statuses(reminders: Iterable[Reminder], tz: ZoneInfo, now: datetime
     return ", ".join(parts) or "-"
 
 
+def patient_label(patient: Patient | None) -> str:
+    """A patient as staff messages name them: "Anna (#12)"."""
+    return "?" if patient is None else f"{patient.first_name or 'patient'} (#{patient.id})"
+
+
 def staff_who(patient: Patient | None) -> str:
-    """A patient as staff screens name them: "Anna (#12)", with what stops reminders."""
+    """patient_label, with what stops reminders."""
     if patient is None:
         return "?"
-    who = f"{patient.first_name or 'patient'} (#{patient.id})"
+    who = patient_label(patient)
     if patient.chat_id is None:
         who += " ⚠ not linked"
     if patient.unreachable:
