@@ -245,3 +245,28 @@ async def test_a_failed_rows_placeholder_is_never_someone_elses(tmp_path, migrat
             .order_by(Appointment.starts_at))]
     assert owners == [(10, "Ben Cole"), (11, "Anna Bell")]
     assert sorted(who for _, who, _ in report.invites) == ["Anna Bell", "Ben Cole"]
+
+
+
+async def test_a_row_another_import_booked_meanwhile_is_skipped_not_an_error(
+        tmp_path, migrated_db, clinic, monkeypatch):
+    """Two staff import the same file at once: the unique import_key lets one booking through
+    and refuses the other at commit. The loser's report says "imported before"."""
+    async with migrated_db.session() as session:
+        await patients.upsert_from_telegram(session, user_id=777, chat_id=777,
+                                            first_name="Jane", language_code="en", now=NOW)
+    text = "patient,date,time\n777,2026-03-10,14:30\n"
+    real_book, other = service.book, {}
+
+    async def the_other_import_commits_first(session, **kwargs):
+        if not other:  # between this import's check and its booking
+            monkeypatch.setattr(service, "book", real_book)
+            other["report"] = await import_text(tmp_path / "other", migrated_db, clinic, text)
+        return await real_book(session, **kwargs)
+
+    (tmp_path / "other").mkdir()
+    monkeypatch.setattr(service, "book", the_other_import_commits_first)
+    report = await import_text(tmp_path, migrated_db, clinic, text)
+    assert (other["report"].booked, other["report"].errors) == (1, [])
+    assert (report.booked, report.skipped, report.errors) == (0, 1, [])
+    assert (await counts(migrated_db))[0] == 1

@@ -27,6 +27,8 @@ from pathlib import Path
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.config import Settings
 from bot.db.appointment_models import ACTIVE_STATUSES, Appointment
@@ -170,6 +172,11 @@ def _import_key(who: Who, local: datetime) -> str:
     return hashlib.sha256(f"{ref}|{local:%Y-%m-%dT%H:%M}".encode()).hexdigest()
 
 
+async def _imported(session: AsyncSession, key: str) -> bool:
+    return await session.scalar(select(Appointment.id).where(
+        Appointment.import_key == key)) is not None
+
+
 async def import_appointments(path: Path, db: Database, settings: Settings,
                               content: ReminderContent, *, now: datetime,
                               progress: Iterable | None = None) -> ImportReport:
@@ -179,6 +186,7 @@ async def import_appointments(path: Path, db: Database, settings: Settings,
     placeholders: dict[str, int] = {}  # name -> placeholder patient created by this import
     iterator = progress(rows) if callable(progress) else rows
     for line, row in iterator:
+        key: str | None = None
         try:
             if not row.get("patient"):
                 raise InputError("the patient is empty")
@@ -186,8 +194,7 @@ async def import_appointments(path: Path, db: Database, settings: Settings,
             key = _import_key(req.who, local)
             new_placeholder: tuple[str, int] | None = None
             async with db.session() as session:
-                if await session.scalar(select(Appointment.id).where(
-                        Appointment.import_key == key)) is not None:
+                if await _imported(session, key):
                     report.skipped += 1
                     continue
                 token = None
@@ -251,6 +258,15 @@ async def import_appointments(path: Path, db: Database, settings: Settings,
                                        or f"#{patient.id}", token))
         except (InputError, service.BookingError) as exc:
             report.errors.append(RowError(line, str(exc)))
+        except IntegrityError as exc:
+            # Another import booked the same row between our check and our commit: the unique
+            # import_key refused the second. That is "imported before", not a failure.
+            async with db.session() as session:
+                again = key is not None and await _imported(session, key)
+            if again:
+                report.skipped += 1
+            else:
+                report.errors.append(RowError(line, f"unexpected {type(exc).__name__}"))
         except Exception as exc:  # noqa: BLE001 - one bad row never aborts the others
             report.errors.append(RowError(line, f"unexpected {type(exc).__name__}"))
     return report
