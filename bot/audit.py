@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import select, update
+from sqlalchemy import or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.db.privacy_models import AuditEvent
@@ -29,10 +29,13 @@ async def events_for(session: AsyncSession, patient_id: int) -> list[AuditEvent]
     return list(rows)
 
 
-async def unname_patient(session: AsyncSession, telegram_user_id: int) -> None:
-    """On erasure: no audit row names the patient's Telegram id any more (rows written before
-    PATIENT existed, and refusals of staff commands they tried). The one change an audit row
-    may take (a Core statement; the ORM refuses any)."""
+async def unname_patient(session: AsyncSession, telegram_user_id: int, patient_id: int) -> None:
+    """On erasure: no audit row names the patient's Telegram id as the actor of what they did
+    as a patient: on their own record (rows written before PATIENT existed) or a staff command
+    refused to them. A staff member's reads of OTHER patients keep their name: /forget must not
+    launder who looked at whose data. The one change an audit row may take (a Core statement;
+    the ORM refuses any)."""
     await session.execute(update(AuditEvent).where(
         AuditEvent.actor_user_id == telegram_user_id,
+        or_(AuditEvent.patient_id == patient_id, AuditEvent.action == "staff_denied"),
     ).values(actor_user_id=PATIENT).execution_options(synchronize_session=False))

@@ -77,7 +77,7 @@ class PrivacyRegistry:
         patient was."""
         notes: list[str] = []
         if patient.telegram_user_id is not None:
-            await audit.unname_patient(session, patient.telegram_user_id)
+            await audit.unname_patient(session, patient.telegram_user_id, patient.id)
         for section in self.sections:
             notes += await section.erase(session, patient, now) or []
         await audit.record(session, now=now, action="erasure", actor_user_id=staff_actor,

@@ -202,3 +202,24 @@ async def test_each_staff_read_is_audited(fake, rr, db_url, two_patients):
     assert [r[:2] for r in reads()[n:]] == [("intake_contact_viewed", b_pid)]
     for row in sql(db_url, "select * from audit_events"):  # ids and kinds only, never content
         assert not any(s in str(row) for s in ("Bea", "Anna", "7911", "bea-area"))
+
+
+async def test_a_staff_members_forget_keeps_their_name_on_reads_of_other_patients(
+        fake, rr, db_url, two_patients):
+    """Staff who opened the bot have a patient row too. Their /forget un-names what they did
+    as a patient, never who read whose data: that would launder the audit trail."""
+    _, bea, _, _, b_intake = two_patients
+    await bea.press("📨 Submit")
+    b_pid = sql(db_url, "select id from patients where telegram_user_id=?", bea.id)[0][0]
+    staff = TgUser(rr, "Staff", user_id=42)
+    await staff.send("/start")  # a patient row of her own
+    await staff.press_data(f"iks:{b_intake}")
+    await staff.send("/mydata")  # her own export, as a patient
+    own = sql(db_url, "select id from patients where telegram_user_id=42")[0][0]
+    await sql_write(db_url, "insert into audit_events (at, actor_user_id, action, patient_id) "
+                    "values ('2026-01-01 00:00:00', 42, 'export', ?)", own)  # an older row
+    await staff.send("/forget")
+    await staff.press("🗑 Yes")
+    rows = sql(db_url, "select action, actor_user_id, patient_id from audit_events "
+                       "where action in ('intake_contact_viewed', 'export') order by id")
+    assert rows == [("intake_contact_viewed", 42, b_pid), ("export", 0, own), ("export", 0, own)]
