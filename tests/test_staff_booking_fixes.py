@@ -25,6 +25,7 @@ from tests.reminder_support import (
     new_patient,
     patient_row,
     reminders,
+    sent_texts,
 )
 
 PHONE = "+447700900123"
@@ -281,3 +282,28 @@ async def test_booking_the_next_session_takes_a_dead_book_your_next_session_off_
     assert shown[-1].text.startswith("0 dead-lettered reminder(s)")  # nothing to resend
     [row] = await reminders(rr, id=ask.id)
     assert row.status == "cancelled"
+
+
+@pytest.mark.parametrize("mallory_on_the_bot", [False, True])
+async def test_a_second_link_never_hands_over_a_record_someone_already_opened(
+        fake, rr, clock, staff, mallory_on_the_bot):
+    """Two bookings before Anna opens the bot leave two links to her record. She opens one; the
+    other, forwarded or sent to the wrong person, must not hand her appointments and health
+    data to whoever opens it. Anna herself may still open it."""
+    from tests.harness import TgUser
+
+    first = LINK.search((await staff.send(f"/book {PHONE} 2026-03-05 10:00 30 face"))[-1].text)
+    second = LINK.search((await staff.send(f"/book {PHONE} 2026-03-06 10:00 30 face"))[-1].text)
+    anna = TgUser(rr, first_name="Anna", user_id=777)
+    assert "now linked" in (await anna.send(f"/start {first.group(1)}"))[0].text
+    anna_id = (await patient_row(rr, 777)).id
+    mallory = await new_patient(rr, "Mallory") if mallory_on_the_bot else \
+        TgUser(rr, first_name="Mallory", user_id=888)
+    shown = await mallory.send(f"/start {second.group(1)}")
+    assert "not valid" in shown[0].text
+    assert (await patient_row(rr, 777)).id == anna_id  # still hers
+    assert [a.patient_id for a in await _appointments(rr)] == [anna_id, anna_id]
+    assert {r.patient_id for r in await reminders(rr)} == {anna_id}
+    staff_told = len(sent_texts(fake, 42))
+    assert "now linked" in (await anna.send(f"/start {second.group(1)}"))[0].text
+    assert len(sent_texts(fake, 42)) == staff_told  # she was linked already: nothing new for staff

@@ -4,6 +4,7 @@ cancelled in the SAME transaction as the appointment change (the outbox rule).""
 from __future__ import annotations
 
 import hashlib
+import logging
 import secrets
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
@@ -19,6 +20,8 @@ from bot.db.models import Patient
 from bot.db.qa_models import NEXT_SESSION, RESCHEDULE
 from bot.reminders.planner import AppointmentFacts, QuietHours, plan_appointment
 from bot.reminders.plans import ReminderContent
+
+log = logging.getLogger(__name__)
 
 # "sending" too: a reminder claimed by the dispatcher but not yet sent must not go out after a
 # cancellation or reschedule (the dispatcher re-reads the row right before each send).
@@ -384,6 +387,16 @@ async def redeem_invite(session: AsyncSession, *, token: str, user_id: int, chat
             return Redeemed(again, first_time=False) if again is not None else None
         return None
     placeholder = await session.get(Patient, invite.patient_id)
+    if placeholder is not None and placeholder.telegram_user_id is not None:
+        # A record has several links (one per booking before its first is opened). Once one
+        # made it someone's, another link is never a way in: a forwarded or misdirected one
+        # would hand over their appointments and health data.
+        if placeholder.telegram_user_id != user_id:
+            log.warning("invite to patient %s opened by another Telegram user: refused",
+                        placeholder.id)
+            return None
+        invite.used_at, invite.used_by = now, user_id  # their own record's other link
+        return Redeemed(placeholder, first_time=False)
     existing = await session.scalar(select(Patient).where(Patient.telegram_user_id == user_id))
     if existing is not None and placeholder is not None and existing.id != placeholder.id:
         await session.execute(update(Appointment).where(Appointment.patient_id == placeholder.id)
