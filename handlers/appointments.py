@@ -233,17 +233,25 @@ async def cancel_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> 
         "staff_cancelled", id=appt_id, when=when_plain(appt.starts_at, svc.settings.tz)))
 
 
-async def _queue_push(context: ContextTypes.DEFAULT_TYPE, appt_id: int,
-                      once: str | None = None) -> bool:
+PUSH_REFUSED = {service.NO_APPOINTMENT: "staff_no_appointment",
+                service.UNREACHABLE_PATIENT: "staff_push_unreachable",
+                service.NOT_LINKED: "staff_push_not_linked"}
+
+
+async def _queue_push(context: ContextTypes.DEFAULT_TYPE, appt_id: int, *, once: str | None = None,
+                      check_only: bool = False) -> str | None:
+    """Queue a /push; the text key of why it was refused, or None (queued, or would be)."""
     svc, content = services(context), rc(context)
     async with svc.db.session() as session:
         appt = await service.active_appointment(session, appt_id)
-        if appt is None:
-            return False
+        if refused := await service.push_refused(session, appt):
+            return PUSH_REFUSED[refused]
+        if check_only:
+            return None
         await service.push(session, appt, now=svc.clock.now(), content=content, once=once)
     # Now, not at the next tick: a dispatcher run right away (serialised with the job's).
     context.application.create_task(dispatch_job(context), name=f"push-{appt_id}")
-    return True
+    return None
 
 
 async def push_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
@@ -254,19 +262,14 @@ async def push_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> No
         return
     appt_id, _ = parsed
     svc, texts = services(context), rc(context).texts
-    if service.quiet_hours(svc.settings).contains(svc.clock.now()):
-        async with svc.db.session() as session:
-            appt = await service.active_appointment(session, appt_id)
-        if appt is None:
-            await reply(update, context, texts.get("staff_no_appointment", id=appt_id))
-            return
+    quiet = service.quiet_hours(svc.settings).contains(svc.clock.now())
+    if refused := await _queue_push(context, appt_id, check_only=quiet):
+        await reply(update, context, texts.get(refused, id=appt_id))
+    elif quiet:
         await reply(update, context, texts.get("staff_push_quiet", id=appt_id),
                     [[(texts.get("button_push_anyway"), f"ps:{appt_id}")]])
-        return
-    if not await _queue_push(context, appt_id):
-        await reply(update, context, texts.get("staff_no_appointment", id=appt_id))
-        return
-    await reply(update, context, texts.get("staff_pushed", id=appt_id))
+    else:
+        await reply(update, context, texts.get("staff_pushed", id=appt_id))
 
 
 async def retry_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
@@ -302,9 +305,8 @@ async def push_confirm(update: Update, context: ContextTypes.DEFAULT_TYPE) -> No
     # Keyed by the button's message: a double tap pushes once (a new /push pushes again).
     pressed = query.message
     once = f"m{pressed.chat.id}:{pressed.message_id}" if pressed is not None else None
-    ok = await _queue_push(context, appt_id, once=once)
-    key = "staff_pushed" if ok else "staff_no_appointment"
-    await show_screen(update, context, Screen(texts.get(key, id=appt_id)))
+    refused = await _queue_push(context, appt_id, once=once)
+    await show_screen(update, context, Screen(texts.get(refused or "staff_pushed", id=appt_id)))
 
 
 async def upcoming_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:

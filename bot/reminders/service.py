@@ -248,7 +248,10 @@ async def push(session: AsyncSession, appt: Appointment, *, now: datetime,
         queued = await session.scalar(select(Reminder).where(Reminder.key == key))
         if queued is not None:
             return queued
-    kind = "push_before" if now < appt.starts_at else "push_after"
+    # Before its end, not its start: a patient running late, or in the chair, is not sent
+    # aftercare advice.
+    kind = "push_before" if now < appt.starts_at + timedelta(minutes=appt.duration_min) \
+        else "push_after"
     row = Reminder(key=key,
                    appointment_id=appt.id, patient_id=appt.patient_id, kind=kind, due_at=now,
                    expires_at=now + content.push_valid_for, quiet_ok=True, status="pending",
@@ -429,6 +432,24 @@ UNREACHABLE_PATIENT = "unreachable"  # blocked the bot
 NOT_LINKED = "not linked"  # has not opened the bot yet
 
 
+def unreachable(patient: Patient | None) -> str | None:
+    """Why nothing sent now could reach this patient (UNREACHABLE_PATIENT, NOT_LINKED), or
+    None. The dispatcher passes such patients by, so a reminder queued for them would expire
+    unsent while staff were told it was on its way."""
+    if patient is not None and patient.unreachable:
+        return UNREACHABLE_PATIENT
+    if patient is not None and patient.chat_id is None:
+        return NOT_LINKED
+    return None
+
+
+async def push_refused(session: AsyncSession, appt: Appointment | None) -> str | None:
+    """Why a /push of this (locked, active) appointment would reach nobody, or None."""
+    if appt is None:
+        return NO_APPOINTMENT
+    return unreachable(await session.get(Patient, appt.patient_id))
+
+
 async def retry_dead(session: AsyncSession, appointment_id: int, *, now: datetime) -> DeadRetry:
     """Staff retry of dead letters: back to pending, due now, while still valid, wanted by the
     appointment's state (the dispatcher drops the others unsent) and not `superseded` (a retry
@@ -448,11 +469,8 @@ async def retry_dead(session: AsyncSession, appointment_id: int, *, now: datetim
     # A cancelled appointment may still owe its cancellation notice: refused only without one.
     if not ids and appt.status in ("cancelled", "no_show"):
         return DeadRetry(refused=NO_APPOINTMENT)
-    patient = await session.get(Patient, appt.patient_id)
-    if patient is not None and patient.unreachable:
-        return DeadRetry(refused=UNREACHABLE_PATIENT)
-    if patient is not None and patient.chat_id is None:
-        return DeadRetry(refused=NOT_LINKED)
+    if refused := unreachable(await session.get(Patient, appt.patient_id)):
+        return DeadRetry(refused=refused)
     if not ids:
         return DeadRetry()
     result = await session.execute(
