@@ -29,6 +29,14 @@ from bot.qa import Result
 
 MAX_TEXT = 4096  # Telegram's own limit for a message; anything longer is not from Telegram
 
+# Question.red_flag: only whether the message raised a red flag, never which one. The category
+# ("allergic_reaction", "infection", ...) is medical detail: it is found in the message when staff
+# are alerted (QAEngine.ask), found again in the decrypted text on a re-alert
+# (handlers/questions.py), and never stored in clear beside the patient; migration 0012 replaced
+# the categories stored before. Not the status: a staff reply turns a red flag's status into
+# "replied", and the weekly figures still count it as a red flag.
+FLAGGED = "flagged"
+
 
 def _context(question: Question, part: str) -> str:
     return f"question:{question.patient_id}:{part}"
@@ -57,7 +65,8 @@ async def record(session: AsyncSession, patient: Patient, text: str, result: Res
         patient_id=patient.id, status=status,
         node_id=best.node.id if best and status == ANSWERED else None,
         confidence=round(result.confidence, 4) if best else None,
-        red_flag=result.red_flag.category if result.red_flag else None,
+        # Whether, not which: the category is health data (see FLAGGED).
+        red_flag=FLAGGED if result.red_flag else None,
         created_at=now,
         handed_off_at=now if status == RED_FLAG else None,
     )
@@ -245,8 +254,11 @@ async def export_for(session: AsyncSession, patient: Patient,
                      crypto: CryptoBox) -> list[dict[str, object]]:
     rows = await session.scalars(select(Question).where(Question.patient_id == patient.id)
                                  .order_by(Question.id))
-    return [{"asked_at": q.created_at.isoformat(), "question": question_text(crypto, q),
-             "status": q.status, "clinic_reply": reply_text(crypto, q),
+    # `urgent`: the stored marker (a staff reply turns the status into "replied", the marker
+    # stays), as a yes/no rather than the column's internal value.
+    return [{"asked_at": q.created_at.isoformat(), "source": q.source,
+             "question": question_text(crypto, q), "status": q.status,
+             "urgent": q.red_flag is not None, "clinic_reply": reply_text(crypto, q),
              "replied_at": q.replied_at.isoformat() if q.replied_at else None} for q in rows]
 
 

@@ -318,16 +318,25 @@ async def resend_alerts(context: ContextTypes.DEFAULT_TYPE) -> None:
         async with svc.db.session() as session:
             waiting = await repo.unalerted(session, svc.clock.now(), grace=ALERT_GRACE,
                                            within=ALERT_WITHIN)
-            alerts = [(q.id, _alert_text(qa, q.id, p.id, p.first_name or "?",
-                                         repo.question_text(svc.crypto, q),
-                                         flag=(q.red_flag or "?") if q.status == RED_FLAG
-                                         else None))
-                      for q, p in waiting]
+            alerts = []
+            for q, p in waiting:
+                words = repo.question_text(svc.crypto, q)
+                alerts.append((q.id, _alert_text(qa, q.id, p.id, p.first_name or "?", words,
+                                                 flag=_flag_of(qa, words) if q.status == RED_FLAG
+                                                 else None)))
         for question_id, text in alerts:
             if await alert_staff(context, question_id, text):
                 log.info("question %s: staff alerted again", question_id)
 
     await run_alone(svc, "question-alerts", resend)
+
+
+def _flag_of(qa: QAEngine, text: str) -> str:
+    """The red-flag category of a stored question, found again in its text as when it was
+    asked (QAEngine.ask): the row keeps only that it was one (bot.questions.FLAGGED). "?" if the
+    red flags have changed since and none is found."""
+    flag = qa.red_flag_in(text)
+    return flag.category if flag is not None else "?"
 
 
 def _alert_text(qa: QAEngine, question_id: int, patient_id: int, name: str, text: str, *,

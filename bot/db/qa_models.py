@@ -39,7 +39,8 @@ class Question(Base):
     status: Mapped[str] = mapped_column(String(16))
     node_id: Mapped[str | None] = mapped_column(String(16))  # the section quoted, if any
     confidence: Mapped[float | None] = mapped_column(Float)
-    red_flag: Mapped[str | None] = mapped_column(String(32))  # red-flag category, if any
+    # bot.questions.FLAGGED if the message raised a red flag; never which (migration 0012).
+    red_flag: Mapped[str | None] = mapped_column(String(32))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
     handed_off_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     reply_enc: Mapped[bytes | None] = mapped_column("reply_text", LargeBinary)
