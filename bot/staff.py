@@ -15,3 +15,9 @@ def notification_chats(settings: Settings) -> list[int]:
 def is_staff(settings: Settings, user_id: int | None) -> bool:
     """Checked on every staff command and every staff button press, never cached."""
     return settings.is_staff(user_id)
+
+
+def staff_place(settings: Settings, chat_id: int, chat_type: str) -> bool:
+    """Where staff commands may show patients' data: a private chat with the bot, or the staff
+    group (STAFF_CHAT_ID). Any other group would post it to all its members."""
+    return chat_type == "private" or chat_id == settings.staff_chat_id

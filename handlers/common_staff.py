@@ -7,16 +7,25 @@ from telegram.ext import ContextTypes
 
 from bot import audit
 from bot.menu import Screen
-from bot.staff import is_staff
+from bot.staff import is_staff, staff_place
 from handlers.common import answer_press, keyboard, services
 
 
 async def require_staff(update: Update, context: ContextTypes.DEFAULT_TYPE, action: str) -> bool:
     """True for staff. Anyone else gets a polite refusal, and the attempt is audited."""
     svc = services(context)
-    user = update.effective_user
+    user, chat = update.effective_user, update.effective_chat
     if is_staff(svc.settings, user.id if user else None):
-        return True
+        if chat is None or staff_place(svc.settings, chat.id, chat.type):
+            return True
+        # Staff in another group (a patients' community, say): what the console shows about
+        # patients must not be posted to everyone there.
+        text = svc.messages.get("staff_elsewhere")
+        if update.callback_query is not None:
+            await answer_press(update, text, show_alert=True)
+        else:
+            await context.bot.send_message(chat.id, text)
+        return False
     async with svc.db.session() as session:
         await audit.record(session, now=svc.clock.now(), action="staff_denied",
                            actor_user_id=user.id if user else None, subject=action[:64])

@@ -24,7 +24,7 @@ from handlers.common import (
 # Every key of content/privacy.yaml: a clinic may reword them, not remove one.
 PRIVACY_MESSAGES = (
     "mydata_caption", "mydata_none", "forget_confirm", "button_forget_yes", "button_forget_no",
-    "forget_done", "forget_kept", "forget_nothing", "staff_only",
+    "forget_done", "forget_kept", "forget_nothing", "staff_only", "staff_elsewhere",
 )
 
 
