@@ -14,6 +14,7 @@ from bot.reminders.parse import (
     parse_time,
     parse_when,
     parse_who,
+    split_args,
 )
 
 LONDON = ZoneInfo("Europe/London")
@@ -134,3 +135,18 @@ def test_durations_are_read_in_the_ways_staff_write_them(text, minutes, area):
     """"90 min face" used to book 90 minutes of "min face"; "1h30" an hour of "1h30 face"."""
     req = parse_book(text.split(), NOW, LONDON)
     assert (req.duration_min, req.area) == (minutes, area)
+
+
+@pytest.mark.parametrize(("text", "words"), [
+    ("5012 tomorrow 14:30 60 crow's feet", ["5012", "tomorrow", "14:30", "60", "crow's", "feet"]),
+    ('"Anna O\'Brien" 3.12 10:00', ["Anna O'Brien", "3.12", "10:00"]),
+    ("\u201cAnna Smith\u201d 3.12 10:00", ["Anna Smith", "3.12", "10:00"]),  # a phone's quotes
+    ("#12 3.12 10:00 # note", ["#12", "3.12", "10:00", "#", "note"]),
+])
+def test_staff_arguments_split_on_double_quotes_only(text, words):
+    assert split_args(text) == words
+
+
+def test_an_unclosed_quote_says_how_to_quote():
+    with pytest.raises(InputError, match="a quote is not closed"):
+        split_args('"Anna Smith 3.12 10:00')

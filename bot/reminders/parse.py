@@ -210,11 +210,21 @@ class BookRequest:
     course_size: int
 
 
+# Phones turn typed quotes into curly ones; they quote a name all the same.
+_CURLY_QUOTES = str.maketrans({"\u201c": '"', "\u201d": '"', "\u201e": '"', "\u00ab": '"',
+                               "\u00bb": '"'})
+
+
 def split_args(text: str) -> list[str]:
+    """Words, with "double quotes" grouping a name. Only double quotes: an apostrophe is part
+    of a word ("crow's feet", O'Brien)."""
+    lexer = shlex.shlex(text.translate(_CURLY_QUOTES), posix=True)
+    lexer.whitespace_split, lexer.quotes, lexer.escape, lexer.commenters = True, '"', "", ""
     try:
-        return shlex.split(text)
+        return list(lexer)
     except ValueError:
-        raise InputError("unbalanced quotes") from None
+        raise InputError("a quote is not closed (quote a name with spaces like \"Anna Smith\")") \
+            from None
 
 
 _MINUTE_WORDS = {"m", "min", "mins", "minute", "minutes"}
