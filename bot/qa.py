@@ -12,7 +12,8 @@ Pipeline for one message (all offline; well under a millisecond for typical ques
      cannot read (unreadable), smalltalk, a patient reporting their own symptom (symptom),
      a request to book (booking);
   4. lay phrases -> the document's words (synonyms, longest phrase first), stop words dropped;
-  5. BM25 over the nodes that have text (title and parent title count too), snowball stemming;
+  5. BM25 over the nodes that have text (title and parent title count too), snowball stemming,
+     and over sections made only of short items by their heading (answered whole: SectionAnswer);
   6. confidence = share of the question's weight (idf) that the best node explains; a word the
      document never uses (a price, a weekday, another treatment) weighs as much as the rarest
      document word. Below the threshold the bot does not answer but offers a handoff to staff.
@@ -20,6 +21,7 @@ Pipeline for one message (all offline; well under a millisecond for typical ques
 
 from __future__ import annotations
 
+import html
 import math
 import re
 import string
@@ -34,7 +36,7 @@ import snowballstemmer
 from rapidfuzz import fuzz, process
 
 from bot import telegram_html
-from bot.content import Content, ContentError, Node, fill, load_yaml
+from bot.content import Block, Content, ContentError, Node, fill, load_yaml
 
 QA_FILE = "qa.yaml"
 REQUIRED_TEXTS = (
@@ -51,6 +53,8 @@ REQUIRED_TEXTS = (
     "stat_questions_handed_off_week", "stat_red_flags_week",
 )
 BUTTON_LIMIT = 64
+# A section answered whole must fit one answer uncut (handlers/questions.py QUOTE_BUDGET).
+SECTION_QUOTE_LIMIT = 2000
 SMALLTALK_KINDS = ("greeting", "thanks", "help")
 
 _STEMMER = snowballstemmer.stemmer("english")
@@ -353,6 +357,39 @@ def _booking_rules(section: Any, path: Path, raw_words: set[str]) -> BookingRule
 
 # --------------------------------------------------------------------------------- engine
 
+class _Heading(Block):
+    """An item's heading inside a section answered whole, bold as in the menu's "read all"."""
+
+    def html(self) -> str:
+        return f"<b>{html.escape(self.plain(), quote=False)}</b>"
+
+
+class SectionAnswer(Node):
+    """A section whose text is all in its short items ("Risks and Considerations": Side
+    Effects, Allergic Reactions, ...), as the answer to a question about the section as a whole:
+    every item's heading and text, quoted as written. It stands for the menu node itself (same
+    key, id and buttons), so it compares equal to it."""
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Node) and other.key == self.key
+
+    __hash__ = None  # type: ignore[assignment]  # like Node
+
+    @classmethod
+    def of(cls, section: Node) -> SectionAnswer | None:
+        items = section.children
+        if section.blocks or len(items) < 2 or any(i.children or not i.blocks for i in items):
+            return None  # has text of its own (answered as it is), or is not a list of items
+        blocks: list[Block] = []
+        for item in items:
+            blocks += [_Heading("heading", [item.title]), *item.blocks]
+        if sum(len(b.html()) + 2 for b in blocks) > SECTION_QUOTE_LIMIT:
+            return None
+        return cls(key=section.key, title=section.title, label=section.label, blocks=blocks,
+                   children=section.children, parent=section.parent, source=section.source,
+                   line=section.line)
+
+
 @dataclass
 class Match:
     node: Node
@@ -393,20 +430,38 @@ class QAEngine:
     def __init__(self, content: Content, config: QAConfig) -> None:
         self.content = content
         self.config = config
-        self.nodes: list[Node] = [n for n in content.root.walk() if n.blocks and n.key != "#disclaimer"]
+        items = [n for n in content.root.walk() if n.blocks and n.key != "#disclaimer"]
+        # A section is found by its heading only, so it wins when the question is about the
+        # heading's topic ("what are the risks?") more than about any one item's text; and
+        # without the document's name, which says nothing of the topic ("Uses of Mesotherapy"
+        # must not answer "what is mesotherapy?").
+        sections: list[tuple[SectionAnswer, list[str]]] = []
+        for doc in content.documents:
+            name = set(tokenize(doc.root.title))
+            for node in doc.root.walk()[1:]:
+                section = SectionAnswer.of(node)
+                if section is not None:
+                    sections.append((section, [w for w in self._heading_words(node)
+                                               if w not in name]))
+        self.nodes: list[Node] = items + [s for s, _ in sections]  # a tie goes to the item
+        # A question naming one of a section's items ("recovery time": Initial Recovery) gets
+        # that item, not the whole section: doc index -> stems of its items' own headings.
+        self.item_words = {len(items) + k: frozenset(
+            stem(w) for i in s.children for w in self._heading_words(i) if w not in config.stopwords)
+            for k, (s, _) in enumerate(sections)}
         docs: list[Counter[str]] = []
         surface: set[str] = set()
-        for node in self.nodes:
-            words = self._node_words(node)
+        for words in [self._node_words(n) for n in items] + [w for _, w in sections]:
             surface.update(words)
             docs.append(Counter(stem(w) for w in words if w not in config.stopwords))
         self.docs = docs
         self.doc_len = [sum(d.values()) for d in docs]
-        self.avg_len = sum(self.doc_len) / max(1, len(docs))
+        # Word statistics from the items alone: the sections repeat their words.
+        n = len(items)
+        self.avg_len = sum(self.doc_len[:n]) / max(1, n)
         df: Counter[str] = Counter()
-        for d in docs:
+        for d in docs[:n]:
             df.update(d.keys())
-        n = len(docs)
         self.idf = {t: math.log(1 + (n - f + 0.5) / (f + 0.5)) for t, f in df.items()}
         self.max_idf = max(self.idf.values(), default=1.0)
         self._check_synonyms()
@@ -417,13 +472,15 @@ class QAEngine:
         self._max_phrase = max((len(k) for k in config.synonyms), default=1)
 
     @staticmethod
-    def _node_words(node: Node) -> list[str]:
-        words: list[str] = []
-        title = re.sub(r"^\d+\.\s*", "", node.title)
-        for _ in range(QAEngine.TITLE_BOOST):
-            words += tokenize(title)
+    def _heading_words(node: Node) -> list[str]:
+        words = tokenize(re.sub(r"^\d+\.\s*", "", node.title)) * QAEngine.TITLE_BOOST
         if node.label and node.label != node.title:
             words += tokenize(node.label)
+        return words
+
+    @staticmethod
+    def _node_words(node: Node) -> list[str]:
+        words = QAEngine._heading_words(node)
         if node.parent is not None and node.parent.title and node.parent.parent is not None:
             words += tokenize(node.parent.title)
         for block in node.blocks:
@@ -585,7 +642,9 @@ class QAEngine:
             # Only small words: "ok?" shows the menu, but "how much is it" is a real question.
             return Result("unknown" if len(tokens) >= 3 else "empty")
         total = sum(self._weight(c) for c in concepts)
-        scored = sorted(((*self._score(i, concepts), i) for i in range(len(self.docs))),
+        asked = {s for c in concepts for s in c.stems}
+        scored = sorted(((*self._score(i, concepts), i) for i in range(len(self.docs))
+                         if not asked & self.item_words.get(i, frozenset())),
                         key=lambda x: (-x[0], x[2]))
         matches = [Match(self.nodes[i], score, explained / total if total else 0.0)
                    for score, explained, i in scored[:limit] if score > 0]

@@ -4,24 +4,28 @@ booking requests. Engine first, then through the real bot and the fake Bot API."
 
 from __future__ import annotations
 
+import re
 import shutil
 from pathlib import Path
 
 import pytest
 from sqlalchemy import select
 
-from bot.content import ContentError, load_content
+from bot import telegram_html
+from bot.content import Block, ContentError, Node, load_content
 from bot.db import Database
 from bot.db.qa_models import HANDED_OFF, Question
 from bot.qa import REQUIRED_TEXTS, build_qa, load_qa_config
 from tests.conftest import make_settings
 from tests.harness import BotRunner, TgUser
 from tests.qa_eval import resolve
+from tests.textcheck import norm
 
 CONTENT_DIR = Path(__file__).resolve().parent.parent / "content"
 CONTENT = load_content(CONTENT_DIR)
 ENGINE = build_qa(CONTENT, CONTENT_DIR)
 STAFF_ID = 42
+DOCUMENT = norm((CONTENT_DIR / "mesotherapy.md").read_text(encoding="utf-8"))
 
 RUSSIAN_EMERGENCY = "у меня опухли губы и трудно дышать"  # my lips are swollen, hard to breathe
 
@@ -289,3 +293,82 @@ async def test_without_the_questionnaire_a_booking_request_is_offered_to_staff(
         assert "how do I make an appointment?" in alert.params["text"]
     finally:
         await bot.stop()
+
+
+# ------------------------------------------------------------------ weight loss, whole sections
+
+@pytest.mark.parametrize("text", [
+    "will I lose weight?", "can it make me slim?", "can mesotherapy help with weight loss",
+    "how much weight will I lose", "will it make me slimmer", "Can you slim down my thighs?",
+])
+def test_weight_loss_is_handed_to_staff(text):
+    # The document speaks only of localized fat deposits: quoting it would read as a yes.
+    assert ENGINE.ask(text).kind == "unknown"
+
+
+@pytest.mark.parametrize("text", [
+    "can it reduce a double chin?", "does it work on belly fat?",
+    "I want to lose the fat on my belly",
+])
+def test_questions_about_localized_fat_are_still_answered(text):
+    result = ENGINE.ask(text)
+    assert result.kind == "answer", result
+    assert result.best.node is resolve(CONTENT, "Uses of Mesotherapy/2. Fat Reduction")
+
+
+@pytest.mark.parametrize(("text", "section"), [
+    ("what are the risks?", "Risks and Considerations"),
+    ("are there any risks?", "Risks and Considerations"),
+    ("is it safe?", "Risks and Considerations"),
+    ("is it dangerous", "Risks and Considerations"),
+    ("what are the benefits?", "Benefits of Mesotherapy"),  # any section of short items
+])
+def test_a_question_about_a_whole_section_gets_all_its_items(text, section):
+    result = ENGINE.ask(text)
+    assert result.kind == "answer", result
+    node, menu_node = result.best.node, resolve(CONTENT, section)
+    assert node == menu_node and node.id == menu_node.id  # its buttons and records: the section
+    # Every item, in the document's order: its heading, then its own text as written.
+    assert [b.plain() for b in node.blocks] == [
+        text for item in menu_node.children for text in [item.title, *map(Block.plain, item.blocks)]]
+
+
+@pytest.mark.parametrize(("text", "expected"), [
+    ("can I be allergic to it?", "Risks and Considerations/Allergic Reactions"),
+    ("risk of infection?", "Risks and Considerations/Infection"),
+    ("what are the side effects", "Risks and Considerations/Side Effects"),
+    ("what are the risks and side effects", "Risks and Considerations/Side Effects"),
+    ("what is the recovery time", "Recovery After Mesotherapy/Initial Recovery"),  # item's name
+    ("what is mesotherapy", "about"),  # the document's name, in most headings, picks no section
+])
+def test_a_question_naming_one_item_still_gets_that_item(text, expected):
+    result = ENGINE.ask(text)
+    assert result.kind == "answer", result
+    assert result.best.node is resolve(CONTENT, expected)
+
+
+def test_only_a_section_of_short_items_is_answered_whole():
+    from bot.qa import SECTION_QUOTE_LIMIT, SectionAnswer
+    from handlers.questions import QUOTE_BUDGET
+
+    assert SECTION_QUOTE_LIMIT <= QUOTE_BUDGET  # answered whole, never cut
+    assert SectionAnswer.of(resolve(CONTENT, "Risks and Considerations")) is not None
+    assert SectionAnswer.of(resolve(CONTENT, "Risks and Considerations/Infection")) is None
+    short = Node(key="s/a", title="A", label="A", blocks=[Block("para", ["Short."])])
+    long = Node(key="s/b", title="B", label="B", blocks=[Block("para", ["word " * 400])])
+    assert SectionAnswer.of(Node(key="s", title="S", label="S", children=[short, long])) is None
+
+
+async def test_the_risks_are_quoted_whole_through_the_bot(fake, runner, patient):
+    [message] = await patient.send("what are the risks?")
+    assert "from <b>Risks and Considerations</b>" in message.text
+    assert len(message.text) <= 4096 and "(more in the full section)" not in message.text
+    quote = re.search(r"<blockquote>(.*?)</blockquote>", message.text, re.S).group(1)
+    for item in resolve(CONTENT, "Risks and Considerations").children:
+        assert f"<b>{item.title}</b>" in quote and item.blocks[0].html() in quote
+    assert norm(telegram_html.plain(quote)) in DOCUMENT  # quoted word for word, in order
+    assert patient.labels(message)[0] == "Risks and Considerations"
+    shown = await patient.press("Risks and Considerations")  # the section's menu, as before
+    assert "Infection" in patient.labels(shown[0])
+    [question] = await questions(runner)
+    assert question.node_id == resolve(CONTENT, "Risks and Considerations").id
