@@ -19,6 +19,7 @@ from bot.reminders.planner import resolve_local
 from bot.reminders.service import (
     cancel_open_reminders,
     reminders_of,
+    reopen_next_session,
     retire_undelivered,
     superseded,
 )
@@ -160,6 +161,8 @@ async def mark_no_show(session: AsyncSession, appointment_id: int, now: datetime
     await cancel_open_reminders(session, now=now, reason="no-show", appointment_id=appointment_id)
     # Failed and dead ones leave the retry list too: a no-show wants nothing sent.
     await retire_undelivered(session, appointment_id=appointment_id, reason="no-show")
+    # A missed later session leaves the course's "book your next session" wanted again.
+    await reopen_next_session(session, patient_id=appt.patient_id, now=now)
     return True
 
 

@@ -472,12 +472,15 @@ async def _send_calendar(update: Update, context: ContextTypes.DEFAULT_TYPE, app
     cal.add("prodid", "-//clinic-bot//appointments//EN")
     cal.add("version", "2.0")
     event = Event()
-    event.add("uid", f"appointment-{appt.id}-{appt.plan_version}@clinic-bot")
+    # One UID per appointment, SEQUENCE per reschedule: a calendar app updates the entry it
+    # has rather than keeping the old time beside the new one.
+    event.add("uid", f"appointment-{appt.id}@clinic-bot")
+    event.add("sequence", appt.plan_version - 1)
     event.add("dtstamp", svc.clock.now())
     event.add("dtstart", appt.starts_at)
     event.add("dtend", appt.starts_at + timedelta(minutes=appt.duration_min))
     # The calendar entry names no treatment: calendars are often shared or synced.
-    event.add("summary", texts.get("calendar_summary"))
+    event.add("summary", plain(texts.get("calendar_summary")))  # a calendar is not HTML
     cal.add_component(event)
     await context.bot.send_document(
         update.effective_chat.id,

@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 import shutil
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import pytest
 from icalendar import Calendar
@@ -14,6 +15,8 @@ from bot.db.appointment_models import Appointment
 from tests.conftest import make_settings
 from tests.harness import BotRunner, TgUser
 from tests.reminder_support import appointment, db, dispatch, patient_row, reminders, sent_texts
+
+CONTENT_DIR = Path(__file__).resolve().parent.parent / "content"
 
 
 @pytest.fixture
@@ -111,6 +114,15 @@ async def test_calendar_file(fake, rr, staff):
     assert event.decoded("dtstart") == datetime(2026, 12, 3, 14, 30, tzinfo=UTC)
     assert event.decoded("dtend") - event.decoded("dtstart") == timedelta(minutes=60)
     assert "face" not in str(event.get("summary"))  # no treatment in a shared calendar
+    assert (str(event.get("uid")), event.decoded("sequence")) == (f"appointment-{appt}@clinic-bot", 0)
+    await staff.send(f"/reschedule {appt} 2026-12-04 16:00")
+    await anna.press_data("ap:list", fake.last_message(anna.id))
+    await anna.press("🗓 Add to calendar")
+    moved = next(iter(Calendar.from_ical(
+        fake.calls_to("sendDocument", chat_id=anna.id)[-1].params["document"].data).walk("VEVENT")))
+    # The same entry, updated: not a second one beside the old time.
+    assert (str(moved.get("uid")), moved.decoded("sequence")) == (f"appointment-{appt}@clinic-bot", 1)
+    assert moved.decoded("dtstart") == datetime(2026, 12, 4, 16, 0, tzinfo=UTC)
 
 
 async def test_checkin_concern_and_next_session_reach_staff(fake, rr, clock, staff):
@@ -455,5 +467,26 @@ async def test_an_appointment_number_too_big_for_the_database_is_a_usage_answer(
         for data in ("iks:99999999999", "ps:99999999999", "staff:intake:99999999999"):
             shown = await staff.press_data(data, console)  # reaching the staff handlers
             assert "something went wrong" not in " ".join(m.text for m in shown).lower(), data
+    finally:
+        await runner.stop()
+
+
+async def test_the_calendar_entry_names_the_clinic_as_written_not_as_html(
+        fake, db_url, tmp_path, clock):
+    content = tmp_path / "content"
+    shutil.copytree(CONTENT_DIR, content)
+    messages = content / "messages.yaml"
+    messages.write_text(messages.read_text(encoding="utf-8").replace(
+        'clinic_name: "the clinic"', "clinic_name: \"Smith & Jones O'Brien\""), encoding="utf-8")
+    runner = BotRunner(fake, make_settings(fake, db_url, content_dir=content), clock=clock)
+    await runner.start()
+    try:
+        anna, _ = await booked(runner, TgUser(runner, "Staff", user_id=42))
+        await anna.press_data("ap:list", fake.last_message(anna.id))
+        await anna.press("🗓 Add to calendar")
+        cal = Calendar.from_ical(fake.calls_to("sendDocument", chat_id=anna.id)[-1]
+                                 .params["document"].data)
+        assert str(next(iter(cal.walk("VEVENT"))).get("summary")) == \
+            "Appointment at Smith & Jones O'Brien"
     finally:
         await runner.stop()

@@ -248,25 +248,41 @@ async def test_a_failed_rows_placeholder_is_never_someone_elses(tmp_path, migrat
 
 
 
-async def test_a_row_another_import_booked_meanwhile_is_skipped_not_an_error(
-        tmp_path, migrated_db, clinic, monkeypatch):
-    """Two staff import the same file at once: the unique import_key lets one booking through
-    and refuses the other at commit. The loser's report says "imported before"."""
-    async with migrated_db.session() as session:
+async def _race(tmp_path, db, clinic, monkeypatch, moment: str) -> None:
+    """Two staff import the same file at once: the other import commits its booking `moment`
+    this one's. Either way this one's report says "imported before", not an error."""
+    async with db.session() as session:
         await patients.upsert_from_telegram(session, user_id=777, chat_id=777,
                                             first_name="Jane", language_code="en", now=NOW)
     text = "patient,date,time\n777,2026-03-10,14:30\n"
     real_book, other = service.book, {}
 
-    async def the_other_import_commits_first(session, **kwargs):
-        if not other:  # between this import's check and its booking
+    async def the_other_import_commits_meanwhile(session, **kwargs):
+        if moment == "before":
             monkeypatch.setattr(service, "book", real_book)
-            other["report"] = await import_text(tmp_path / "other", migrated_db, clinic, text)
-        return await real_book(session, **kwargs)
+            other["report"] = await import_text(tmp_path / "other", db, clinic, text)
+        appt = await real_book(session, **kwargs)
+        if moment == "after":  # this one's booking is written, not committed, its key not set
+            monkeypatch.setattr(service, "book", real_book)
+            other["report"] = await import_text(tmp_path / "other", db, clinic, text)
+        return appt
 
     (tmp_path / "other").mkdir()
-    monkeypatch.setattr(service, "book", the_other_import_commits_first)
-    report = await import_text(tmp_path, migrated_db, clinic, text)
+    monkeypatch.setattr(service, "book", the_other_import_commits_meanwhile)
+    report = await import_text(tmp_path, db, clinic, text)
     assert (other["report"].booked, other["report"].errors) == (1, [])
     assert (report.booked, report.skipped, report.errors) == (0, 1, [])
-    assert (await counts(migrated_db))[0] == 1
+    assert (await counts(db))[0] == 1
+
+
+async def test_a_row_another_import_booked_first_is_skipped_not_an_error(
+        tmp_path, migrated_db, clinic, monkeypatch):
+    """The duplicate check, when this import books, refuses it."""
+    await _race(tmp_path, migrated_db, clinic, monkeypatch, "before")
+
+
+async def test_a_row_another_import_committed_before_this_one_is_skipped_not_an_error(
+        tmp_path, migrated_pg_db, clinic, monkeypatch):
+    """The unique import_key, when this import commits, refuses it. PostgreSQL: there both
+    imports can write at once (SQLite would make the other wait for this one)."""
+    await _race(tmp_path, migrated_pg_db, clinic, monkeypatch, "after")

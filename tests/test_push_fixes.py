@@ -1,5 +1,5 @@
-"""/push says when nothing can reach the patient, and sends aftercare only once the
-appointment is over."""
+"""Patients the bot cannot reach: /push says so, and a cancellation a blocked bot could not tell
+is told once they unblock it. /push sends aftercare only once the appointment is over."""
 
 from __future__ import annotations
 
@@ -8,7 +8,14 @@ from datetime import UTC, datetime
 import pytest
 
 from bot.clock import FixedClock
-from tests.reminder_support import book, dispatch, new_patient, patient_row, reminders
+from tests.reminder_support import (
+    book,
+    dispatch,
+    new_patient,
+    patient_row,
+    reminders,
+    sent_texts,
+)
 
 PHONE = "+447700900123"
 
@@ -52,3 +59,28 @@ async def test_push_during_the_appointment_is_not_aftercare(fake, rr, clock, sta
     clock.set(datetime(2026, 3, 2, 16, 5, tzinfo=UTC))  # over
     assert "queued" in (await staff.send(f"/push {appt}"))[-1].text
     assert await _pushes(rr) == ["push_before", "push_after"]
+
+
+async def test_a_cancellation_the_block_refused_is_told_once_the_patient_is_back(
+        fake, rr, clock, staff):
+    anna = await new_patient(rr, "Anna")
+    appt = await book(staff, f"{anna.id} 2026-03-12 10:00 30 face")
+    await dispatch(rr, clock)  # the confirmation
+    fake.block(anna.id)
+    await staff.send(f"/cancel_appt {appt}")
+    clock.advance(seconds=5)
+    await dispatch(rr, clock)  # the notice meets the block
+    [notice] = await reminders(rr, appointment_id=appt, kind="cancelled")
+    assert notice.status == "failed"
+    fake.blocked.discard(anna.id)
+    clock.set(datetime(2026, 3, 5, 9, 0, tzinfo=UTC))
+    await anna.send("/start")  # she writes again: reachable
+    await dispatch(rr, clock)  # replanned
+    clock.advance(seconds=2)
+    await dispatch(rr, clock)
+    assert [n.status for n in await reminders(rr, appointment_id=appt, kind="cancelled")] == ["sent"]
+    assert sum("has been cancelled" in t for t in sent_texts(fake, anna.id)) == 1
+    for _ in range(2):  # told once
+        clock.advance(minutes=1)
+        await dispatch(rr, clock)
+    assert sum("has been cancelled" in t for t in sent_texts(fake, anna.id)) == 1

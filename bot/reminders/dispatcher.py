@@ -47,14 +47,13 @@ from typing import Any
 
 from sqlalchemy import Update, and_, bindparam, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlalchemy.orm import aliased
 from telegram import Bot, InlineKeyboardButton, InlineKeyboardMarkup
 from telegram.constants import ParseMode
 from telegram.error import BadRequest, Forbidden, NetworkError, RetryAfter, TelegramError, TimedOut
 
 from bot.clock import Clock
 from bot.config import Settings
-from bot.db.appointment_models import ACTIVE_STATUSES, Appointment, Reminder
+from bot.db.appointment_models import Appointment, Reminder
 from bot.db.engine import Database
 from bot.db.errors import is_db_unavailable
 from bot.db.exclusive import Holding, alone
@@ -65,12 +64,17 @@ from bot.preferences import from_columns
 from bot.reminders.planner import QuietHours
 from bot.reminders.plans import ReminderContent
 from bot.reminders.render import reminder_message
-from bot.reminders.service import NEXT_BOOKED, UNREACHABLE, replan_unblocked
+from bot.reminders.service import (
+    FORBIDDEN,
+    NEXT_BOOKED,
+    UNREACHABLE,
+    next_booked,
+    replan_unblocked,
+)
 
 log = logging.getLogger(__name__)
 
 BEFORE_KINDS = {"confirmation", "preparation", "same_day", "push_before"}
-LATER_BOOKED = (*ACTIVE_STATUSES, "completed")  # a later session that makes "book the next" moot
 Notify = Callable[[str], Awaitable[None]]
 RUN_LOCK = "reminder-dispatcher"
 MAX_NAP_SECONDS = 0.5  # a send waiting out a pause looks this often whether the bot is stopping
@@ -383,7 +387,7 @@ class Dispatcher:
             # Booking the next session cancels these; this catches rows written before it did.
             # One query, and only for a batch holding 'next_session' rows.
             nexts = {r.appointment_id for r, _, _ in rows if r.kind == "next_session"}
-            booked = await _next_booked(session, nexts) if nexts else set()
+            booked = await next_booked(session, nexts) if nexts else set()
         stats.claimed += len(rows)
         claimed_at = self._monotonic()
         return [_Job(row, appt, chat_id, broadcast_text=texts.get(_broadcast_id(row.key)),
@@ -472,7 +476,7 @@ class Dispatcher:
                                "due_at": now + timedelta(seconds=seconds),
                                "last_error": f"RetryAfter {seconds:g}s"}
             except Forbidden:
-                job.outcome = {"status": "failed", "last_error": "Forbidden: patient unreachable"}
+                job.outcome = {"status": "failed", "last_error": FORBIDDEN}
                 job.unreachable_patient = row.patient_id
             except BadRequest as exc:
                 job.outcome = {"status": "dead", "last_error": f"BadRequest: {_short(exc)}"}
@@ -669,16 +673,6 @@ def outcome_statement(keys: tuple[str, ...], sent: bool) -> Update:
         guard = or_(guard, and_(table.c.status == "pending", table.c.outcome_unknown.is_(True)))
     return (update(table).where(table.c.id == bindparam("b_id"), guard)
             .values({key: bindparam(f"b_{key}") for key in keys}))
-
-
-async def _next_booked(session: AsyncSession, ids: set[int]) -> set[int]:
-    """Those of these appointments whose patient has a later session booked (or had it)."""
-    later = aliased(Appointment)
-    return set((await session.execute(
-        select(Appointment.id).join(later, and_(later.patient_id == Appointment.patient_id,
-                                                later.starts_at > Appointment.starts_at,
-                                                later.status.in_(LATER_BOOKED)))
-        .where(Appointment.id.in_(ids)).distinct())).scalars())
 
 
 def _broadcast_id(key: str) -> int | None:

@@ -230,10 +230,7 @@ async def import_appointments(path: Path, db: Database, settings: Settings,
                         patient, token = invitation.patient, invitation.token
                         if req.who.name:
                             new_placeholder = (req.who.name, patient.id)
-                duplicate = await session.scalar(select(Appointment.id).where(
-                    Appointment.patient_id == patient.id, Appointment.starts_at == req.starts_at,
-                    Appointment.status.in_(ACTIVE_STATUSES)))
-                if duplicate is not None:
+                if await service.booked_at(session, patient.id, req.starts_at) is not None:
                     report.skipped += 1
                     continue
                 appt = await service.book(
@@ -256,6 +253,8 @@ async def import_appointments(path: Path, db: Database, settings: Settings,
             if token:
                 report.invites.append((line, req.who.name or req.who.phone or patient.first_name
                                        or f"#{patient.id}", token))
+        except service.AlreadyBooked:
+            report.skipped += 1  # booked meanwhile (/book, or another import of this row)
         except (InputError, service.BookingError) as exc:
             report.errors.append(RowError(line, str(exc)))
         except IntegrityError as exc:

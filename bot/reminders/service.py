@@ -6,16 +6,18 @@ from __future__ import annotations
 import hashlib
 import logging
 import secrets
+from collections.abc import Iterable
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
-from sqlalchemy import select, update
+from sqlalchemy import ColumnElement, and_, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import aliased
 from sqlalchemy.orm.attributes import set_committed_value
 
 from bot import questions
 from bot.config import Settings
-from bot.db.appointment_models import Appointment, PatientInvite, Reminder
+from bot.db.appointment_models import ACTIVE_STATUSES, Appointment, PatientInvite, Reminder
 from bot.db.models import Patient
 from bot.db.qa_models import NEXT_SESSION, RESCHEDULE
 from bot.reminders.planner import AppointmentFacts, QuietHours, plan_appointment
@@ -28,10 +30,15 @@ log = logging.getLogger(__name__)
 OPEN = ("pending", "sending")
 UNDELIVERED = ("dead", "failed")  # what staff may retry (bot/console.py)
 NEXT_BOOKED = "next session booked"
+FORBIDDEN = "Forbidden: patient unreachable"  # a send the patient's block refused
 
 
 class BookingError(ValueError):
     """A booking request that cannot be carried out; str() is shown to staff."""
+
+
+class AlreadyBooked(BookingError):
+    """The patient has an active appointment at exactly that start."""
 
 
 def quiet_hours(settings: Settings) -> QuietHours:
@@ -69,28 +76,86 @@ def validate_booking(starts_at: datetime, duration_min: int, area: str, session_
         raise BookingError("session must be N/M with 1 <= N <= M <= 50")
 
 
+# A later session that makes "book your next session" moot (completed counts: it happened).
+LATER_BOOKED = (*ACTIVE_STATUSES, "completed")
+
+
+def continues(later: type[Appointment], earlier: type[Appointment]) -> ColumnElement[bool]:
+    """SQL: `later` is a later session of `earlier`'s course: a higher session number, or the
+    same area (a next session booked without N/M). A one-off visit for something else is not:
+    it must not silence the course's "book your next session"."""
+    return and_(later.patient_id == earlier.patient_id, later.starts_at > earlier.starts_at,
+                later.status.in_(LATER_BOOKED),
+                or_(later.session_no > earlier.session_no,
+                    func.lower(later.area) == func.lower(earlier.area)))
+
+
+async def next_booked(session: AsyncSession, ids: Iterable[int]) -> set[int]:
+    """Those of these appointments that a later session of their course continues."""
+    later = aliased(Appointment)
+    return set((await session.execute(
+        select(Appointment.id).join(later, continues(later, Appointment))
+        .where(Appointment.id.in_(list(ids))).distinct())).scalars())
+
+
+async def booked_at(session: AsyncSession, patient_id: int, starts_at: datetime) -> int | None:
+    """The patient's active appointment at exactly this start, if any: booking it again (a
+    retyped /book, a re-imported row) would send every reminder twice."""
+    return await session.scalar(select(Appointment.id).where(
+        Appointment.patient_id == patient_id, Appointment.starts_at == starts_at,
+        Appointment.status.in_(ACTIVE_STATUSES)).limit(1))
+
+
 async def book(session: AsyncSession, *, patient_id: int, starts_at: datetime, duration_min: int,
                area: str, session_no: int = 1, course_size: int = 1, now: datetime,
                content: ReminderContent, settings: Settings) -> Appointment:
     validate_booking(starts_at, duration_min, area, session_no, course_size, now)
+    if (twin := await booked_at(session, patient_id, starts_at)) is not None:
+        raise AlreadyBooked(f"this patient already has appointment #{twin} at that time")
     appt = Appointment(patient_id=patient_id, starts_at=starts_at, duration_min=duration_min,
                        area=area.strip(), session_no=session_no, course_size=course_size,
                        status="booked", plan_version=1, created_at=now, updated_at=now)
     session.add(appt)
     await session.flush()  # the id goes into the reminder keys
     session.add_all(_rows(appt, content, settings, now))
-    # What the earlier appointments' "book your next session" reminders ask for is done.
+    # What the earlier sessions' "book your next session" reminders ask for is done.
     earlier = select(Appointment.id).where(Appointment.patient_id == patient_id,
                                            Appointment.starts_at < starts_at)
-    await session.execute(update(Reminder).where(
-        Reminder.patient_id == patient_id, Reminder.kind == "next_session",
-        Reminder.status.in_(OPEN + UNDELIVERED),  # failed or dead: off the retry list too
-        Reminder.appointment_id.in_(earlier))
-        .values(status="cancelled", last_error=NEXT_BOOKED)
-        .execution_options(synchronize_session=False))
-    await questions.close_requests(session, source=NEXT_SESSION, patient_id=patient_id)
+    continued = await next_booked(session, (await session.scalars(earlier)).all())
+    if continued:
+        await session.execute(update(Reminder).where(
+            Reminder.kind == "next_session", Reminder.appointment_id.in_(continued),
+            Reminder.status.in_(OPEN + UNDELIVERED))  # failed or dead: off the retry list too
+            .values(status="cancelled", last_error=NEXT_BOOKED)
+            .execution_options(synchronize_session=False))
+        for appointment_id in continued:
+            await questions.close_requests(session, source=NEXT_SESSION,
+                                           appointment_id=appointment_id)
     await session.flush()
     return appt
+
+
+async def reopen_next_session(session: AsyncSession, *, patient_id: int, now: datetime) -> int:
+    """A later session was cancelled or missed: the "book your next session" reminders it had
+    made moot are due again (now, if their moment passed, while still valid), unless another
+    later session still continues their course. Returns how many."""
+    rows = (await session.scalars(select(Reminder).where(
+        Reminder.patient_id == patient_id, Reminder.kind == "next_session",
+        Reminder.status == "cancelled", Reminder.last_error == NEXT_BOOKED,
+        Reminder.expires_at > now))).all()
+    if not rows:
+        return 0
+    still = await next_booked(session, {r.appointment_id for r in rows})
+    reopened = 0
+    for row in rows:
+        appt = await session.get(Appointment, row.appointment_id)
+        if row.appointment_id in still or appt is None or appt.status in ("cancelled", "no_show"):
+            continue
+        row.status, row.last_error, row.attempts = "pending", None, 0
+        row.due_at = max(row.due_at, now)
+        reopened += 1
+    await session.flush()
+    return reopened
 
 
 async def cancel_open_reminders(session: AsyncSession, *, now: datetime, reason: str,
@@ -145,6 +210,7 @@ async def replan_unblocked(session: AsyncSession, *, now: datetime, content: Rem
     (a reschedule plans every kind anew, a replan only the kinds it gives back): kinds whose
     latest row is queued or sent are not planned again (a reschedule while blocked, or delivered
     already), and moments that have passed are skipped by the planner.
+    A cancellation notice the block refused is sent then too, if the appointment is still ahead.
     """
     rows = (await session.execute(
         select(Reminder.appointment_id).join(Patient, Patient.id == Reminder.patient_id)
@@ -173,6 +239,17 @@ async def replan_unblocked(session: AsyncSession, *, now: datetime, content: Rem
                                  kinds={r.kind for r in fresh})
         session.add_all(fresh)
         replanned += len(fresh)
+    # A cancellation the blocked bot could not tell them: told now, while it is still ahead.
+    # Once: the row leaves "failed".
+    notices = await session.execute(
+        update(Reminder).where(
+            Reminder.kind == "cancelled", Reminder.status == "failed",
+            Reminder.last_error == FORBIDDEN, Reminder.expires_at > now,
+            Reminder.patient_id.in_(select(Patient.id).where(
+                Patient.unreachable.is_(False), Patient.chat_id.is_not(None))))
+        .values(status="pending", due_at=now, attempts=0, last_error=None)
+        .execution_options(synchronize_session=False))
+    replanned += notices.rowcount or 0
     await session.flush()
     return replanned
 
@@ -234,6 +311,7 @@ async def cancel(session: AsyncSession, appt: Appointment, *, now: datetime,
             kind="cancelled", due_at=now, expires_at=appt.starts_at, quiet_ok=True,
             status="pending", attempts=0, outcome_unknown=False, created_at=now))
     await session.flush()
+    await reopen_next_session(session, patient_id=appt.patient_id, now=now)
     return appt
 
 

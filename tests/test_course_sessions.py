@@ -1,0 +1,93 @@
+"""A course's "book your next session": only a later session of that course makes it moot, a
+cancelled or missed later session brings it back, and a booking is never made twice."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from bot.clock import FixedClock
+from tests.reminder_support import book, dispatch, new_patient, reminders, sent_texts
+
+
+@pytest.fixture
+def clock() -> FixedClock:
+    return FixedClock(datetime(2026, 3, 1, 10, 0, tzinfo=UTC))
+
+
+async def _ask(rr, appt: int):
+    [row] = await reminders(rr, appointment_id=appt, kind="next_session")
+    return row
+
+
+async def _send_due(rr, clock, at: datetime) -> None:
+    clock.set(at)
+    for _ in range(20):  # one message per chat per run
+        await dispatch(rr, clock)
+        clock.advance(seconds=2)
+        if not [r for r in await reminders(rr, status="pending") if r.due_at <= clock.now()]:
+            return
+    raise AssertionError("due reminders left pending")
+
+
+async def test_a_one_off_visit_for_something_else_does_not_silence_the_course(
+        fake, rr, clock, staff):
+    anna = await new_patient(rr)
+    first = await book(staff, f"{anna.id} 2026-03-05 12:00 60 face 1/4")
+    await book(staff, f"{anna.id} 2026-03-16 12:00 30 scalp consultation")
+    ask = await _ask(rr, first)
+    assert ask.status == "pending"
+    await _send_due(rr, clock, ask.due_at)
+    assert (await _ask(rr, first)).status == "sent"
+    assert any("session 1 of 4" in t for t in sent_texts(fake, anna.id))
+
+
+async def test_a_next_session_booked_without_n_of_m_still_counts_by_its_area(fake, rr, clock, staff):
+    anna = await new_patient(rr)
+    first = await book(staff, f"{anna.id} 2026-03-05 12:00 60 face 1/4")
+    await book(staff, f"{anna.id} 2026-03-26 12:00 60 Face")
+    assert ((await _ask(rr, first)).status, (await _ask(rr, first)).last_error) == (
+        "cancelled", "next session booked")
+
+
+@pytest.mark.parametrize("how", ["cancel", "noshow"])
+async def test_a_cancelled_or_missed_next_session_brings_the_reminder_back(
+        fake, rr, clock, staff, how):
+    anna = await new_patient(rr)
+    first = await book(staff, f"{anna.id} 2026-03-05 12:00 60 face 1/4")
+    second = await book(staff, f"{anna.id} 2026-03-26 12:00 60 face 2/4")
+    planned = await _ask(rr, first)
+    assert planned.status == "cancelled"
+    if how == "cancel":
+        await staff.send(f"/cancel_appt {second}")
+    else:
+        clock.set(datetime(2026, 3, 26, 13, 30, tzinfo=UTC))  # the day it was missed
+        shown = await staff.send(f"/noshow {second}")
+        assert "no-show" in shown[-1].text
+    ask = await _ask(rr, first)
+    assert (ask.status, ask.last_error) == ("pending", None)
+    assert ask.due_at == max(planned.due_at, clock.now())  # never before it was meant to be
+    await _send_due(rr, clock, max(ask.due_at, clock.now()))
+    assert any("session 1 of 4" in t for t in sent_texts(fake, anna.id))
+
+
+async def test_a_later_session_still_booked_keeps_it_moot(fake, rr, clock, staff):
+    anna = await new_patient(rr)
+    first = await book(staff, f"{anna.id} 2026-03-05 12:00 60 face 1/4")
+    second = await book(staff, f"{anna.id} 2026-03-26 12:00 60 face 2/4")
+    await book(staff, f"{anna.id} 2026-04-16 12:00 60 face 3/4")
+    await staff.send(f"/cancel_appt {second}")
+    assert (await _ask(rr, first)).status == "cancelled"
+
+
+async def test_booking_the_same_patient_at_the_same_time_twice_is_refused(fake, rr, clock, staff):
+    anna = await new_patient(rr)
+    first = await book(staff, f"{anna.id} 2026-03-05 12:00 60 face 1/4")
+    shown = await staff.send(f"/book {anna.id} 2026-03-05 12:00 60 face 1/4")
+    assert f"already has appointment #{first} at that time" in shown[-1].text
+    assert {r.appointment_id for r in await reminders(rr)} == {first}
+    await staff.send(f"/cancel_appt {first}")
+    again = await book(staff, f"{anna.id} 2026-03-05 12:00 60 face 1/4")  # free again
+    assert again != first
+    assert timedelta(0) < (await _ask(rr, again)).due_at - datetime(2026, 3, 5, tzinfo=UTC)
