@@ -35,6 +35,7 @@ from bot.reminders.parse import (
     parse_book,
     parse_duration_tokens,
     parse_when,
+    parse_who,
     split_args,
 )
 from bot.reminders.plans import ReminderContent, content_from_messages
@@ -165,6 +166,42 @@ async def book_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> No
         link = f"https://t.me/{context.bot.username}?start={token}"
         text += "\n\n" + texts.get("staff_invite", who=who, link=link)
     await reply(update, context, text)
+
+
+async def link_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    """/link PATIENT: a new link for a patient who has not opened the bot (links expire; an
+    earlier one may be lost), without booking anything again."""
+    if not await staff_guard(update, context):
+        return
+    svc, content = services(context), rc(context)
+    texts, now = content.texts, svc.clock.now()
+    try:
+        args = split_args(args_of(update))
+        who = parse_who(" ".join(args)) if args else None  # a phone may hold spaces
+    except InputError:
+        who = None
+    if who is None or not (who.patient_id or who.phone):
+        await reply(update, context, texts.get("staff_link_usage"))
+        return
+    try:
+        async with svc.db.session() as session:
+            if who.patient_id is not None:
+                patient = await service.patient_by_number(session, who.patient_id)
+            else:
+                patient = await service.patient_with_phone(session, who.phone)
+                if patient is None:
+                    raise service.BookingError("nobody was booked with that phone number")
+            label = patient_label(patient) if patient.first_name else (who.phone or f"#{patient.id}")
+            if patient.chat_id is not None:
+                await reply(update, context, texts.get("staff_link_not_needed", who=label))
+                return
+            invitation = await service.invite_existing(session, patient, name=patient.first_name,
+                                                       phone=who.phone, now=now, content=content)
+    except service.BookingError as exc:
+        await reply(update, context, texts.get("staff_bad_input", problem=str(exc)))
+        return
+    link = f"https://t.me/{context.bot.username}?start={invitation.token}"
+    await reply(update, context, texts.get("staff_invite", who=label, link=link))
 
 
 async def _appointment_arg(update: Update, context: ContextTypes.DEFAULT_TYPE,
@@ -634,6 +671,7 @@ def register(application: Application, svc: Services) -> None:
     application.add_handler(command("push", push_command))
     application.add_handler(command("upcoming", upcoming_command))
     application.add_handler(command("retry_dead", retry_command))
+    application.add_handler(command("link", link_command))
     application.add_handler(CallbackQueryHandler(my_appointments, pattern=r"^ap:list$"))
     application.add_handler(CallbackQueryHandler(upcoming_button, pattern=r"^ap:staff:upcoming$"))
     application.add_handler(CallbackQueryHandler(appointment_button, pattern=r"^ap:"))

@@ -307,3 +307,29 @@ async def test_a_second_link_never_hands_over_a_record_someone_already_opened(
     staff_told = len(sent_texts(fake, 42))
     assert "now linked" in (await anna.send(f"/start {second.group(1)}"))[0].text
     assert len(sent_texts(fake, 42)) == staff_told  # she was linked already: nothing new for staff
+
+
+async def test_link_gives_a_new_link_when_the_first_expired(fake, rr, clock, staff):
+    """Links expire after 30 days; a booking months ahead may be opened later. /link gives a
+    new one without booking again (a second /book would send every reminder twice)."""
+    from datetime import timedelta
+
+    from tests.harness import TgUser
+
+    shown = await staff.send(f"/book {PHONE} 2026-05-20 10:00 30 face")
+    old = LINK.search(shown[-1].text).group(1)
+    clock.set(clock.now() + timedelta(days=35))
+    maria = TgUser(rr, first_name="Maria", user_id=777)
+    assert "not valid" in (await maria.send(f"/start {old}"))[0].text
+    shown = await staff.send("/link +44 7700 900123")
+    assert "not on Telegram yet" in shown[-1].text
+    assert "now linked" in (await maria.send(f"/start {LINK.search(shown[-1].text).group(1)}"))[0].text
+    maria_id = (await patient_row(rr, 777)).id
+    assert [a.patient_id for a in await _appointments(rr)] == [maria_id]
+    assert "on the bot already" in (await staff.send(f"/link #{maria_id}"))[-1].text
+    assert "on the bot already" in (await staff.send(f"/link {PHONE}"))[-1].text
+    shown = await staff.send("/link +447700900999")
+    assert "nobody was booked with that phone number" in shown[-1].text
+    for unclear in ("/link", '/link "Maria Lopez"', "/link 777", "/link #1 #2"):
+        assert "Usage: /link" in (await staff.send(unclear))[-1].text, unclear
+    assert "only for clinic staff" in (await maria.send(f"/link #{maria_id}"))[-1].text

@@ -402,31 +402,36 @@ async def patient_by_number(session: AsyncSession, patient_id: int) -> Patient:
     return patient
 
 
+async def patient_with_phone(session: AsyncSession, phone: str) -> Patient | None:
+    """The patient staff booked with this phone: the record of its newest link, or whoever
+    opened that record's link while already on the bot (the bookings moved to them). None if
+    the phone was never booked, or its patient erased their data."""
+    invite = await session.scalar(select(PatientInvite).where(
+        PatientInvite.contact_phone == phone).order_by(PatientInvite.id.desc()).limit(1))
+    patient = await session.get(Patient, invite.patient_id) if invite is not None else None
+    if patient is None or patient.erased_at is not None:
+        return None  # erased: never their empty shell
+    if patient.chat_id is None:
+        # Still a shell: a link to it opened by someone already on the bot moved the bookings
+        # to their own row (redeem_invite); the booking follows them. Only this placeholder's
+        # links: an older one may have been opened by someone else.
+        used_by = await session.scalar(select(PatientInvite.used_by).where(
+            PatientInvite.patient_id == patient.id, PatientInvite.used_by.is_not(None))
+            .order_by(PatientInvite.id.desc()).limit(1))
+        linked = await session.scalar(select(Patient).where(
+            Patient.telegram_user_id == used_by, Patient.erased_at.is_(None))) \
+            if used_by is not None else None
+        if linked is not None and linked.chat_id is not None:
+            return linked
+    return patient
+
+
 async def patient_for_contact(session: AsyncSession, *, name: str | None, phone: str | None,
                               now: datetime, content: ReminderContent) -> Invitation:
     """A placeholder patient for someone not yet on Telegram, with a fresh invite token."""
-    patient: Patient | None = None
-    if phone:
-        invite = await session.scalar(select(PatientInvite).where(
-            PatientInvite.contact_phone == phone).order_by(PatientInvite.id.desc()).limit(1))
-        if invite is not None:
-            patient = await session.get(Patient, invite.patient_id)
-            if patient is not None and patient.erased_at is not None:
-                patient = None  # erased: a new placeholder, never their empty shell
-            elif patient is not None and patient.chat_id is not None:
-                return Invitation(patient, None)
-            elif patient is not None:
-                # Still a shell: a link to it opened by someone already on the bot moved the
-                # bookings to their own row (redeem_invite); the booking follows them. Only
-                # this placeholder's links: an older one may have been opened by someone else.
-                used_by = await session.scalar(select(PatientInvite.used_by).where(
-                    PatientInvite.patient_id == patient.id, PatientInvite.used_by.is_not(None))
-                    .order_by(PatientInvite.id.desc()).limit(1))
-                linked = await session.scalar(select(Patient).where(
-                    Patient.telegram_user_id == used_by, Patient.erased_at.is_(None))) \
-                    if used_by is not None else None
-                if linked is not None and linked.chat_id is not None:
-                    return Invitation(linked, None)
+    patient = await patient_with_phone(session, phone) if phone else None
+    if patient is not None and patient.chat_id is not None:
+        return Invitation(patient, None)
     if patient is None:
         patient = Patient(telegram_user_id=None, chat_id=None, first_name=(name or None),
                           created_at=now, last_seen_at=now)
