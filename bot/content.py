@@ -33,6 +33,23 @@ PLAIN_TEXT = ("clinic_name", "clinic_contact")  # the clinic's own words, escape
 CONTACT_MISSING = ("messages.yaml clinic_contact is empty: advice to contact the clinic (the urgent "
                    "\"get help now\" message first) cannot say how")
 BUTTON_LIMIT = 64  # Telegram shows long labels cut off; keep them readable
+# Telegram refuses a message over 4096 characters (a caption over 1024) once its HTML is
+# parsed; a template's filled-in {placeholders} (names, dates, a patient's words) need room.
+TEXT_BUDGET = 3500
+CAPTION_BUDGET = 900
+# The {placeholders} the code fills in for the texts of each message file (Messages.get always
+# gives clinic_name and clinic_contact; the rest are the names handlers/*.py pass to
+# messages.get(key, name=...)). Any other name would reach patients as written.
+_ALWAYS = frozenset({"clinic_name", "clinic_contact"})
+PLACEHOLDERS = {
+    "messages.yaml": _ALWAYS | {"first_name", "command", "page", "pages"},
+    "privacy.yaml": _ALWAYS,
+    "staff.yaml": _ALWAYS | {"timezone", "label", "value"},
+    "console.yaml": _ALWAYS | {
+        "appt", "area", "audience", "confirmation", "count", "day", "end", "error", "id", "kind",
+        "label", "length", "limit", "note", "patient", "quiet", "reminders", "staff", "staff_id",
+        "start", "status", "text", "time", "who"},
+}
 
 
 class ContentError(Exception):
@@ -181,13 +198,35 @@ def _yaml_line(exc: yaml.YAMLError) -> int:
     return (mark.line + 1) if mark is not None else 1
 
 
+class ContentLoader(yaml.SafeLoader):
+    """SafeLoader that refuses a key given twice in one mapping: plain YAML silently keeps
+    the last one, so an edit made to the first copy would never show."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict:
+        seen: dict[Any, int] = {}
+        for key_node, _ in node.value:
+            if key_node.tag == "tag:yaml.org,2002:merge":
+                continue  # "<<: *defaults" may be overridden on purpose
+            key = self.construct_object(key_node, deep=deep)
+            try:
+                first = seen.get(key)
+            except TypeError:
+                continue  # unhashable: the base constructor reports it
+            if first is not None:
+                raise yaml.constructor.ConstructorError(
+                    None, None, f"{key!r} is given twice (first on line {first}); YAML would "
+                    "silently use only the last one: keep one of them", key_node.start_mark)
+            seen[key] = key_node.start_mark.line + 1
+        return super().construct_mapping(node, deep=deep)
+
+
 def load_yaml(path: Path) -> Any:
     try:
         text = path.read_text(encoding="utf-8")
     except OSError as exc:
         raise ContentError(path, 0, f"cannot read: {exc.strerror}") from None
     try:
-        return yaml.safe_load(text)
+        return yaml.load(text, Loader=ContentLoader)  # noqa: S506 - a SafeLoader subclass
     except yaml.YAMLError as exc:
         problem = getattr(exc, "problem", None) or "invalid YAML"
         raise ContentError(path, _yaml_line(exc), problem) from None
@@ -200,11 +239,58 @@ def _line_of_key(path: Path, key: str) -> int:
     return 1
 
 
+def not_a_text(key: str, value: Any) -> str | None:
+    """Why a YAML value is not the text the clinic meant, or None if it is text. Unquoted,
+    +442079460000 is read as the number 442079460000 and `yes` as true."""
+    if isinstance(value, str):
+        return None
+    if value is None:
+        return f"{key} is empty: write its text after the colon, in quotes"
+    kind = ("yes/no value" if isinstance(value, bool) else "number"
+            if isinstance(value, int | float) else type(value).__name__)
+    return (f"{key}: YAML reads this as a {kind} ({value}), not as text: put it in quotes, "
+            f'e.g. {key}: "..."')
+
+
+def check_text(path: Path | str, line: int, what: str, template: str,
+               names: frozenset[str] | set[str] | None, caption: bool = False) -> str:
+    """Check a template: sound {placeholders}, each one the code fills in for it (`names`;
+    None: not checked), valid Telegram HTML, and room under Telegram's length limit.
+    Returns the visible text, each placeholder shown as "x"."""
+    try:
+        fields = [f for _, f, _, _ in string.Formatter().parse(template) if f is not None]
+    except ValueError as exc:
+        raise ContentError(path, line, f"{what}: bad placeholder ({exc})") from None
+    for name in fields:
+        if names is not None and name not in names:
+            known = ", ".join(f"{{{n}}}" for n in sorted(names)) or "none"
+            raise ContentError(path, line, f"{what}: the bot does not fill in {{{name}}}, so "
+                               f"patients would see it as written (placeholders here: {known}; "
+                               "write {{ and }} for a brace)")
+    try:
+        sample = template.format(**{n: "x" for n in fields if n})
+    except (ValueError, IndexError, KeyError) as exc:
+        raise ContentError(path, line, f"{what}: bad placeholder ({exc})") from None
+    try:
+        plain = telegram_html.check(sample)
+    except telegram_html.HTMLError as exc:
+        raise ContentError(path, line, f"{what}: {exc}") from None
+    budget, limit = (CAPTION_BUDGET, 1024) if caption else (TEXT_BUDGET, 4096)
+    shown = len(plain.encode("utf-16-le")) // 2  # as Telegram counts: an emoji may count twice
+    if shown > budget:
+        raise ContentError(path, line, f"{what}: {shown} characters as shown, at most {budget} "
+                           f"(Telegram refuses more than {limit}, and filled-in placeholders "
+                           "need room): shorten it or split it")
+    return plain
+
+
 def validate_templates(data: dict[str, Any], path: Path) -> None:
-    """Every string template must have sound placeholders and be valid Telegram HTML."""
-    formatter = string.Formatter()
+    """Every text must be a string with placeholders the bot fills in, be valid Telegram HTML
+    and fit Telegram's limits."""
+    names = PLACEHOLDERS.get(path.name)  # None: a file this table does not know, unchecked
     for key, value in data.items():
-        line = _line_of_key(path, str(key))
+        key = str(key)
+        line = _line_of_key(path, key)
         if key == "commands":
             if not isinstance(value, dict) or not all(
                 isinstance(k, str) and re.fullmatch(r"[a-z0-9_]{1,32}", k) and isinstance(v, str)
@@ -212,19 +298,16 @@ def validate_templates(data: dict[str, Any], path: Path) -> None:
             ):
                 raise ContentError(path, line, "commands: each is name (a-z, 0-9, _) -> description")
             continue
-        if not isinstance(value, str):
+        if isinstance(value, dict | list):
             continue  # feature sections (lists, mappings) are validated by their owners
+        if key == "clinic_contact" and value is None:
+            continue  # left empty, as shipped: check-content and the start say so
+        problem = not_a_text(key, value)
+        if problem:
+            raise ContentError(path, line, problem)
         if key in PLAIN_TEXT:
             continue  # plain text, escaped wherever it is used: "Smith & Jones" as written
-        try:
-            names = [f for _, f, _, _ in formatter.parse(value) if f]
-            sample = value.format(**{n: "x" for n in names})
-        except (ValueError, IndexError) as exc:
-            raise ContentError(path, line, f"{key}: bad placeholder ({exc})") from None
-        try:
-            telegram_html.check(sample)
-        except telegram_html.HTMLError as exc:
-            raise ContentError(path, line, f"{key}: {exc}") from None
+        sample = check_text(path, line, key, value, names, caption=key.endswith("_caption"))
         if key.startswith("button_") and len(sample) > BUTTON_LIMIT:
             raise ContentError(path, line, f"{key}: button label longer than {BUTTON_LIMIT}")
 
@@ -251,9 +334,11 @@ def parse_document(path: Path) -> Document:
     front = _FRONT.match(text)
     if front:
         try:
-            meta = yaml.safe_load(front.group(1)) or {}
+            meta = yaml.load(front.group(1), Loader=ContentLoader) or {}  # noqa: S506
         except yaml.YAMLError as exc:
-            raise ContentError(path, _yaml_line(exc) + 1, "invalid front matter") from None
+            problem = getattr(exc, "problem", None) or "invalid YAML"
+            raise ContentError(path, _yaml_line(exc) + 1,
+                               f"invalid front matter: {problem}") from None
         if not isinstance(meta, dict):
             raise ContentError(path, 2, "front matter must be a mapping")
         offset = front.group(0).count("\n")

@@ -34,6 +34,8 @@ class Nav:
     page: int = 0
 
 
+_TAG = re.compile(r"<(/?)([a-zA-Z][\w-]*)[^>]*>")
+_OUTSIDE_TAG = r"(?![^<>]*>)"  # a split point not inside <a href="...">
 _NAV = re.compile(r"^(?:(n|r):([0-9a-f]{10})(?::(\d{1,3}))?|home)$")
 
 
@@ -47,22 +49,45 @@ def parse_callback(data: str | None) -> Nav | None:
     return Nav(kind, match.group(2), int(match.group(3) or 0))
 
 
+def _balance(pieces: list[str]) -> list[str]:
+    """Each piece valid HTML on its own: tags open at a cut are closed at its end and opened
+    again at the start of the next piece (Telegram refuses a page with an unclosed <i>)."""
+    out: list[str] = []
+    stack: list[re.Match[str]] = []  # the opening tags in force
+    for piece in pieces:
+        prefix = "".join(m.group(0) for m in stack)
+        for tag in _TAG.finditer(piece):
+            if not tag.group(1):
+                stack.append(tag)
+            elif stack:
+                stack.pop()
+        out.append(prefix + piece + "".join(f"</{m.group(2)}>" for m in reversed(stack)))
+    return out
+
+
 def _split_long(text: str, budget: int) -> list[str]:
-    """Split one long HTML-escaped fragment at sentence, then word, boundaries."""
+    """Split one long HTML fragment at sentence, then word, boundaries outside tags."""
     if len(text) <= budget:
         return [text]
+    outside = ""
+    if "<" in text:  # room for the tags _balance closes and reopens at each cut
+        outside = _OUTSIDE_TAG
+        budget = max(budget - 2 * sum(len(m.group(0)) for m in _TAG.finditer(text)), budget // 2)
     pieces: list[str] = []
     current = ""
-    for sentence in re.split(r"(?<=[.!?])\s+", text):
-        for word in ([sentence] if len(sentence) <= budget else sentence.split(" ")):
+    for sentence in re.split(r"(?<=[.!?])\s+" + outside, text):
+        for word in ([sentence] if len(sentence) <= budget else re.split(" " + outside, sentence)):
             if len(word) > budget and current:  # what came before goes first
                 pieces.append(current)
                 current = ""
-            while len(word) > budget:  # a single enormous token: hard cut, not on an entity
+            while len(word) > budget:  # a single enormous token: hard cut, not in an entity or tag
                 cut = budget
                 amp = word.rfind("&", 0, cut)
-                if amp != -1 and ";" not in word[amp:cut]:
+                if amp > 0 and ";" not in word[amp:cut]:
                     cut = amp
+                lt = word.rfind("<", 0, cut)
+                if lt > 0 and ">" not in word[lt:cut]:
+                    cut = lt
                 pieces.append(word[:cut])
                 word = word[cut:]
             joined = f"{current} {word}" if current else word
@@ -73,7 +98,7 @@ def _split_long(text: str, budget: int) -> list[str]:
                 current = joined
     if current:
         pieces.append(current)
-    return [p for p in pieces if p]
+    return _balance([p for p in pieces if p])
 
 
 def paginate(fragments: list[str], budget: int = PAGE_BUDGET) -> list[str]:
@@ -81,8 +106,9 @@ def paginate(fragments: list[str], budget: int = PAGE_BUDGET) -> list[str]:
     pages: list[str] = []
     current = ""
     for fragment in fragments:
-        for part in _split_long(fragment, budget):
-            joined = f"{current}\n\n{part}" if current else part
+        for i, part in enumerate(_split_long(fragment, budget)):
+            gap = " " if i else "\n\n"  # a cut paragraph continues on the same page as one
+            joined = f"{current}{gap}{part}" if current else part
             if len(joined) > budget:
                 pages.append(current)
                 current = part

@@ -222,17 +222,14 @@ def test_every_key_a_clinic_must_keep_is_required_at_start():
     assert texts("intake.yaml") == set(INTAKE)
 
 
-def test_an_unknown_placeholder_is_shown_as_written_and_logged(content_dir: Path, caplog):
-    """{name} where the code gives {first_name}: the text still goes (the placeholder as
-    written) and the log names the file and key, not a failed update."""
+def test_an_unknown_placeholder_stops_the_content_loading(content_dir: Path):
+    """{name} where the code gives {first_name}: refused at start with the file and key, not
+    sent to patients as written (test_content_checks covers fill's runtime fallback)."""
     messages = content_dir / "messages.yaml"
     messages.write_text(messages.read_text(encoding="utf-8").replace(
         "Hello, {first_name}!", "Hello, {name}!", 1), encoding="utf-8")
-    content = load_content(content_dir)
-    with caplog.at_level("ERROR"):
-        text = content.messages.get("greeting", first_name="Anna")
-    assert text.startswith("Hello, {name}!") and "the clinic's assistant" in text
-    assert "messages.yaml:greeting: unknown placeholder {name}" in caplog.text
+    with pytest.raises(ContentError, match=r"messages\.yaml:\d+: greeting: .*\{name\}"):
+        load_content(content_dir)
 
 
 def test_a_clinic_name_with_an_ampersand_is_plain_text(content_dir: Path):

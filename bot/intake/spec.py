@@ -5,7 +5,6 @@ from __future__ import annotations
 import hashlib
 import html
 import re
-import string
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -13,8 +12,7 @@ from typing import Any
 import phonenumbers
 import yaml
 
-from bot import telegram_html
-from bot.content import BUTTON_LIMIT, ContentError, fill
+from bot.content import BUTTON_LIMIT, ContentError, ContentLoader, check_text, fill, not_a_text
 
 KINDS = ("choice", "multi_choice", "yes_no", "text", "phone", "date")
 _ID = re.compile(r"^[a-z][a-z0-9_]{0,19}$")
@@ -37,19 +35,24 @@ REQUIRED_TEXTS = (
     "staff_console_button", "staff_list_title", "staff_list_line", "staff_list_empty",
     "stat_intakes_week", "stat_intakes_flagged_week",
 )
+# The {placeholders} the code fills in for intake.yaml texts (IntakeSpec.t gives clinic_name; the
+# rest are the names bot/intake passes to t/fill). The consent gets only {clinic_name}.
+PLACEHOLDERS = frozenset({
+    "clinic_name", "answer", "count", "date", "earliest", "example", "flags", "label", "latest",
+    "length", "max", "min", "n", "name", "note", "option", "options", "patient_id", "phone",
+    "question", "total", "version", "when"})
 
 
 class _Map(dict):
     line: int = 1
 
 
-class _LineLoader(yaml.SafeLoader):
-    """A SafeLoader whose mappings remember the line they start on."""
+class _LineLoader(ContentLoader):
+    """Content's SafeLoader (no key twice) whose mappings remember the line they start on."""
 
 
 def _construct_map(loader: _LineLoader, node: yaml.MappingNode) -> _Map:
-    loader.flatten_mapping(node)
-    result = _Map(loader.construct_pairs(node, deep=True))
+    result = _Map(loader.construct_mapping(node, deep=True))
     result.line = node.start_mark.line + 1
     return result
 
@@ -126,16 +129,9 @@ class IntakeSpec:
         return self.by_id.get(qid or "")
 
 
-def _check_html(path: Path, line: int, what: str, template: str) -> None:
-    try:
-        names = [f for _, f, _, _ in string.Formatter().parse(template) if f]
-        sample = template.format(**{n: "x" for n in names})
-    except (ValueError, IndexError, KeyError) as exc:
-        raise ContentError(path, line, f"{what}: bad placeholder ({exc})") from None
-    try:
-        plain = telegram_html.check(sample)
-    except telegram_html.HTMLError as exc:
-        raise ContentError(path, line, f"{what}: {exc}") from None
+def _check_html(path: Path, line: int, what: str, template: str,
+                names: frozenset[str] = PLACEHOLDERS) -> None:
+    plain = check_text(path, line, what, template, names)
     if not plain.strip():
         raise ContentError(path, line, f"{what}: empty")
 
@@ -143,7 +139,8 @@ def _check_html(path: Path, line: int, what: str, template: str) -> None:
 def _str(path: Path, line: int, data: dict, key: str, what: str) -> str:
     value = data.get(key)
     if not isinstance(value, str) or not value.strip():
-        raise ContentError(path, line, f"{what}: '{key}' must be a non-empty text")
+        hint = not_a_text(key, value) if value is not None else None
+        raise ContentError(path, line, f"{what}: {hint or repr(key) + ' must be a non-empty text'}")
     return value
 
 
@@ -165,7 +162,9 @@ def _parse_question(path: Path, raw: Any, seen: dict[str, Question], index: int)
     if kind not in KINDS:
         raise ContentError(path, line, f"{what}: kind must be one of {', '.join(KINDS)}")
     text = _str(path, line, raw, "text", what)
-    _check_html(path, line, what, text)
+    if "{" in text or "}" in text:  # shown as written: {clinic_name} would reach patients as is
+        raise ContentError(path, line, f"{what}: question texts take no {{placeholders}} or braces")
+    _check_html(path, line, what, text, frozenset())
     short = _str(path, line, raw, "short", what)
     if len(short) > 40:
         raise ContentError(path, line, f"{what}: short label longer than 40 characters")
@@ -259,7 +258,7 @@ def load_intake(path: Path, clinic_name: str = "the clinic") -> IntakeSpec:
     if not re.fullmatch(r"[A-Za-z0-9._-]{1,32}", version):
         raise ContentError(path, cline, "consent version: 1-32 of letters, digits, . _ -")
     consent_text = _str(path, cline, consent, "text", "consent")
-    _check_html(path, cline, "consent", consent_text)
+    _check_html(path, cline, "consent", consent_text, frozenset({"clinic_name"}))
     raw_questions = data.get("questions")
     if not isinstance(raw_questions, list) or not raw_questions:
         raise ContentError(path, 1, "missing 'questions' (a list)")
@@ -276,13 +275,14 @@ def load_intake(path: Path, clinic_name: str = "the clinic") -> IntakeSpec:
         raise ContentError(path, 1, "missing 'texts'")
     tline = getattr(texts, "line", 1)
     for key in REQUIRED_TEXTS:
-        if not isinstance(texts.get(key), str) or not texts[key].strip():
+        if key not in texts:  # a value that is not text, or empty, fails below at its line
             raise ContentError(path, tline, f"texts: missing {key!r}")
     lines = source.splitlines()
     for key, value in texts.items():
         line = next((i for i, x in enumerate(lines, 1) if x.strip().startswith(f"{key}:")), tline)
-        if not isinstance(value, str):
-            raise ContentError(path, line, f"texts: {key} must be a text")
+        problem = not_a_text(str(key), value)
+        if problem:
+            raise ContentError(path, line, f"texts: {problem}")
         _check_html(path, line, f"texts: {key}", value)
         if key.startswith("button_") or key == "menu_button":
             if len(value) > BUTTON_LIMIT - 20:

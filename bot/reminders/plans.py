@@ -4,17 +4,25 @@ from __future__ import annotations
 
 import html
 import re
-import string
 from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
-from bot import telegram_html
-from bot.content import BUTTON_LIMIT, ContentError, fill, load_yaml
+from bot.content import BUTTON_LIMIT, ContentError, check_text, fill, load_yaml, not_a_text
 
 KINDS = ("confirmation", "preparation", "same_day", "aftercare", "checkin", "next_session")
 ANCHORS = ("booking", "start", "end")
+# A plan's fields: any other (a typo such as only_if_course_incomplte) would be ignored and its
+# rule silently dropped.
+PLAN_FIELDS = {"anchor", "offset", "expires", "valid_for", "quiet_hours", "evening_fallback",
+               "only_if_course_incomplete"}
+# The {placeholders} the code fills in for reminders.yaml texts (Texts.get always gives
+# clinic_name and contact_line; the rest are the names passed to texts.get(key, name=...)).
+PLACEHOLDERS = frozenset({
+    "clinic_name", "contact_line", "appointments", "area", "count", "course_size", "date", "days",
+    "error", "id", "link", "m", "minutes", "n", "patient", "problem", "reminder", "reminders",
+    "session", "session_no", "status", "text", "when", "who"})
 _PART = re.compile(r"([+-]?)\s*(\d+)\s*([wdhms])")
 # Every text of content/reminders.yaml: a clinic may reword them, not remove one.
 REQUIRED_TEXTS = tuple(f"reminder_{k}" for k in KINDS) + (
@@ -151,11 +159,11 @@ class ReminderContent:
     path: Path = field(default=Path("reminders.yaml"))
 
 
-def _line(path: Path, needle: str) -> int:
+def _line(path: Path, needle: str, after: int = 0) -> int:
     for i, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
-        if line.strip().startswith(f"{needle}:"):
+        if i > after and line.strip().startswith(f"{needle}:"):
             return i
-    return 1
+    return after or 1
 
 
 def load_reminder_content(content_dir: Path, clinic_name: str = "the clinic",
@@ -167,6 +175,11 @@ def load_reminder_content(content_dir: Path, clinic_name: str = "the clinic",
 
     def fail(where: str, problem: str) -> ContentError:
         return ContentError(path, _line(path, where), problem)
+
+    unknown = sorted(set(map(str, data)) - {"engine", "plans", "push_valid_for", "texts"})
+    if unknown:
+        raise fail(unknown[0], f"unknown section(s) {unknown} (known: engine, plans, "
+                   "push_valid_for, texts)")
 
     plans_raw = data.get("plans")
     if not isinstance(plans_raw, dict):
@@ -180,6 +193,11 @@ def load_reminder_content(content_dir: Path, clinic_name: str = "the clinic",
             raise fail(str(kind), f"unknown reminder kind {kind!r} (known: {', '.join(KINDS)})")
         if not isinstance(raw, dict):
             raise fail(kind, f"{kind}: must be a mapping")
+        unknown = sorted(set(map(str, raw)) - PLAN_FIELDS)
+        if unknown:
+            raise ContentError(path, _line(path, unknown[0], after=_line(path, kind)),
+                               f"{kind}: unknown field(s) {unknown} (known: "
+                               f"{', '.join(sorted(PLAN_FIELDS))})")
         try:
             anchor = raw.get("anchor")
             if anchor not in ANCHORS:
@@ -192,12 +210,21 @@ def load_reminder_content(content_dir: Path, clinic_name: str = "the clinic",
             if expires is not None:
                 if not isinstance(expires, dict) or expires.get("anchor") not in ANCHORS:
                     raise ValueError("expires needs an anchor (booking, start or end)")
+                if set(expires) - {"anchor", "offset"}:
+                    raise ValueError(f"expires: unknown field(s) "
+                                     f"{sorted(set(expires) - {'anchor', 'offset'})} (known: "
+                                     "anchor, offset)")
                 exp_anchor, exp_offset, vf = expires["anchor"], parse_offset(
                     str(expires.get("offset", "0"))), None
             else:
                 exp_anchor, exp_offset, vf = None, Offset(), parse_duration(str(valid_for))
                 if vf <= timedelta(0):
                     raise ValueError("valid_for must be positive")
+            if exp_anchor == anchor and exp_offset.days <= offset.days \
+                    and exp_offset.elapsed <= offset.elapsed:
+                # The planner writes nothing when expiry is not after the moment: never sent.
+                raise ValueError("expires is never after the reminder's moment, so it would "
+                                 "never be sent: make expires.offset later than offset")
             quiet = raw.get("quiet_hours")
             if quiet not in ("send", "defer"):
                 raise ValueError("quiet_hours must be send or defer")
@@ -210,6 +237,10 @@ def load_reminder_content(content_dir: Path, clinic_name: str = "the clinic",
     eng_raw = data.get("engine") or {}
     if not isinstance(eng_raw, dict):
         raise fail("engine", "engine: must be a mapping")
+    unknown = sorted(set(map(str, eng_raw)) - set(Engine.__dataclass_fields__))
+    if unknown:
+        raise fail(unknown[0], f"engine: unknown setting(s) {unknown} (known: "
+                   f"{', '.join(Engine.__dataclass_fields__)})")
     try:
         defaults = Engine()
         engine = Engine(
@@ -245,18 +276,15 @@ def load_reminder_content(content_dir: Path, clinic_name: str = "the clinic",
     for key in REQUIRED_TEXTS:
         if key not in texts_raw:
             raise fail("texts", f"texts: missing {key!r}")
-    formatter = string.Formatter()
     for key, value in texts_raw.items():
-        if not isinstance(value, str) or not value.strip():
-            raise fail(str(key), f"{key}: must be a non-empty text")
-        try:
-            names = [f for _, f, _, _ in formatter.parse(value) if f]
-            sample = value.format(**{n: "x" for n in names})
-            telegram_html.check(sample)
-        except (ValueError, IndexError, KeyError) as exc:
-            raise fail(str(key), f"{key}: {exc}") from None
+        key = str(key)
+        problem = not_a_text(key, value)
+        if problem or not value.strip():
+            raise fail(key, problem or f"{key}: must be a non-empty text")
+        sample = check_text(path, _line(path, key), key, value, PLACEHOLDERS,
+                            caption=key.endswith("_caption"))
         if key.startswith("button_") and len(sample) > BUTTON_LIMIT:
-            raise fail(str(key), f"{key}: button label longer than {BUTTON_LIMIT}")
+            raise fail(key, f"{key}: button label longer than {BUTTON_LIMIT}")
     return ReminderContent(plans, engine, Texts(dict(texts_raw), clinic_name, contact_line),
                            push_valid_for, path)
 
