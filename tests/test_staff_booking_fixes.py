@@ -224,10 +224,11 @@ async def test_retry_dead_for_a_patient_who_never_opened_the_bot_says_so(fake, r
     assert "has not opened the bot yet" in shown[-1].text and "blocked" not in shown[-1].text
 
 
-async def test_forget_leaves_a_placeholder_someone_else_made_their_own(fake, rr, clock, staff):
-    """Two links to one placeholder: Anna (already on the bot) opens the first, Maria the second,
-    which makes the placeholder Maria's record. Anna's /forget takes her invite, never Maria's
-    appointment, reminders or link."""
+async def test_a_merged_placeholder_is_its_openers_and_goes_with_her_forget(
+        fake, rr, clock, staff):
+    """Two links to one placeholder: Anna (already on the bot) opens the first, so its bookings
+    move to her and the placeholder is hers. The second link opens for nobody else, and her
+    /forget takes the placeholder whole (its unused link holds her phone), never Maria's own."""
     from bot.db.appointment_models import PatientInvite
     from tests.harness import TgUser
 
@@ -236,7 +237,7 @@ async def test_forget_leaves_a_placeholder_someone_else_made_their_own(fake, rr,
     second = LINK.search((await staff.send(f"/book {PHONE} 2026-03-06 10:00 30 face"))[-1].text)
     await anna.send(f"/start {first.group(1)}")
     maria = TgUser(rr, first_name="Maria", user_id=777)
-    await maria.send(f"/start {second.group(1)}")
+    assert "not valid" in (await maria.send(f"/start {second.group(1)}"))[0].text
     own = await book(staff, "777 2026-03-10 10:00 30 neck")
     maria_id = (await patient_row(rr, 777)).id
     await anna.send("/forget")
@@ -244,29 +245,27 @@ async def test_forget_leaves_a_placeholder_someone_else_made_their_own(fake, rr,
     assert [(a.id, a.patient_id) for a in await _appointments(rr)] == [(own, maria_id)]
     assert {r.patient_id for r in await reminders(rr)} == {maria_id}
     async with db(rr).session() as session:
-        invites = list(await session.scalars(select(PatientInvite.used_by)))
-    assert invites == [777]  # Maria's link stays hers; Anna's went with her
+        assert list(await session.scalars(select(PatientInvite.contact_phone))) == []
 
 
-async def test_book_by_phone_goes_to_whoever_holds_the_phones_newest_link(fake, rr, clock, staff):
-    """Anna opened a forwarded link for the phone; staff then gave the placeholder a new link
-    (/book #X), which Maria opened: the placeholder is Maria's. The phone books for Maria."""
+async def test_book_and_link_by_number_of_a_merged_placeholder_reach_who_opened_it(
+        fake, rr, clock, staff):
+    """Anna opened the link of a placeholder staff made for her while she was on the bot
+    already: #placeholder is Anna now. /book #X books for her, /link #X says she is on the bot
+    (a fresh link to the empty placeholder would reach nobody, or a stranger)."""
     from bot.db.appointment_models import PatientInvite
-    from tests.harness import TgUser
 
     anna = await new_patient(rr, "Anna")
+    anna_id = (await patient_row(rr, anna.id)).id
     shown = await staff.send(f"/book {PHONE} 2026-03-05 10:00 30 face")
     await anna.send(f"/start {LINK.search(shown[-1].text).group(1)}")
     async with db(rr).session() as session:
         shell = await session.scalar(select(PatientInvite.patient_id).where(
             PatientInvite.contact_phone == PHONE))
     shown = await staff.send(f"/book #{shell} 2026-03-10 10:00 30 neck")
-    maria = TgUser(rr, first_name="Maria", user_id=777)
-    await maria.send(f"/start {LINK.search(shown[-1].text).group(1)}")
-    shown = await staff.send(f"/book {PHONE} 2026-03-12 10:00 30 lips")
-    assert "Maria" in shown[-1].text and "Anna" not in shown[-1].text
-    maria_id = (await patient_row(rr, 777)).id
-    assert [a.patient_id for a in await _appointments(rr) if a.area == "lips"] == [maria_id]
+    assert f"Anna (#{anna_id})" in shown[-1].text and not LINK.search(shown[-1].text)
+    assert [a.patient_id for a in await _appointments(rr)] == [anna_id, anna_id]
+    assert "on the bot already" in (await staff.send(f"/link #{shell}"))[-1].text
 
 
 async def test_booking_the_next_session_takes_a_dead_book_your_next_session_off_retry(
@@ -284,9 +283,10 @@ async def test_booking_the_next_session_takes_a_dead_book_your_next_session_off_
     assert row.status == "cancelled"
 
 
+@pytest.mark.parametrize("anna_on_the_bot", [False, True])
 @pytest.mark.parametrize("mallory_on_the_bot", [False, True])
 async def test_a_second_link_never_hands_over_a_record_someone_already_opened(
-        fake, rr, clock, staff, mallory_on_the_bot):
+        fake, rr, clock, staff, mallory_on_the_bot, anna_on_the_bot):
     """Two bookings before Anna opens the bot leave two links to her record. She opens one; the
     other, forwarded or sent to the wrong person, must not hand her appointments and health
     data to whoever opens it. Anna herself may still open it."""
@@ -295,6 +295,8 @@ async def test_a_second_link_never_hands_over_a_record_someone_already_opened(
     first = LINK.search((await staff.send(f"/book {PHONE} 2026-03-05 10:00 30 face"))[-1].text)
     second = LINK.search((await staff.send(f"/book {PHONE} 2026-03-06 10:00 30 face"))[-1].text)
     anna = TgUser(rr, first_name="Anna", user_id=777)
+    if anna_on_the_bot:  # opening the link moves the bookings to her own record
+        await anna.send("/start")
     assert "now linked" in (await anna.send(f"/start {first.group(1)}"))[0].text
     anna_id = (await patient_row(rr, 777)).id
     mallory = await new_patient(rr, "Mallory") if mallory_on_the_bot else \
@@ -307,6 +309,8 @@ async def test_a_second_link_never_hands_over_a_record_someone_already_opened(
     staff_told = len(sent_texts(fake, 42))
     assert "now linked" in (await anna.send(f"/start {second.group(1)}"))[0].text
     assert len(sent_texts(fake, 42)) == staff_told  # she was linked already: nothing new for staff
+    shown = await staff.send(f"/book {PHONE} 2026-03-12 10:00 30 face")  # the phone is still hers
+    assert f"(#{anna_id})" in shown[-1].text and "Mallory" not in shown[-1].text
 
 
 async def test_link_gives_a_new_link_when_the_first_expired(fake, rr, clock, staff):

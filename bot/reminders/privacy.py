@@ -6,7 +6,7 @@ from datetime import datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import delete, func, select, update
+from sqlalchemy import delete, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot import console
@@ -57,20 +57,25 @@ async def erase(session: AsyncSession, patient: Patient, now: datetime) -> list[
 async def _erase_merged_placeholders(session: AsyncSession, patient: Patient) -> None:
     """A link opened by someone already on the bot moved the bookings to their own row
     (service.redeem_invite) and left the placeholder behind, with the name and phone staff
-    typed on the invite and their Telegram id as who opened it: that invite is theirs, and the
-    name, while the placeholder is still an empty shell. Nothing else of the placeholder: a
-    second link to it may have been opened by someone else, whose record it now is."""
+    typed on its invites: it is theirs (its other links open for nobody else), so it goes
+    whole while it is still an empty shell that nobody else opened. Otherwise (a record
+    someone else took before that rule) only their own invite goes."""
     if patient.telegram_user_id is None:
         return
-    merged = list(await session.scalars(select(PatientInvite.patient_id).where(
+    merged = set(await session.scalars(select(PatientInvite.patient_id).where(
         PatientInvite.used_by == patient.telegram_user_id, PatientInvite.patient_id != patient.id)))
     await session.execute(delete(PatientInvite).where(
         PatientInvite.used_by == patient.telegram_user_id))
-    if merged:
-        shells = select(Appointment.id).where(Appointment.patient_id == Patient.id).exists()
-        await session.execute(update(Patient).where(
-            Patient.id.in_(merged), Patient.telegram_user_id.is_(None), ~shells)
-            .values(first_name=None).execution_options(synchronize_session=False))
+    for placeholder_id in sorted(merged):
+        placeholder = await session.get(Patient, placeholder_id)
+        others = await session.scalar(select(PatientInvite.id).where(
+            PatientInvite.patient_id == placeholder_id, PatientInvite.used_by.is_not(None)).limit(1))
+        if placeholder is None or placeholder.telegram_user_id is not None or others is not None:
+            continue
+        await session.execute(delete(Reminder).where(Reminder.patient_id == placeholder_id))
+        await session.execute(delete(Appointment).where(Appointment.patient_id == placeholder_id))
+        await session.execute(delete(PatientInvite).where(PatientInvite.patient_id == placeholder_id))
+        placeholder.first_name = None
 
 
 def section(texts: Texts, tz: ZoneInfo) -> DataSection:

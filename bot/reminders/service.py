@@ -390,16 +390,36 @@ class Invitation:
     token: str | None  # None: the patient is already on Telegram
 
 
+async def _opened_by(session: AsyncSession, placeholder_id: int) -> int | None:
+    """The Telegram user who opened one of this placeholder's links, if anyone did."""
+    return await session.scalar(select(PatientInvite.used_by).where(
+        PatientInvite.patient_id == placeholder_id, PatientInvite.used_by.is_not(None))
+        .order_by(PatientInvite.id.desc()).limit(1))
+
+
+async def _merged_into(session: AsyncSession, patient: Patient) -> Patient:
+    """A placeholder whose link was opened by someone already on the bot: their bookings moved
+    to that person's record (redeem_invite), which is where this patient now is."""
+    if patient.chat_id is not None:
+        return patient
+    used_by = await _opened_by(session, patient.id)
+    linked = await session.scalar(select(Patient).where(
+        Patient.telegram_user_id == used_by, Patient.erased_at.is_(None))) \
+        if used_by is not None else None
+    return linked if linked is not None and linked.chat_id is not None else patient
+
+
 async def patient_by_number(session: AsyncSession, patient_id: int) -> Patient:
-    """The patient staff name as #N. An erased one is no patient: their row is an empty shell
-    kept for the audit, and a link to it would attach whoever opens it to that record."""
+    """The patient staff name as #N (followed to the record a link merged it into). An erased
+    one is no patient: their row is an empty shell kept for the audit, and a link to it would
+    attach whoever opens it to that record."""
     patient = await session.get(Patient, patient_id)
     if patient is None:
         raise BookingError(f"there is no patient #{patient_id}")
     if patient.erased_at is not None:
         raise BookingError(f"there is no patient #{patient_id} "
                            "(their data was erased at their request)")
-    return patient
+    return await _merged_into(session, patient)
 
 
 async def patient_with_phone(session: AsyncSession, phone: str) -> Patient | None:
@@ -411,19 +431,7 @@ async def patient_with_phone(session: AsyncSession, phone: str) -> Patient | Non
     patient = await session.get(Patient, invite.patient_id) if invite is not None else None
     if patient is None or patient.erased_at is not None:
         return None  # erased: never their empty shell
-    if patient.chat_id is None:
-        # Still a shell: a link to it opened by someone already on the bot moved the bookings
-        # to their own row (redeem_invite); the booking follows them. Only this placeholder's
-        # links: an older one may have been opened by someone else.
-        used_by = await session.scalar(select(PatientInvite.used_by).where(
-            PatientInvite.patient_id == patient.id, PatientInvite.used_by.is_not(None))
-            .order_by(PatientInvite.id.desc()).limit(1))
-        linked = await session.scalar(select(Patient).where(
-            Patient.telegram_user_id == used_by, Patient.erased_at.is_(None))) \
-            if used_by is not None else None
-        if linked is not None and linked.chat_id is not None:
-            return linked
-    return patient
+    return await _merged_into(session, patient)
 
 
 async def patient_for_contact(session: AsyncSession, *, name: str | None, phone: str | None,
@@ -473,16 +481,20 @@ async def redeem_invite(session: AsyncSession, *, token: str, user_id: int, chat
             return Redeemed(again, first_time=False) if again is not None else None
         return None
     placeholder = await session.get(Patient, invite.patient_id)
-    if placeholder is not None and placeholder.telegram_user_id is not None:
+    owner: int | None = None
+    if placeholder is not None:
         # A record has several links (one per booking before its first is opened). Once one
-        # made it someone's, another link is never a way in: a forwarded or misdirected one
-        # would hand over their appointments and health data.
-        if placeholder.telegram_user_id != user_id:
+        # made it someone's (it became their record, or its bookings moved to theirs), another
+        # link is never a way in: a forwarded or misdirected one would hand over their
+        # appointments and health data, and staff's next booking by phone with them.
+        owner = placeholder.telegram_user_id or await _opened_by(session, placeholder.id)
+        if owner is not None and owner != user_id:
             log.warning("invite to patient %s opened by another Telegram user: refused",
                         placeholder.id)
             return None
-        invite.used_at, invite.used_by = now, user_id  # their own record's other link
-        return Redeemed(placeholder, first_time=False)
+        if placeholder.telegram_user_id == user_id:
+            invite.used_at, invite.used_by = now, user_id  # their own record's other link
+            return Redeemed(placeholder, first_time=False)
     existing = await session.scalar(select(Patient).where(Patient.telegram_user_id == user_id))
     if existing is not None and placeholder is not None and existing.id != placeholder.id:
         await session.execute(update(Appointment).where(Appointment.patient_id == placeholder.id)
@@ -501,7 +513,7 @@ async def redeem_invite(session: AsyncSession, *, token: str, user_id: int, chat
     target.last_seen_at = now
     invite.used_at, invite.used_by = now, user_id
     await session.flush()
-    return Redeemed(target, first_time=True)
+    return Redeemed(target, first_time=owner is None)  # staff were told of its first link
 
 
 @dataclass
