@@ -91,3 +91,35 @@ async def test_booking_the_same_patient_at_the_same_time_twice_is_refused(fake, 
     again = await book(staff, f"{anna.id} 2026-03-05 12:00 60 face 1/4")  # free again
     assert again != first
     assert timedelta(0) < (await _ask(rr, again)).due_at - datetime(2026, 3, 5, tzinfo=UTC)
+
+
+async def test_a_rescheduled_sessions_old_reminder_is_not_brought_back(fake, rr, clock, staff):
+    """Session 1 moved: its "book your next session" was planned anew. Cancelling session 2
+    brings back the current one only, not the old plan's as well."""
+    anna = await new_patient(rr)
+    first = await book(staff, f"{anna.id} 2026-03-05 12:00 60 face 1/4")
+    second = await book(staff, f"{anna.id} 2026-03-26 12:00 60 face 2/4")
+    await staff.send(f"/reschedule {first} 2026-03-07 12:00")
+    await staff.send(f"/cancel_appt {second}")
+    pending = [r for r in await reminders(rr, appointment_id=first, kind="next_session")
+               if r.status == "pending"]
+    assert len(pending) == 1 and pending[0].key.endswith(":v2")
+    await _send_due(rr, clock, datetime(2026, 3, 28, 13, 1, tzinfo=UTC))
+    assert sum("session 1 of 4" in t for t in sent_texts(fake, anna.id)) == 1
+
+
+@pytest.mark.parametrize(("first", "then"), [("Лицо", "лицо"), ("Décolleté", "DÉCOLLETÉ")])
+async def test_the_same_area_in_another_case_is_the_same_course(fake, rr, clock, staff, first, then):
+    anna = await new_patient(rr)
+    appt = await book(staff, f"{anna.id} 2026-03-05 12:00 60 {first} 1/4")
+    await book(staff, f"{anna.id} 2026-03-26 12:00 60 {then}")
+    assert (await _ask(rr, appt)).status == "cancelled"
+
+
+async def test_moving_an_appointment_onto_another_of_the_patients_is_refused(fake, rr, clock, staff):
+    anna = await new_patient(rr)
+    first = await book(staff, f"{anna.id} 2026-03-05 12:00 60 face 1/4")
+    second = await book(staff, f"{anna.id} 2026-03-26 12:00 60 face 2/4")
+    shown = await staff.send(f"/reschedule {second} 2026-03-05 12:00")
+    assert f"already has appointment #{first} at that time" in shown[-1].text
+    assert (await reminders(rr, appointment_id=second, kind="same_day"))[0].due_at.day == 26

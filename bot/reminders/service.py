@@ -10,7 +10,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
-from sqlalchemy import ColumnElement, and_, func, or_, select, update
+from sqlalchemy import and_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 from sqlalchemy.orm.attributes import set_committed_value
@@ -80,22 +80,26 @@ def validate_booking(starts_at: datetime, duration_min: int, area: str, session_
 LATER_BOOKED = (*ACTIVE_STATUSES, "completed")
 
 
-def continues(later: type[Appointment], earlier: type[Appointment]) -> ColumnElement[bool]:
-    """SQL: `later` is a later session of `earlier`'s course: a higher session number, or the
-    same area (a next session booked without N/M). A one-off visit for something else is not:
-    it must not silence the course's "book your next session"."""
-    return and_(later.patient_id == earlier.patient_id, later.starts_at > earlier.starts_at,
-                later.status.in_(LATER_BOOKED),
-                or_(later.session_no > earlier.session_no,
-                    func.lower(later.area) == func.lower(earlier.area)))
+def _same_area(a: str, b: str) -> bool:
+    # In Python: SQLite's lower() folds ASCII only ("Лицо" and "лицо" would differ there).
+    return " ".join(a.casefold().split()) == " ".join(b.casefold().split())
 
 
 async def next_booked(session: AsyncSession, ids: Iterable[int]) -> set[int]:
-    """Those of these appointments that a later session of their course continues."""
+    """Those of these appointments that a later session of their course continues: one with a
+    higher session number, or the same area (a next session booked without N/M). A one-off
+    visit for something else is not: it must not silence the course's "book your next
+    session"."""
     later = aliased(Appointment)
-    return set((await session.execute(
-        select(Appointment.id).join(later, continues(later, Appointment))
-        .where(Appointment.id.in_(list(ids))).distinct())).scalars())
+    pairs = await session.execute(
+        select(Appointment.id, Appointment.area, Appointment.session_no, later.area,
+               later.session_no)
+        .join(later, and_(later.patient_id == Appointment.patient_id,
+                          later.starts_at > Appointment.starts_at,
+                          later.status.in_(LATER_BOOKED)))
+        .where(Appointment.id.in_(list(ids))))
+    return {appt_id for appt_id, area, number, later_area, later_number in pairs
+            if later_number > number or _same_area(later_area, area)}
 
 
 async def booked_at(session: AsyncSession, patient_id: int, starts_at: datetime) -> int | None:
@@ -149,7 +153,8 @@ async def reopen_next_session(session: AsyncSession, *, patient_id: int, now: da
     reopened = 0
     for row in rows:
         appt = await session.get(Appointment, row.appointment_id)
-        if row.appointment_id in still or appt is None or appt.status in ("cancelled", "no_show"):
+        if row.appointment_id in still or appt is None or appt.status in ("cancelled", "no_show") \
+                or await superseded(session, row):  # a reschedule planned it anew since
             continue
         row.status, row.last_error, row.attempts = "pending", None, 0
         row.due_at = max(row.due_at, now)
@@ -283,6 +288,9 @@ async def reschedule(session: AsyncSession, appt: Appointment, *, starts_at: dat
         raise BookingError("the appointment is not active")
     duration = appt.duration_min if duration_min is None else duration_min
     validate_booking(starts_at, duration, appt.area, appt.session_no, appt.course_size, now)
+    twin = await booked_at(session, appt.patient_id, starts_at)
+    if twin is not None and twin != appt.id:
+        raise AlreadyBooked(f"this patient already has appointment #{twin} at that time")
     await cancel_open_reminders(session, now=now, reason="rescheduled", appointment_id=appt.id)
     await retire_undelivered(session, appointment_id=appt.id, reason="rescheduled")
     appt.starts_at, appt.duration_min = starts_at, duration
