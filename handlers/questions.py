@@ -41,7 +41,7 @@ from bot.menu import Screen, paginate
 from bot.privacy import DataSection
 from bot.qa import QAEngine, Result, unreadable
 from bot.services import Services
-from bot.staff import is_staff, notification_chats
+from bot.staff import is_staff, notification_chats, staff_place
 from handlers.common import (
     PRIVATE,
     answer_press,
@@ -549,6 +549,9 @@ async def reply_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> N
                                actor_user_id=user.id if user else None, subject="reply_command")
         if chat.type == chat.PRIVATE:
             await unknown_command(update, context)
+        return
+    if not staff_place(svc.settings, chat.id, chat.type):  # its confirmation names the patient
+        await context.bot.send_message(chat.id, svc.messages.get("staff_elsewhere"))
         return
     parts = (message.text or "").split(maxsplit=2)
     if len(parts) < 3 or not is_number(parts[1]) or len(parts[1]) > 9:

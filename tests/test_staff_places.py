@@ -58,3 +58,14 @@ async def test_the_staff_group_still_works(fake, db_url, clock):
         assert "Anna" in sent_texts(fake, STAFF_GROUP)[-1]
     finally:
         await runner.stop()
+
+
+async def test_reply_in_another_group_names_no_patient_and_sends_nothing(fake, rr, clock, staff):
+    anna = await new_patient(rr, "Anna")
+    await anna.send("How much does it cost?")
+    await anna.press("💬 Yes, send it to the clinic")
+    before = len(sent_texts(fake, anna.id))
+    await in_group(rr, OTHER_GROUP).send("/reply 1 It is 150 per session.")
+    said = sent_texts(fake, OTHER_GROUP)
+    assert said and all("Anna" not in t for t in said) and "staff group" in said[-1]
+    assert len(sent_texts(fake, anna.id)) == before
