@@ -113,7 +113,7 @@ def answer_screen(svc: Services, result: Result, question_id: int) -> Screen:
     for other in result.matches[1:]:
         # A close second is offered as a related entry, never quoted.
         if other.confidence >= qa.config.threshold and other.score >= 0.8 * best.score \
-                and other.node is not node:
+                and other.node.id != node.id and other.node.id != getattr(parent, "id", None):
             rows.append([(other.node.label, f"n:{other.node.id}")])
             break
     rows.append([(qa.config.text("button_ask_clinic"), f"qa:ask:{question_id}")])

@@ -372,3 +372,19 @@ async def test_the_risks_are_quoted_whole_through_the_bot(fake, runner, patient)
     assert "Infection" in patient.labels(shown[0])
     [question] = await questions(runner)
     assert question.node_id == resolve(CONTENT, "Risks and Considerations").id
+
+
+@pytest.mark.parametrize("text", ["bruising risks and safety", "what are the benefits for recovery?",
+                                  "risk safe bruising", "benefits recovery"])
+def test_an_answer_never_offers_the_same_section_twice(text):
+    """A whole section is the same menu entry as its node: the answer's buttons (the section,
+    its parent, a related entry) name each entry once."""
+    from types import SimpleNamespace
+
+    from handlers.questions import answer_screen
+
+    result = ENGINE.ask(text)
+    assert result.kind == "answer", result
+    targets = [data for row in answer_screen(SimpleNamespace(qa=ENGINE), result, 1).rows
+               for _, data in row if data.startswith("n:")]
+    assert len(targets) == len(set(targets)), targets
