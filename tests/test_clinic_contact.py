@@ -73,3 +73,15 @@ def test_reminders_that_say_contact_the_clinic_say_how(kind):
     shipped = content_from_messages(content_dir, load_content(content_dir).messages)
     text, _ = reminder_message(kind, shipped.texts, appt, tz, now)
     assert text.endswith("emergency number.")  # clinic_contact ships empty
+
+
+@pytest.mark.parametrize("key", ["reminder_cancelled", "my_appointments_none", "appointment_gone",
+                                 "link_invalid"])
+def test_texts_that_send_the_patient_to_the_clinic_say_how(key):
+    from bot.config import ROOT
+    from bot.reminders.plans import load_reminder_content
+
+    texts = load_reminder_content(ROOT / "content", "Clinic", "📞 +44 20 7946 0000").texts
+    assert texts.get(key, when="today").endswith("\n📞 +44 20 7946 0000")
+    without = load_reminder_content(ROOT / "content", "Clinic", "").texts
+    assert "📞" not in without.get(key, when="today")
