@@ -123,3 +123,23 @@ async def test_moving_an_appointment_onto_another_of_the_patients_is_refused(fak
     shown = await staff.send(f"/reschedule {second} 2026-03-05 12:00")
     assert f"already has appointment #{first} at that time" in shown[-1].text
     assert (await reminders(rr, appointment_id=second, kind="same_day"))[0].due_at.day == 26
+
+
+@pytest.mark.parametrize("area", ["consultation", "Scalp consultation", "first consult"])
+async def test_a_consultation_gets_no_procedure_reminders(fake, rr, clock, staff, area):
+    """No procedure: no preparation for one, no aftercare about injection sites, no check-in,
+    no "book your next session". The booking and the day's reminders still go."""
+    anna = await new_patient(rr)
+    appt = await book(staff, f'{anna.id} 2026-03-05 12:00 30 "{area}"')
+    assert {r.kind for r in await reminders(rr, appointment_id=appt)} == {"confirmation", "same_day"}
+    clock.set(datetime(2026, 3, 5, 12, 45, tzinfo=UTC))  # over: /push is no aftercare either
+    await staff.send(f"/push {appt}")
+    assert [r.kind for r in await reminders(rr, appointment_id=appt) if ":push:" in r.key] == [
+        "push_before"]
+
+
+async def test_a_treatment_still_gets_every_reminder(fake, rr, clock, staff):
+    anna = await new_patient(rr)
+    appt = await book(staff, f"{anna.id} 2026-03-05 12:00 60 face 1/4")
+    assert {r.kind for r in await reminders(rr, appointment_id=appt)} == {
+        "confirmation", "preparation", "same_day", "aftercare", "checkin", "next_session"}

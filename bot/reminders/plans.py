@@ -16,7 +16,7 @@ ANCHORS = ("booking", "start", "end")
 # A plan's fields: any other (a typo such as only_if_course_incomplte) would be ignored and its
 # rule silently dropped.
 PLAN_FIELDS = {"anchor", "offset", "expires", "valid_for", "quiet_hours", "evening_fallback",
-               "only_if_course_incomplete"}
+               "only_if_course_incomplete", "treatment_only"}
 # The {placeholders} the code fills in for reminders.yaml texts (Texts.get always gives
 # clinic_name and contact_line; the rest are the names passed to texts.get(key, name=...)).
 PLACEHOLDERS = frozenset({
@@ -110,6 +110,7 @@ class Plan:
     quiet_ok: bool
     evening_fallback: bool = False
     only_if_course_incomplete: bool = False
+    treatment_only: bool = False  # not for a consultation (ReminderContent.is_consultation)
 
 
 @dataclass(frozen=True)
@@ -157,6 +158,12 @@ class ReminderContent:
     texts: Texts
     push_valid_for: timedelta
     path: Path = field(default=Path("reminders.yaml"))
+    consultation_words: frozenset[str] = frozenset()
+
+    def is_consultation(self, area: str) -> bool:
+        """An appointment whose area names a consultation word ("consultation", "scalp
+        consultation") has no procedure: it gets no preparation, aftercare or check-in."""
+        return any(w in self.consultation_words for w in re.findall(r"\w+", area.casefold()))
 
 
 def _line(path: Path, needle: str, after: int = 0) -> int:
@@ -176,10 +183,14 @@ def load_reminder_content(content_dir: Path, clinic_name: str = "the clinic",
     def fail(where: str, problem: str) -> ContentError:
         return ContentError(path, _line(path, where), problem)
 
-    unknown = sorted(set(map(str, data)) - {"engine", "plans", "push_valid_for", "texts"})
+    known = {"engine", "plans", "push_valid_for", "texts", "consultation_words"}
+    unknown = sorted(set(map(str, data)) - known)
     if unknown:
-        raise fail(unknown[0], f"unknown section(s) {unknown} (known: engine, plans, "
-                   "push_valid_for, texts)")
+        raise fail(unknown[0], f"unknown section(s) {unknown} (known: {', '.join(sorted(known))})")
+    words = data.get("consultation_words") or []
+    if not isinstance(words, list) or not all(isinstance(w, str) and w.strip() for w in words):
+        raise fail("consultation_words", "consultation_words: a list of words, e.g. "
+                   "[consultation, consult]")
 
     plans_raw = data.get("plans")
     if not isinstance(plans_raw, dict):
@@ -230,7 +241,8 @@ def load_reminder_content(content_dir: Path, clinic_name: str = "the clinic",
                 raise ValueError("quiet_hours must be send or defer")
             plans[kind] = Plan(kind, anchor, offset, exp_anchor, exp_offset, vf, quiet == "send",
                                bool(raw.get("evening_fallback", False)),
-                               bool(raw.get("only_if_course_incomplete", False)))
+                               bool(raw.get("only_if_course_incomplete", False)),
+                               bool(raw.get("treatment_only", False)))
         except ValueError as exc:
             raise fail(kind, f"{kind}: {exc}") from None
 
@@ -286,7 +298,8 @@ def load_reminder_content(content_dir: Path, clinic_name: str = "the clinic",
         if key.startswith("button_") and len(sample) > BUTTON_LIMIT:
             raise fail(key, f"{key}: button label longer than {BUTTON_LIMIT}")
     return ReminderContent(plans, engine, Texts(dict(texts_raw), clinic_name, contact_line),
-                           push_valid_for, path)
+                           push_valid_for, path,
+                           frozenset(w.strip().casefold() for w in words))
 
 
 def content_from_messages(content_dir: Path, messages: Any) -> ReminderContent:

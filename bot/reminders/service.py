@@ -53,7 +53,10 @@ def facts(appt: Appointment) -> AppointmentFacts:
 def _rows(appt: Appointment, content: ReminderContent, settings: Settings,
           now: datetime, version: int | None = None) -> list[Reminder]:
     plan = facts(appt) if version is None else replace(facts(appt), plan_version=version)
-    planned = plan_appointment(plan, content.plans, now, quiet_hours(settings))
+    plans = content.plans
+    if content.is_consultation(appt.area):  # no procedure: nothing to prepare or recover from
+        plans = {kind: p for kind, p in plans.items() if not p.treatment_only}
+    planned = plan_appointment(plan, plans, now, quiet_hours(settings))
     return [Reminder(key=p.key, appointment_id=appt.id, patient_id=appt.patient_id, kind=p.kind,
                      due_at=p.due_at, expires_at=p.expires_at, quiet_ok=p.quiet_ok,
                      status="pending", attempts=0, outcome_unknown=False, created_at=now)
@@ -335,9 +338,9 @@ async def push(session: AsyncSession, appt: Appointment, *, now: datetime,
         if queued is not None:
             return queued
     # Before its end, not its start: a patient running late, or in the chair, is not sent
-    # aftercare advice.
-    kind = "push_before" if now < appt.starts_at + timedelta(minutes=appt.duration_min) \
-        else "push_after"
+    # aftercare advice; nor is anyone after a consultation (no procedure).
+    over = now >= appt.starts_at + timedelta(minutes=appt.duration_min)
+    kind = "push_after" if over and not content.is_consultation(appt.area) else "push_before"
     row = Reminder(key=key,
                    appointment_id=appt.id, patient_id=appt.patient_id, kind=kind, due_at=now,
                    expires_at=now + content.push_valid_for, quiet_ok=True, status="pending",
