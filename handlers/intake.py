@@ -202,9 +202,23 @@ async def on_cancel(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     await send_screen(update, context, svc.menu.main(intro=text))
 
 
+def _at_review(svc: Services, row, message) -> bool:  # noqa: ANN001
+    """A word typed at the review screen ("ok", "send", "thanks") that asks nothing: the review
+    is shown again (its buttons submit). A real question, a symptom or an urgent message goes
+    on to the questions handler, which answers it."""
+    if row is None or row.stage != "review" or message is None or not message.text:
+        return False
+    kind = svc.qa.ask(message.text).kind if svc.qa is not None else "unknown"
+    if kind in ("empty", "greeting", "thanks"):
+        return True
+    # "yes", "submit", "send it": a few words, no question mark, nothing the bot knows.
+    return kind == "unknown" and "?" not in message.text and len(message.text.split()) <= 3
+
+
 async def _run(update: Update, context: ContextTypes.DEFAULT_TYPE, kind: str) -> bool:
     """Apply one event in one transaction, then show the result. False: not an intake update."""
     urgent = answer = False
+    waiting: str | None = None
     svc = services(context)
     flow = _flow(svc)
     if flow is None:
@@ -229,7 +243,7 @@ async def _run(update: Update, context: ContextTypes.DEFAULT_TYPE, kind: str) ->
                     return False
                 if kind == "typed":
                     waiting = flow.waiting_kind(open_row)  # None: no open question
-                    if waiting is None:
+                    if waiting is None and not _at_review(svc, open_row, message):
                         return False
                     # Clinical safety first: an urgent message is escalated (the patient told
                     # to get help, staff alerted) before the questionnaire goes on. A free-text
@@ -248,7 +262,7 @@ async def _run(update: Update, context: ContextTypes.DEFAULT_TYPE, kind: str) ->
                 reply = await flow.press(session, patient, update.callback_query.data or "", now)
             elif kind == "cancel":
                 reply = await flow.cancel(session, patient)
-            elif not answer:
+            elif not answer or waiting is None:  # not an answer, or "ok" at the review
                 reply = await flow.current(session, patient, now)
             else:
                 assert message is not None

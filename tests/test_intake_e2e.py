@@ -589,3 +589,21 @@ async def test_a_patient_unsure_of_the_areas_can_say_so(fake, runner, patient):
     await toggle_done(patient, "Not sure yet")  # the goal
     shown = await toggle_done(patient, "Not sure yet")  # the areas: no area forced on them
     assert "No, never" in patient.labels(shown[-1])  # on to the next question
+
+
+async def test_a_word_typed_at_the_review_shows_the_review_again(fake, runner, patient):
+    """"ok" or "send it" at the review asks nothing: the review comes back with its Submit
+    button, instead of "type your question". A real question is still answered."""
+    await complete(patient)
+    for word in ("ok", "send it", "thanks", "yes", "submit", "done"):
+        shown = await patient.send(word)
+        assert "Please check your answers" in shown[-1].text, word
+        assert "📨 Submit" in patient.labels(shown[-1])
+    shown = await patient.send("what are the risks?")
+    assert "Here is what the clinic's information says" in shown[-1].text
+    shown = await patient.send("how much does a session cost?")
+    assert "Shall I pass your question to the clinic's staff?" in shown[-1].text
+    shown = await patient.press("📨 Submit", next(
+        m for m in reversed(list(fake.messages[patient.id].values()))
+        if "📨 Submit" in patient.labels(m)))
+    assert await count(runner, Intake) == 1
