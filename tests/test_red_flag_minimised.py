@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -35,11 +34,8 @@ def clock() -> FixedClock:
 
 
 @pytest.fixture
-async def runner(fake, settings, clock) -> AsyncIterator[BotRunner]:
-    bot_runner = BotRunner(fake, settings, clock=clock, periodic_dispatch=False)
-    await bot_runner.start()
-    yield bot_runner
-    await bot_runner.stop()
+def runner(rr: BotRunner) -> BotRunner:
+    return rr  # conftest's bot on this module's clock, periodic dispatch paused
 
 
 @pytest.fixture
