@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 
 from telegram import (
     InlineKeyboardButton,
@@ -202,17 +203,21 @@ async def on_cancel(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     await send_screen(update, context, svc.menu.main(intro=text))
 
 
+# Words that, typed at the review, mean "send it": the review is shown again (its buttons
+# submit). Anything else, however short ("I'm pregnant", "rash on face"), goes on to the
+# questions handler, which answers it or offers to pass it to staff.
+REVIEW_WORDS = frozenset({"ok", "okay", "yes", "yes please", "submit", "send", "send it",
+                          "send them", "done", "confirm", "finished", "ready"})
+
+
 def _at_review(svc: Services, row, message) -> bool:  # noqa: ANN001
-    """A word typed at the review screen ("ok", "send", "thanks") that asks nothing: the review
-    is shown again (its buttons submit). A real question, a symptom or an urgent message goes
-    on to the questions handler, which answers it."""
+    """A confirmation word or a greeting typed at the review screen, which asks nothing."""
     if row is None or row.stage != "review" or message is None or not message.text:
         return False
-    kind = svc.qa.ask(message.text).kind if svc.qa is not None else "unknown"
-    if kind in ("empty", "greeting", "thanks"):
+    words = " ".join(re.findall(r"[^\W_]+", message.text.casefold()))
+    if words in REVIEW_WORDS:
         return True
-    # "yes", "submit", "send it": a few words, no question mark, nothing the bot knows.
-    return kind == "unknown" and "?" not in message.text and len(message.text.split()) <= 3
+    return svc.qa is not None and svc.qa.ask(message.text).kind in ("empty", "greeting", "thanks")
 
 
 async def _run(update: Update, context: ContextTypes.DEFAULT_TYPE, kind: str) -> bool:

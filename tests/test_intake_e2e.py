@@ -603,6 +603,9 @@ async def test_a_word_typed_at_the_review_shows_the_review_again(fake, runner, p
     assert "Here is what the clinic's information says" in shown[-1].text
     shown = await patient.send("how much does a session cost?")
     assert "Shall I pass your question to the clinic's staff?" in shown[-1].text
+    for short in ("I'm pregnant", "rash on face", "talk to staff"):  # never swallowed
+        shown = await patient.send(short)
+        assert "Please check your answers" not in shown[-1].text, short
     shown = await patient.press("📨 Submit", next(
         m for m in reversed(list(fake.messages[patient.id].values()))
         if "📨 Submit" in patient.labels(m)))
