@@ -337,3 +337,27 @@ async def test_link_gives_a_new_link_when_the_first_expired(fake, rr, clock, sta
     for unclear in ("/link", '/link "Maria Lopez"', "/link 777", "/link #1 #2"):
         assert "Usage: /link" in (await staff.send(unclear))[-1].text, unclear
     assert "only for clinic staff" in (await maria.send(f"/link #{maria_id}"))[-1].text
+
+
+async def test_forget_keeps_what_was_booked_onto_a_placeholder_after_its_merge(
+        fake, rr, clock, staff):
+    """Before bookings followed merges, /book #placeholder booked onto the placeholder itself,
+    for whoever staff meant. The opener's /forget takes their own invite, never those bookings."""
+    from bot.db.appointment_models import PatientInvite
+
+    bob = await new_patient(rr, "Bob")
+    shown = await staff.send(f"/book {PHONE} 2026-03-05 10:00 30 face")
+    await bob.send(f"/start {LINK.search(shown[-1].text).group(1)}")
+    async with db(rr).session() as session:
+        shell = await session.scalar(select(PatientInvite.patient_id).where(
+            PatientInvite.contact_phone == PHONE))
+        content = rr.app.bot_data["reminder_content"]
+        settings = rr.app.bot_data["services"].settings
+        kate = await service.book(session, patient_id=shell, now=clock.now(), content=content,
+                                  settings=settings, starts_at=datetime(2026, 3, 9, 10, tzinfo=UTC),
+                                  duration_min=30, area="neck")
+        kate_id = kate.id
+    await bob.send("/forget")
+    await bob.press("🗑 Yes")
+    assert [(a.id, a.patient_id) for a in await _appointments(rr)] == [(kate_id, shell)]
+    assert {r.patient_id for r in await reminders(rr)} == {shell}

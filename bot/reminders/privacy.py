@@ -57,9 +57,10 @@ async def erase(session: AsyncSession, patient: Patient, now: datetime) -> list[
 async def _erase_merged_placeholders(session: AsyncSession, patient: Patient) -> None:
     """A link opened by someone already on the bot moved the bookings to their own row
     (service.redeem_invite) and left the placeholder behind, with the name and phone staff
-    typed on its invites: it is theirs (its other links open for nobody else), so it goes
-    whole while it is still an empty shell that nobody else opened. Otherwise (a record
-    someone else took before that rule) only their own invite goes."""
+    typed on its invites. Their own invite goes; while the placeholder is an empty shell that
+    nobody else opened, its unused links (which hold their phone) and the name go too. A
+    placeholder with appointments keeps them, its links and name: they were booked onto it
+    after the merge (before bookings followed merges) and may be someone else's."""
     if patient.telegram_user_id is None:
         return
     merged = set(await session.scalars(select(PatientInvite.patient_id).where(
@@ -70,10 +71,11 @@ async def _erase_merged_placeholders(session: AsyncSession, patient: Patient) ->
         placeholder = await session.get(Patient, placeholder_id)
         others = await session.scalar(select(PatientInvite.id).where(
             PatientInvite.patient_id == placeholder_id, PatientInvite.used_by.is_not(None)).limit(1))
-        if placeholder is None or placeholder.telegram_user_id is not None or others is not None:
+        booked = await session.scalar(select(Appointment.id).where(
+            Appointment.patient_id == placeholder_id).limit(1))
+        if placeholder is None or placeholder.telegram_user_id is not None or others is not None \
+                or booked is not None:
             continue
-        await session.execute(delete(Reminder).where(Reminder.patient_id == placeholder_id))
-        await session.execute(delete(Appointment).where(Appointment.patient_id == placeholder_id))
         await session.execute(delete(PatientInvite).where(PatientInvite.patient_id == placeholder_id))
         placeholder.first_name = None
 
