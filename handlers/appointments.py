@@ -272,7 +272,8 @@ async def cancel_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> 
 
 PUSH_REFUSED = {service.NO_APPOINTMENT: "staff_no_appointment",
                 service.UNREACHABLE_PATIENT: "staff_push_unreachable",
-                service.NOT_LINKED: "staff_push_not_linked"}
+                service.NOT_LINKED: "staff_push_not_linked",
+                service.CONSULTATION_OVER: "staff_push_over"}
 
 
 async def _queue_push(context: ContextTypes.DEFAULT_TYPE, appt_id: int, *, once: str | None = None,
@@ -281,7 +282,8 @@ async def _queue_push(context: ContextTypes.DEFAULT_TYPE, appt_id: int, *, once:
     svc, content = services(context), rc(context)
     async with svc.db.session() as session:
         appt = await service.active_appointment(session, appt_id)
-        if refused := await service.push_refused(session, appt):
+        if refused := await service.push_refused(session, appt, now=svc.clock.now(),
+                                                 content=content):
             return PUSH_REFUSED[refused]
         if check_only:
             return None

@@ -132,8 +132,10 @@ async def test_a_consultation_gets_no_procedure_reminders(fake, rr, clock, staff
     anna = await new_patient(rr)
     appt = await book(staff, f'{anna.id} 2026-03-05 12:00 30 "{area}"')
     assert {r.kind for r in await reminders(rr, appointment_id=appt)} == {"confirmation", "same_day"}
-    clock.set(datetime(2026, 3, 5, 12, 45, tzinfo=UTC))  # over: /push is no aftercare either
-    await staff.send(f"/push {appt}")
+    clock.set(datetime(2026, 3, 5, 12, 10, tzinfo=UTC))  # running late: the reminder
+    assert "queued" in (await staff.send(f"/push {appt}"))[-1].text
+    clock.set(datetime(2026, 3, 5, 12, 45, tzinfo=UTC))  # over: no aftercare, nothing stale
+    assert "consultation #" in (await staff.send(f"/push {appt}"))[-1].text
     assert [r.kind for r in await reminders(rr, appointment_id=appt) if ":push:" in r.key] == [
         "push_before"]
 

@@ -339,8 +339,7 @@ async def push(session: AsyncSession, appt: Appointment, *, now: datetime,
             return queued
     # Before its end, not its start: a patient running late, or in the chair, is not sent
     # aftercare advice; nor is anyone after a consultation (no procedure).
-    over = now >= appt.starts_at + timedelta(minutes=appt.duration_min)
-    kind = "push_after" if over and not content.is_consultation(appt.area) else "push_before"
+    kind = "push_after" if now >= appt.ends_at else "push_before"  # never after a consultation
     row = Reminder(key=key,
                    appointment_id=appt.id, patient_id=appt.patient_id, kind=kind, due_at=now,
                    expires_at=now + content.push_valid_for, quiet_ok=True, status="pending",
@@ -536,6 +535,7 @@ class DeadRetry:
 NO_APPOINTMENT = "no appointment"
 UNREACHABLE_PATIENT = "unreachable"  # blocked the bot
 NOT_LINKED = "not linked"  # has not opened the bot yet
+CONSULTATION_OVER = "consultation over"  # /push: nothing left to remind of
 
 
 def unreachable(patient: Patient | None) -> str | None:
@@ -549,10 +549,14 @@ def unreachable(patient: Patient | None) -> str | None:
     return None
 
 
-async def push_refused(session: AsyncSession, appt: Appointment | None) -> str | None:
-    """Why a /push of this (locked, active) appointment would reach nobody, or None."""
+async def push_refused(session: AsyncSession, appt: Appointment | None, *, now: datetime,
+                       content: ReminderContent) -> str | None:
+    """Why a /push of this (locked, active) appointment would reach nobody, or send nothing
+    that fits (after a consultation: nothing to prepare for, no aftercare), or None."""
     if appt is None:
         return NO_APPOINTMENT
+    if content.is_consultation(appt.area) and now >= appt.ends_at:
+        return CONSULTATION_OVER
     return unreachable(await session.get(Patient, appt.patient_id))
 
 
