@@ -204,6 +204,32 @@ async def link_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> No
     await reply(update, context, texts.get("staff_invite", who=label, link=link))
 
 
+async def unlink_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    """/unlink PATIENT: a link opened by the wrong person is theirs no more (see service.unlink)."""
+    if not await staff_guard(update, context):
+        return
+    svc, texts = services(context), rc(context).texts
+    try:
+        args = split_args(args_of(update))
+        who = parse_who(" ".join(args)) if args else None
+    except InputError:
+        who = None
+    if who is None or not (who.patient_id or who.phone):
+        await reply(update, context, texts.get("staff_unlink_usage"))
+        return
+    try:
+        async with svc.db.session() as session:
+            placeholder, opener = await service.unlink(session, patient_id=who.patient_id,
+                                                       phone=who.phone)
+            await audit.record(session, now=svc.clock.now(), action="placeholder_unlinked",
+                               actor_user_id=update.effective_user.id, patient_id=placeholder.id)
+    except service.BookingError as exc:
+        await reply(update, context, texts.get("staff_bad_input", problem=str(exc)))
+        return
+    await reply(update, context, texts.get("staff_unlinked", id=placeholder.id,
+                                           who=patient_label(opener)))
+
+
 async def _appointment_arg(update: Update, context: ContextTypes.DEFAULT_TYPE,
                            usage_key: str) -> tuple[int, list[str]] | None:
     texts = rc(context).texts
@@ -674,6 +700,7 @@ def register(application: Application, svc: Services) -> None:
     application.add_handler(command("upcoming", upcoming_command))
     application.add_handler(command("retry_dead", retry_command))
     application.add_handler(command("link", link_command))
+    application.add_handler(command("unlink", unlink_command))
     application.add_handler(CallbackQueryHandler(my_appointments, pattern=r"^ap:list$"))
     application.add_handler(CallbackQueryHandler(upcoming_button, pattern=r"^ap:staff:upcoming$"))
     application.add_handler(CallbackQueryHandler(appointment_button, pattern=r"^ap:"))

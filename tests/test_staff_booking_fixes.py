@@ -361,3 +361,29 @@ async def test_forget_keeps_what_was_booked_onto_a_placeholder_after_its_merge(
     await bob.press("🗑 Yes")
     assert [(a.id, a.patient_id) for a in await _appointments(rr)] == [(kate_id, shell)]
     assert {r.patient_id for r in await reminders(rr)} == {shell}
+
+
+async def test_unlink_undoes_a_link_opened_by_the_wrong_person(fake, rr, clock, staff):
+    """The link meant for Kate went to Bob, who was on the bot: the placeholder became his, and
+    so did Kate's phone. /unlink frees it; /link gives Kate a new link; the phone is hers."""
+    from tests.harness import TgUser
+
+    bob = await new_patient(rr, "Bob")
+    bob_id = (await patient_row(rr, bob.id)).id
+    shown = await staff.send(f"/book {PHONE} 2026-03-05 10:00 30 face")
+    assert "nobody has opened" in (await staff.send(f"/unlink {PHONE}"))[-1].text
+    await bob.send(f"/start {LINK.search(shown[-1].text).group(1)}")  # misdirected
+    shown = await staff.send(f"/unlink {PHONE}")
+    assert f"no longer linked to Bob (#{bob_id})" in shown[-1].text
+    shown = await staff.send(f"/link {PHONE}")
+    kate = TgUser(rr, first_name="Kate", user_id=777)
+    assert "now linked" in (await kate.send(f"/start {LINK.search(shown[-1].text).group(1)}"))[0].text
+    kate_id = (await patient_row(rr, 777)).id
+    shown = await staff.send(f"/book {PHONE} 2026-03-12 10:00 30 neck")
+    assert "Kate" in shown[-1].text
+    owners = {a.area: a.patient_id for a in await _appointments(rr)}
+    assert owners == {"face": bob_id, "neck": kate_id}  # what moved to Bob stays for staff to move
+    # Kate was new to the bot: the placeholder is her own record now, not a link to undo.
+    assert "cannot be unlinked" in (await staff.send(f"/unlink #{kate_id}"))[-1].text
+    for unclear in ("/unlink", '/unlink "Kate"'):
+        assert "Usage: /unlink" in (await staff.send(unclear))[-1].text

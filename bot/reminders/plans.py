@@ -41,7 +41,7 @@ REQUIRED_TEXTS = tuple(f"reminder_{k}" for k in KINDS) + (
     "staff_upcoming_none", "staff_upcoming_line", "staff_unreachable", "staff_retry_unreachable",
     "staff_retry_not_linked", "staff_dead_letter", "staff_push_unreachable",
     "staff_push_not_linked", "staff_link_usage", "staff_link_not_needed",
-    "staff_push_over",
+    "staff_push_over", "staff_unlink_usage", "staff_unlinked",
     "staff_patient_confirmed", "staff_patient_reschedule", "staff_patient_cancelled",
     "staff_forget_appointments", "staff_patient_concern", "staff_patient_next",
     "stat_reminders_pending", "stat_reminders_sent_week", "stat_reminders_dead",

@@ -444,6 +444,38 @@ async def patient_with_phone(session: AsyncSession, phone: str) -> Patient | Non
     return await _merged_into(session, patient)
 
 
+async def unlink(session: AsyncSession, *, patient_id: int | None = None,
+                 phone: str | None = None) -> tuple[Patient, Patient | None]:
+    """Staff /unlink: a placeholder's link was opened by the wrong person, who was on the bot
+    already (their record took its bookings). The links they opened stay used but stop naming
+    them, so the placeholder is nobody's again and `/link` can give the right person a new one.
+    Returns (the placeholder, who had opened it). What moved to them stays with them: staff
+    move it by hand."""
+    if phone is not None:
+        invite = await session.scalar(select(PatientInvite).where(
+            PatientInvite.contact_phone == phone).order_by(PatientInvite.id.desc()).limit(1))
+        placeholder = await session.get(Patient, invite.patient_id) if invite else None
+        if placeholder is None:
+            raise BookingError("nobody was booked with that phone number")
+    else:
+        placeholder = await session.get(Patient, patient_id)
+        if placeholder is None or placeholder.erased_at is not None:
+            raise BookingError(f"there is no patient #{patient_id}")
+    if placeholder.telegram_user_id is not None:
+        raise BookingError(f"#{placeholder.id} is the record of whoever opened its link (they were "
+                           "new to the bot), so it cannot be unlinked: book the right person by "
+                           "a quoted name or their phone")
+    opener_id = await _opened_by(session, placeholder.id)
+    if opener_id is None:
+        raise BookingError(f"nobody has opened a link to #{placeholder.id}: /link gives a new one")
+    # Still used (they cannot open them again), no longer theirs.
+    await session.execute(update(PatientInvite).where(
+        PatientInvite.patient_id == placeholder.id, PatientInvite.used_by.is_not(None))
+        .values(used_by=None).execution_options(synchronize_session=False))
+    opener = await session.scalar(select(Patient).where(Patient.telegram_user_id == opener_id))
+    return placeholder, opener
+
+
 async def patient_for_contact(session: AsyncSession, *, name: str | None, phone: str | None,
                               now: datetime, content: ReminderContent) -> Invitation:
     """A placeholder patient for someone not yet on Telegram, with a fresh invite token."""
