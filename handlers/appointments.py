@@ -32,6 +32,7 @@ from bot.reminders import service
 from bot.reminders.dispatcher import Dispatcher
 from bot.reminders.parse import (
     InputError,
+    Who,
     parse_book,
     parse_duration_tokens,
     parse_when,
@@ -168,6 +169,21 @@ async def book_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> No
     await reply(update, context, text)
 
 
+async def _patient_arg(update: Update, context: ContextTypes.DEFAULT_TYPE,
+                       usage_key: str) -> Who | None:
+    """A placeholder patient as staff name it: #patient-id or the phone (which may hold
+    spaces); the usage text, and None, for anything else."""
+    try:
+        args = split_args(args_of(update))
+        who = parse_who(" ".join(args)) if args else None
+    except InputError:
+        who = None
+    if who is None or not (who.patient_id or who.phone):
+        await reply(update, context, rc(context).texts.get(usage_key))
+        return None
+    return who
+
+
 async def link_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     """/link PATIENT: a new link for a patient who has not opened the bot (links expire; an
     earlier one may be lost), without booking anything again."""
@@ -175,13 +191,8 @@ async def link_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> No
         return
     svc, content = services(context), rc(context)
     texts, now = content.texts, svc.clock.now()
-    try:
-        args = split_args(args_of(update))
-        who = parse_who(" ".join(args)) if args else None  # a phone may hold spaces
-    except InputError:
-        who = None
-    if who is None or not (who.patient_id or who.phone):
-        await reply(update, context, texts.get("staff_link_usage"))
+    who = await _patient_arg(update, context, "staff_link_usage")
+    if who is None:
         return
     try:
         async with svc.db.session() as session:
@@ -209,13 +220,8 @@ async def unlink_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> 
     if not await staff_guard(update, context):
         return
     svc, texts = services(context), rc(context).texts
-    try:
-        args = split_args(args_of(update))
-        who = parse_who(" ".join(args)) if args else None
-    except InputError:
-        who = None
-    if who is None or not (who.patient_id or who.phone):
-        await reply(update, context, texts.get("staff_unlink_usage"))
+    who = await _patient_arg(update, context, "staff_unlink_usage")
+    if who is None:
         return
     try:
         async with svc.db.session() as session:
