@@ -13,6 +13,7 @@ from bot import console
 from bot.db.appointment_models import ACTIVE_STATUSES, Appointment, PatientInvite, Reminder
 from bot.db.models import Patient
 from bot.privacy import DataSection
+from bot.reminders import service
 from bot.reminders.plans import Texts
 from bot.reminders.render import when_plain
 
@@ -69,8 +70,7 @@ async def _erase_merged_placeholders(session: AsyncSession, patient: Patient) ->
         PatientInvite.used_by == patient.telegram_user_id))
     for placeholder_id in sorted(merged):
         placeholder = await session.get(Patient, placeholder_id)
-        others = await session.scalar(select(PatientInvite.id).where(
-            PatientInvite.patient_id == placeholder_id, PatientInvite.used_by.is_not(None)).limit(1))
+        others = await service.opened_by(session, placeholder_id)
         booked = await session.scalar(select(Appointment.id).where(
             Appointment.patient_id == placeholder_id).limit(1))
         if placeholder is None or placeholder.telegram_user_id is not None or others is not None \

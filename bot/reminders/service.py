@@ -113,12 +113,20 @@ async def booked_at(session: AsyncSession, patient_id: int, starts_at: datetime)
         Appointment.status.in_(ACTIVE_STATUSES)).limit(1))
 
 
+async def _refuse_twin(session: AsyncSession, patient_id: int, starts_at: datetime,
+                       moving: int | None = None) -> None:
+    """AlreadyBooked if another active appointment of the patient starts then (`moving`: the
+    appointment being rescheduled, which may keep its own time)."""
+    twin = await booked_at(session, patient_id, starts_at)
+    if twin is not None and twin != moving:
+        raise AlreadyBooked(f"this patient already has appointment #{twin} at that time")
+
+
 async def book(session: AsyncSession, *, patient_id: int, starts_at: datetime, duration_min: int,
                area: str, session_no: int = 1, course_size: int = 1, now: datetime,
                content: ReminderContent, settings: Settings) -> Appointment:
     validate_booking(starts_at, duration_min, area, session_no, course_size, now)
-    if (twin := await booked_at(session, patient_id, starts_at)) is not None:
-        raise AlreadyBooked(f"this patient already has appointment #{twin} at that time")
+    await _refuse_twin(session, patient_id, starts_at)
     appt = Appointment(patient_id=patient_id, starts_at=starts_at, duration_min=duration_min,
                        area=area.strip(), session_no=session_no, course_size=course_size,
                        status="booked", plan_version=1, created_at=now, updated_at=now)
@@ -291,9 +299,7 @@ async def reschedule(session: AsyncSession, appt: Appointment, *, starts_at: dat
         raise BookingError("the appointment is not active")
     duration = appt.duration_min if duration_min is None else duration_min
     validate_booking(starts_at, duration, appt.area, appt.session_no, appt.course_size, now)
-    twin = await booked_at(session, appt.patient_id, starts_at)
-    if twin is not None and twin != appt.id:
-        raise AlreadyBooked(f"this patient already has appointment #{twin} at that time")
+    await _refuse_twin(session, appt.patient_id, starts_at, moving=appt.id)
     await cancel_open_reminders(session, now=now, reason="rescheduled", appointment_id=appt.id)
     await retire_undelivered(session, appointment_id=appt.id, reason="rescheduled")
     appt.starts_at, appt.duration_min = starts_at, duration
@@ -400,7 +406,14 @@ class Invitation:
     token: str | None  # None: the patient is already on Telegram
 
 
-async def _opened_by(session: AsyncSession, placeholder_id: int) -> int | None:
+async def _placeholder_of_phone(session: AsyncSession, phone: str) -> Patient | None:
+    """The record the newest link staff made for this phone points to, if any."""
+    invite = await session.scalar(select(PatientInvite).where(
+        PatientInvite.contact_phone == phone).order_by(PatientInvite.id.desc()).limit(1))
+    return await session.get(Patient, invite.patient_id) if invite is not None else None
+
+
+async def opened_by(session: AsyncSession, placeholder_id: int) -> int | None:
     """The Telegram user who opened one of this placeholder's links, if anyone did."""
     return await session.scalar(select(PatientInvite.used_by).where(
         PatientInvite.patient_id == placeholder_id, PatientInvite.used_by.is_not(None))
@@ -412,7 +425,7 @@ async def _merged_into(session: AsyncSession, patient: Patient) -> Patient:
     to that person's record (redeem_invite), which is where this patient now is."""
     if patient.chat_id is not None:
         return patient
-    used_by = await _opened_by(session, patient.id)
+    used_by = await opened_by(session, patient.id)
     linked = await session.scalar(select(Patient).where(
         Patient.telegram_user_id == used_by, Patient.erased_at.is_(None))) \
         if used_by is not None else None
@@ -436,9 +449,7 @@ async def patient_with_phone(session: AsyncSession, phone: str) -> Patient | Non
     """The patient staff booked with this phone: the record of its newest link, or whoever
     opened that record's link while already on the bot (the bookings moved to them). None if
     the phone was never booked, or its patient erased their data."""
-    invite = await session.scalar(select(PatientInvite).where(
-        PatientInvite.contact_phone == phone).order_by(PatientInvite.id.desc()).limit(1))
-    patient = await session.get(Patient, invite.patient_id) if invite is not None else None
+    patient = await _placeholder_of_phone(session, phone)
     if patient is None or patient.erased_at is not None:
         return None  # erased: never their empty shell
     return await _merged_into(session, patient)
@@ -452,9 +463,7 @@ async def unlink(session: AsyncSession, *, patient_id: int | None = None,
     Returns (the placeholder, who had opened it). What moved to them stays with them: staff
     move it by hand."""
     if phone is not None:
-        invite = await session.scalar(select(PatientInvite).where(
-            PatientInvite.contact_phone == phone).order_by(PatientInvite.id.desc()).limit(1))
-        placeholder = await session.get(Patient, invite.patient_id) if invite else None
+        placeholder = await _placeholder_of_phone(session, phone)
         if placeholder is None:
             raise BookingError("nobody was booked with that phone number")
     else:
@@ -465,7 +474,7 @@ async def unlink(session: AsyncSession, *, patient_id: int | None = None,
         raise BookingError(f"#{placeholder.id} is the record of whoever opened its link (they were "
                            "new to the bot), so it cannot be unlinked: book the right person by "
                            "a quoted name or their phone")
-    opener_id = await _opened_by(session, placeholder.id)
+    opener_id = await opened_by(session, placeholder.id)
     if opener_id is None:
         raise BookingError(f"nobody has opened a link to #{placeholder.id}: /link gives a new one")
     # Still used (they cannot open them again), no longer theirs.
@@ -529,7 +538,7 @@ async def redeem_invite(session: AsyncSession, *, token: str, user_id: int, chat
         # made it someone's (it became their record, or its bookings moved to theirs), another
         # link is never a way in: a forwarded or misdirected one would hand over their
         # appointments and health data, and staff's next booking by phone with them.
-        owner = placeholder.telegram_user_id or await _opened_by(session, placeholder.id)
+        owner = placeholder.telegram_user_id or await opened_by(session, placeholder.id)
         if owner is not None and owner != user_id:
             log.warning("invite to patient %s opened by another Telegram user: refused",
                         placeholder.id)
