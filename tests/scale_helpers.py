@@ -138,8 +138,12 @@ async def until_one_waits_on_a_lock(db: Database, what: str) -> None:
     import pytest
     from sqlalchemy import text
 
+    # AUTOCOMMIT: PostgreSQL reads pg_stat_activity once per transaction, so polls inside one
+    # transaction would see their first reading forever (CI failed so when the first poll came
+    # before the wait began).
     async with db.engine.connect() as conn:
-        for _ in range(500):
+        conn = await conn.execution_options(isolation_level="AUTOCOMMIT")
+        for _ in range(1000):
             if await conn.scalar(text(
                     "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
                     "AND wait_event_type = 'Lock'")):

@@ -361,3 +361,23 @@ async def test_two_previews_sent_at_once_queue_one_broadcast_without_a_deadlock(
             statuses = sorted((await session.scalars(select(Broadcast.status).where(
                 Broadcast.id.in_(ids)))).all())
         assert statuses == ["cancelled", "queued"]
+
+
+async def test_lock_wait_helper_sees_a_wait_that_begins_after_its_first_poll(migrated_pg_db):
+    """The helper the two-instance tests rely on: its first poll comes before the wait begins
+    (as in a busy CI run), and it must still see the wait when it comes."""
+    db = migrated_pg_db
+    async with db.session() as session:
+        session.add(Patient(telegram_user_id=1, chat_id=1, first_name="P",
+                            created_at=T0, last_seen_at=T0))
+
+    async def late_writer() -> None:
+        await asyncio.sleep(0.3)  # the helper has polled a few times by now
+        async with db.session() as session:
+            await session.execute(text("UPDATE patients SET first_name = 'Q'"))
+
+    async with db.session() as session:
+        await session.execute(text("UPDATE patients SET first_name = 'R'"))  # holds the row
+        waiter = asyncio.create_task(late_writer())
+        await until_one_waits_on_a_lock(db, "the late writer")
+    await waiter
