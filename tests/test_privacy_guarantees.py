@@ -117,7 +117,7 @@ async def test_patient_a_never_reaches_patient_bs_appointment_or_intake(
         fake, rr, db_url, two_patients, template):
     anna, bea, a_appt, b_appt, b_intake = two_patients
     before_b = sql(db_url, "select status, starts_at from appointments where id=?", b_appt)
-    before_i = sql(db_url, "select status, stage, current, data, updated_at from intakes where id=?",
+    before_i = sql(db_url, "select status, stage, data, updated_at from intakes where id=?",
                     b_intake)
     staff_before = len(fake.calls_to("sendMessage", chat_id=42))
     shown = await anna.press_data(template.format(a=b_appt, i=b_intake))
@@ -126,7 +126,7 @@ async def test_patient_a_never_reaches_patient_bs_appointment_or_intake(
         assert "000002" not in message.text
         assert not (message.document and f"appointment-{b_appt}" in message.document["file_name"])
     assert sql(db_url, "select status, starts_at from appointments where id=?", b_appt) == before_b
-    assert sql(db_url, "select status, stage, current, data, updated_at from intakes where id=?",
+    assert sql(db_url, "select status, stage, data, updated_at from intakes where id=?",
                 b_intake) == before_i
     for call in fake.calls_to("sendMessage", chat_id=42)[staff_before:]:
         assert f"#{b_appt}" not in call.params["text"]

@@ -31,8 +31,8 @@ class IntakeConsent(Base):
 class Intake(Base):
     """One questionnaire. Progress is here, so any process (or a restart) can continue it.
 
-    `data` is the encrypted JSON {"answers": {question_id: value}, "draft": {question_id: [...]}};
-    nothing about the patient's health is stored in clear.
+    `data` is the encrypted JSON {"answers": {question_id: value}, "draft": {question_id: [...]},
+    "current": question_id}; nothing about the patient's health is stored in clear.
     """
 
     __tablename__ = "intakes"
@@ -47,7 +47,6 @@ class Intake(Base):
     consent_id: Mapped[int] = mapped_column(ForeignKey("intake_consents.id", ondelete="CASCADE"))
     status: Mapped[str] = mapped_column(String(16))
     stage: Mapped[str] = mapped_column(String(16))  # "question" | "review"
-    current: Mapped[str | None] = mapped_column(String(32))  # question id when stage = question
     data: Mapped[bytes] = mapped_column(LargeBinary)
     replaces_id: Mapped[int | None] = mapped_column(Integer)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())

@@ -102,6 +102,9 @@ class State:
     row: Intake
     answers: dict[str, Any]
     draft: dict[str, list[str]]
+    # The open question's id (stage "question"). Encrypted with the answers, since a follow-up
+    # question's id ("allergies_detail") tells what the answer before it was.
+    current: str | None = None
 
 
 class IntakeFlow:
@@ -117,11 +120,19 @@ class IntakeFlow:
 
     def _load(self, row: Intake) -> State:
         data = self.box.decrypt_json(row.data, context=self._context(row.patient_id))
-        return State(row, dict(data.get("answers", {})), dict(data.get("draft", {})))
+        state = State(row, dict(data.get("answers", {})), dict(data.get("draft", {})),
+                      data.get("current"))
+        if state.current is None and row.stage == "question":
+            # Stored before the position was kept here (migration 0013): it goes on at the
+            # first unanswered question, so a reply typed to it counts.
+            nxt = self._next_unanswered(state.answers)
+            state.current = nxt.id if nxt else None
+        return state
 
     def _save(self, state: State, now: datetime) -> None:
-        state.row.data = self.box.encrypt_json({"answers": state.answers, "draft": state.draft},
-                                               context=self._context(state.row.patient_id))
+        state.row.data = self.box.encrypt_json(
+            {"answers": state.answers, "draft": state.draft, "current": state.current},
+            context=self._context(state.row.patient_id))
         state.row.updated_at = now
 
     async def with_patient(self, session: AsyncSession,
@@ -153,18 +164,29 @@ class IntakeFlow:
             Intake.patient_id == patient.id, Intake.status == SUBMITTED
         ).order_by(Intake.submitted_at.desc(), Intake.id.desc()))
 
-    def waiting_kind(self, row: Intake | None) -> str | None:
-        """The kind of the question an open questionnaire waits for, None when none is (its
-        answers are not read). A question id the content no longer has is "unknown": the flow
-        deals with it."""
+    def _open_question(self, row: Intake | None) -> Question | None:
+        """The question an open questionnaire waits for; None when it waits for none, when the
+        content no longer has it, or when its data cannot be decrypted (the flow then says so,
+        after the message was checked for a red flag)."""
         if row is None or row.stage != "question":
             return None
-        question = self.spec.question(row.current)
+        try:
+            return self.spec.question(self._load(row).current)
+        except CryptoError:
+            return None
+
+    def waiting_kind(self, row: Intake | None) -> str | None:
+        """The kind of the question an open questionnaire waits for, None when none is. One
+        the flow cannot name (content changed, data unreadable) is "unknown": the flow deals
+        with it."""
+        if row is None or row.stage != "question":
+            return None
+        question = self._open_question(row)
         return question.kind if question else "unknown"
 
     def waiting_history(self, row: Intake | None) -> bool:
         """Whether the open question asks about the past (Question.history)."""
-        question = self.spec.question(row.current) if row is not None and row.stage == "question" else None
+        question = self._open_question(row)
         return question is not None and question.history
 
     # ------------------------------------------------------------------ question order
@@ -183,7 +205,7 @@ class IntakeFlow:
     def _goto_next(self, state: State) -> None:
         nxt = self._next_unanswered(state.answers)
         state.row.stage = "question" if nxt else "review"
-        state.row.current = nxt.id if nxt else None
+        state.current = nxt.id if nxt else None
 
     # ------------------------------------------------------------------ rendering
     def t(self, key: str, **params: object) -> str:
@@ -286,7 +308,7 @@ class IntakeFlow:
 
     def _current_out(self, state: State, note: str | None = None) -> Out:
         if state.row.stage == "question":
-            question = self.spec.question(state.row.current)
+            question = self.spec.question(state.current)
             if question is not None and self.applies(question, state.answers):
                 return self._question_out(state, question, note)
             self._goto_next(state)  # the content changed under a saved intake
@@ -299,10 +321,11 @@ class IntakeFlow:
 
     def _show_state(self, state: State, previous: Question | None, now: datetime,
                     pre: list[Out] | None = None, note: str | None = None) -> Reply:
-        """Save, then show where the patient now is (closing a share-contact keyboard first)."""
-        self._save(state, now)
+        """Show where the patient now is (closing a share-contact keyboard first), and save it
+        (after: showing can move on from a question the content no longer asks)."""
         messages = list(pre or [])
         out = self._current_out(state, note)
+        self._save(state, now)
         if previous is not None and previous.kind == "phone" and out.contact_keyboard is None:
             if not any(m.remove_keyboard for m in messages):
                 messages.append(Out(self.t("keyboard_closed"), remove_keyboard=True))
@@ -386,7 +409,7 @@ class IntakeFlow:
         state = await self._active(session, patient)
         if state is None or state.row.stage != "question":
             return None
-        question = self.spec.question(state.row.current)
+        question = self.spec.question(state.current)
         if question is None or not self.applies(question, state.answers):
             return self._show_state(state, None, now)
         if text is None:
@@ -448,7 +471,7 @@ class IntakeFlow:
             return await self._stale(session, patient, state, now)
         action, qid, opt = m.group(2), m.group(3), m.group(4)
         question = self.spec.question(qid)
-        current = self.spec.question(state.row.current) if state.row.stage == "question" else None
+        current = self.spec.question(state.current) if state.row.stage == "question" else None
         if action == "x":
             return await self._cancel_state(session, state)
         if action == "b":
@@ -460,7 +483,7 @@ class IntakeFlow:
         if action == "e":
             if question is None or not self.applies(question, state.answers):
                 return await self._stale(session, patient, state, now)
-            state.row.stage, state.row.current = "question", question.id
+            state.row.stage, state.current = "question", question.id
             self._seed_draft(state, question)
             # Pressed on an older screen while the phone keyboard is up: that closes it first.
             return self._show_state(state, current, now)
@@ -520,14 +543,14 @@ class IntakeFlow:
     async def _back(self, state: State, now: datetime) -> Reply:
         applicable = self.applicable(state.answers)
         ids = [q.id for q in applicable]
-        previous_q = self.spec.question(state.row.current) if state.row.stage == "question" else None
+        previous_q = self.spec.question(state.current) if state.row.stage == "question" else None
         if state.row.stage == "review":
             target = applicable[-1]
         elif previous_q is not None and previous_q.id in ids and ids.index(previous_q.id) > 0:
             target = applicable[ids.index(previous_q.id) - 1]
         else:
             return self._show_state(state, None, now)
-        state.row.stage, state.row.current = "question", target.id
+        state.row.stage, state.current = "question", target.id
         self._seed_draft(state, target)
         return self._show_state(state, previous_q, now)
 
@@ -576,7 +599,7 @@ class IntakeFlow:
             previous.data = self.box.encrypt_json({"answers": {}, "draft": {}},
                                                   context=self._context(patient.id))
             previous.updated_at = now
-        state.row.status, state.row.stage, state.row.current = SUBMITTED, "review", None
+        state.row.status, state.row.stage, state.current = SUBMITTED, "review", None
         state.row.submitted_at = now
         self._save(state, now)
         await session.flush()
@@ -805,7 +828,7 @@ class IntakeFlow:
                             "the update starts empty", previous.id)
         _drop_preloaded(session, patient.id)
         row = Intake(patient_id=patient.id, consent_id=consent_id, status=ACTIVE, stage="review",
-                     current=None, data=b"", replaces_id=previous.id if previous else None,
+                     data=b"", replaces_id=previous.id if previous else None,
                      created_at=now, updated_at=now)
         session.add(row)
         await session.flush()
