@@ -10,6 +10,7 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 
 import pytest
+from hypothesis import settings as hypothesis_settings
 
 from bot.config import Settings, load_settings
 from bot.db.engine import Database
@@ -18,6 +19,11 @@ from tests.harness import BotRunner, TgUser
 
 # A fixed Fernet key for tests only (never used outside the test suite).
 TEST_ENCRYPTION_KEY = "QWnQV48kbI2quCoFXnBDe7JgQOtYATKY37HpQZ2ij8c="
+
+# No per-example deadline: on a busy machine (CI has 2 cores) a pause of a few hundred ms is
+# normal, and hypothesis would report it as a failure. Tests set their own max_examples.
+hypothesis_settings.register_profile("clinic", deadline=None)
+hypothesis_settings.load_profile("clinic")
 
 # Tests must never read a developer's .env or environment by accident.
 for _name in list(os.environ):

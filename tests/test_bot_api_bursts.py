@@ -27,7 +27,7 @@ LATE_DELIVERED = 5
 
 
 async def test_bursts_of_bot_api_errors(fake: FakeBotAPI, tmp_path: Path):
-    content_dir = fast_content(tmp_path, send_timeout=0.3, max_attempts=8, concurrency=8)
+    content_dir = fast_content(tmp_path, send_timeout=2, max_attempts=8, concurrency=8)
     settings = make_settings(fake, f"sqlite+aiosqlite:///{tmp_path / 'clinic.db'}",
                              content_dir=content_dir)
     content = load_reminder_content(content_dir)
@@ -46,9 +46,10 @@ async def test_bursts_of_bot_api_errors(fake: FakeBotAPI, tmp_path: Path):
     send = "sendMessage"
     fake.fail_next(send, 429, retry_after=1, count=40)
     fake.fail_next(send, 500, count=25)
-    fake.fail_next(send, 504, count=8, delay=0.6)            # timed out, not delivered
+    # Delays well past send_timeout, which is itself well past any pause of a busy machine.
+    fake.fail_next(send, 504, count=8, delay=3)              # timed out, not delivered
     fake.fail_next(send, 502, count=15)
-    fake.fail_next(send, 200, count=LATE_DELIVERED, delay=0.6, deliver=True)  # delivered, late
+    fake.fail_next(send, 200, count=LATE_DELIVERED, delay=3, deliver=True)  # delivered, late
     fake.fail_next(send, 429, retry_after=2, count=20)
     fake.fail_next(send, 503, count=10)
 

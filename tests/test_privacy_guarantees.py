@@ -28,7 +28,9 @@ HYPO = settings(max_examples=30, deadline=None,
 
 @pytest.fixture
 async def rr(fake, settings):  # noqa: F811 - the pytest fixture, not hypothesis' settings
-    runner = BotRunner(fake, settings, clock=FixedClock(NOW))
+    # No periodic dispatch: a booking confirmation landing after a screen would take the
+    # buttons the next press looks for.
+    runner = BotRunner(fake, settings, clock=FixedClock(NOW), periodic_dispatch=False)
     await runner.start()
     yield runner
     await runner.stop()

@@ -11,7 +11,7 @@ from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import select, text
 from telegram import Bot
 
 from bot.clock import SystemClock
@@ -53,6 +53,8 @@ async def test_two_dispatchers_send_each_reminder_once(fake, pg_url):
                                      created_at=now) for i in range(N))
         for bot in bots:
             await bot.initialize()
+        async with second.engine.connect() as conn:  # b opens its connection before a is done
+            await conn.execute(text("SELECT 1"))
         # Without the run lock, so two runs overlap and the claim alone keeps them apart (as
         # when an instance lost the lock's connection mid-run).
         a = Dispatcher(first, bots[0], content, settings, rate_limit=False, exclusive=False)

@@ -84,12 +84,14 @@ async def test_file_upload_is_multipart_with_name_and_bytes(fake: FakeBotAPI) ->
 
 
 async def test_a_slow_answer_is_timed_out(fake: FakeBotAPI) -> None:
-    bot = await _bot(fake, read_timeout=0.2)
-    fake.fail_next("sendMessage", 502, delay=2.0, deliver=True)
+    # 1 s, not less: initialize()'s getMe gets the same default and must be answered in time
+    # on a busy machine.
+    bot = await _bot(fake, read_timeout=1.0)
+    fake.fail_next("sendMessage", 502, delay=3.0, deliver=True)
     with pytest.raises(TimedOut):
         await bot.send_message(42, "late")
     # A per-call timeout wins over the default.
-    fake.fail_next("sendMessage", 502, delay=0.5, deliver=True)
+    fake.fail_next("sendMessage", 502, delay=1.5, deliver=True)
     message = await bot.send_message(42, "patient", read_timeout=3)
     await bot.shutdown()
     assert message.text == "patient"
