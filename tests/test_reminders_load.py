@@ -64,9 +64,10 @@ async def test_thousand_due_at_once_without_a_single_429(db_url):
         assert len(sends) == N
         # The fake's own window check, recomputed: never 30 sends within one second.
         assert all(sends[i + 30] - sends[i] >= 1.0 for i in range(len(sends) - 30))
-        # Paced near the limit, not throttled far below it: about N / 28 per second.
+        # Paced near the limit, not throttled far below it: about N / 28 per second (35.7 s),
+        # with room for a busy machine's pauses (at least 20 per second).
         span = sends[-1] - sends[0]
-        assert span < 45, f"{N} sends took {span:.1f}s"
+        assert span < N / 20, f"{N} sends took {span:.1f}s"
     finally:
         await runner.stop()
         await fake.stop()
