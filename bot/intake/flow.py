@@ -194,7 +194,10 @@ class IntakeFlow:
         if question.ask_if is None:
             return True
         target, values = question.ask_if
-        return answers.get(target) in values
+        answer = answers.get(target)
+        if isinstance(answer, list):  # multi_choice: any chosen option among the values
+            return any(a in values for a in answer)
+        return answer in values
 
     def applicable(self, answers: dict[str, Any]) -> list[Question]:
         return [q for q in self.spec.questions if self.applies(q, answers)]

@@ -209,8 +209,10 @@ def _parse_question(path: Path, raw: Any, seen: dict[str, Question], index: int)
         values = cond["is"] if isinstance(cond["is"], list) else [cond["is"]]
         values = ["yes" if v is True else "no" if v is False else str(v) for v in values]
         allowed = {"yes", "no"} if target.kind == "yes_no" else {o.id for o in target.options}
-        if target.kind not in ("choice", "yes_no") or any(v not in allowed for v in values):
-            raise ContentError(path, line, f"{what}: ask_if must name answers of a choice or yes/no question")
+        if target.kind not in ("choice", "multi_choice", "yes_no") or any(
+                v not in allowed for v in values):
+            raise ContentError(path, line, f"{what}: ask_if must name answers of a choice, "
+                               "multi_choice or yes/no question")
         ask_if = (target.id, frozenset(values))
     validation = raw.get("validation") or {}
     if not isinstance(validation, dict):

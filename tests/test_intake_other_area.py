@@ -1,0 +1,81 @@
+"""Choosing "Other" among the areas asks which (staff could not prepare for "Other"); unticking
+it later drops that answer. ask_if on a multi_choice: any chosen option among the values."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+
+from bot.content import ContentError
+from bot.intake.spec import load_intake
+from tests.harness import BotRunner, TgUser
+from tests.intake_support import agree, clock, current_question, finish_after_phone, toggle_done
+
+STAFF_ID = 42
+INTAKE = Path(__file__).resolve().parent.parent / "content" / "intake.yaml"
+
+
+@pytest.fixture
+async def runner(fake, settings) -> AsyncIterator[BotRunner]:
+    bot_runner = BotRunner(fake, settings, clock=clock())
+    await bot_runner.start()
+    yield bot_runner
+    await bot_runner.stop()
+
+
+async def _after_areas(patient: TgUser) -> None:
+    await patient.press("No, never")
+    await patient.press("No")  # allergies
+    await patient.press("No")  # medicines
+    for _ in range(3):
+        await patient.press("No")  # pregnancy, skin, chronic
+    await patient.send("07911 123456")
+
+
+async def test_other_area_asks_which_and_staff_see_it(fake, runner, patient):
+    await agree(patient)
+    await toggle_done(patient, "Facial rejuvenation")
+    shown = await toggle_done(patient, "Face", "Other")
+    assert "Which other areas" in shown[-1].text
+    shown = await patient.send("Knees <and> ankles")
+    assert "aesthetic treatments before" in shown[-1].text
+    await _after_areas(patient)
+    review = await finish_after_phone(patient)
+    assert "Other areas" in review[-1].text and "Knees &lt;and&gt; ankles" in review[-1].text
+    await patient.press("📨 Submit")
+    summary = fake.last_message(STAFF_ID).text
+    assert "Knees &lt;and&gt; ankles" in summary
+
+
+async def test_no_other_area_no_question_and_unticking_it_drops_the_answer(fake, runner, patient):
+    await agree(patient)
+    await toggle_done(patient, "Facial rejuvenation")
+    shown = await toggle_done(patient, "Scalp")
+    assert "Which other areas" not in shown[-1].text
+    assert "aesthetic treatments before" in current_question(patient)
+    await patient.press("‹ Back")
+    await patient.press("▫️ Other")
+    await patient.press("Done ✓")
+    await patient.send("Knees")
+    await _after_areas(patient)
+    review = await finish_after_phone(patient)
+    assert "Knees" in review[-1].text
+    await patient.press("✏️ Areas")
+    await patient.press("✅ Other")  # unticked
+    shown = await patient.press("Done ✓")
+    assert "Please check your answers" in shown[-1].text
+    assert "Knees" not in shown[-1].text and "Other areas" not in shown[-1].text
+
+
+def test_ask_if_on_a_multi_choice_names_its_options(tmp_path):
+    text = INTAKE.read_text(encoding="utf-8")
+    path = tmp_path / "intake.yaml"
+    path.write_text(text.replace("ask_if: {question: areas, is: other}",
+                                 "ask_if: {question: areas, is: elsewhere}"), encoding="utf-8")
+    with pytest.raises(ContentError) as info:
+        load_intake(path)
+    assert "ask_if must name answers of a choice, multi_choice or yes/no question" in str(info.value)
+    spec = load_intake(INTAKE)
+    assert spec.question("areas_other").ask_if == ("areas", frozenset({"other"}))
