@@ -168,12 +168,14 @@ async def test_each_column_is_read_on_its_own(tmp_path, migrated_db, clinic):
         '"Dee Orr",2026-03-12,10:00,1h30,,\n'
         '"Eve Ng",2026-03-12,11:00,10 point,face,\n'
         '"Fay Li",2026-03-12 12:00,12:00,,face,\n'
-        '"Gus Po",2026-03-12,12:00 face,,,\n'))
+        '"Gus Po",2026-03-12,12:00 face,,,\n'
+        '"Hal Ray",2026-03-12,3:00,,face,\n'))
     assert report.booked == 4
     assert [(e.line, e.problem.split(" (")[0]) for e in report.errors] == [
         (6, "duration '10 point' is not a duration"),
         (7, "cannot read the date '2026-03-12 12:00'"),
-        (8, "cannot read the time '12:00 face'")]
+        (8, "cannot read the time '12:00 face'"),
+        (9, "'3:00' could be morning or afternoon: write 15:00 or 3pm")]
     async with migrated_db.session() as session:
         booked = [(a.starts_at.strftime("%d %H:%M"), a.duration_min, a.area, a.session_no,
                    a.course_size) for a in await session.scalars(

@@ -78,6 +78,24 @@ def test_nonexistent_local_time_is_refused():
         parse_when(["2027-03-28", "01:30"], NOW, LONDON)
 
 
+@pytest.mark.parametrize("typed", ["3:00", "3.30", "3h15", "1:05", "6:59", "6:00"])
+def test_an_early_hour_without_am_or_pm_is_refused_as_ambiguous(typed):
+    """"3:00" typed in haste for 3 pm would send every reminder at the wrong time."""
+    with pytest.raises(InputError, match="could be morning or afternoon") as info:
+        parse_time([typed])
+    hour = int(typed[0])
+    assert f"{hour + 12}:" in str(info.value) and f"0{hour}:" in str(info.value)
+
+
+@pytest.mark.parametrize(("typed", "expected"), [
+    (["03:00"], time(3, 0)), (["3am"], time(3, 0)), (["3:00", "pm"], time(15, 0)),
+    (["3.30pm"], time(15, 30)), (["0:30"], time(0, 30)), (["7:00"], time(7, 0)),
+    (["9.15"], time(9, 15)), (["15:00"], time(15, 0)),
+])
+def test_a_time_written_out_is_read_as_written(typed, expected):
+    assert parse_time(typed) == (expected, len(typed))
+
+
 @given(st.dates(min_value=date(2026, 11, 24), max_value=date(2030, 12, 31)),
        st.integers(0, 23), st.integers(0, 59),
        st.sampled_from(["iso", "dots", "slash", "dmy_words", "mdy_words"]))
@@ -88,7 +106,7 @@ def test_any_formatted_date_and_time_round_trips(day, hour, minute, style):
         "dmy_words": f"{day.day} {MONTHS[day.month - 1]} {day.year}",
         "mdy_words": f"{MONTHS[day.month - 1]} {day.day} {day.year}",
     }[style]
-    tokens = text.split() + [f"{hour}:{minute:02d}", "60", "face"]
+    tokens = text.split() + [f"{hour:02d}:{minute:02d}", "60", "face"]
     naive = datetime(day.year, day.month, day.day, hour, minute)
     try:
         at, used = parse_when(tokens, NOW, LONDON)

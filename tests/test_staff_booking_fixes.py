@@ -387,3 +387,18 @@ async def test_unlink_undoes_a_link_opened_by_the_wrong_person(fake, rr, clock, 
     assert "cannot be unlinked" in (await staff.send(f"/unlink #{kate_id}"))[-1].text
     for unclear in ("/unlink", '/unlink "Kate"'):
         assert "Usage: /unlink" in (await staff.send(unclear))[-1].text
+
+
+# ------------------------------------------------------------------ an early hour typed in haste
+async def test_book_and_reschedule_refuse_an_early_hour_without_am_or_pm(fake, rr, clock, staff):
+    """"3:00" for 3 pm would put the visit, and every reminder, twelve hours early."""
+    await new_patient(rr, "Anna")
+    shown = await staff.send(f"/book {PHONE} 2026-03-04 3:00 60 face")
+    text = shown[-1].text
+    assert "could be morning or afternoon" in text and "15:00" in text and "Booked" not in text
+    assert await _appointments(rr) == [] and await reminders(rr) == []
+    appt = await book(staff, f"{PHONE} 2026-03-04 3pm 60 face")
+    shown = await staff.send(f"/reschedule {appt} 2026-03-05 4.30")
+    assert "could be morning or afternoon" in shown[-1].text and "16:30" in shown[-1].text
+    [booked] = await _appointments(rr)
+    assert booked.starts_at == datetime(2026, 3, 4, 15, 0, tzinfo=UTC)  # GMT: as it was

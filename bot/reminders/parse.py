@@ -115,6 +115,10 @@ def _next_date(today: date, mo: int, d: int) -> date:
     raise InputError(f"{d:02d}.{mo:02d} is not a calendar date in {today.year} or {today.year + 1}")
 
 
+# "1:00" to "6:59" without am/pm, written with one digit for the hour: refused as ambiguous.
+EARLY_AMBIGUOUS_UNTIL = 6
+
+
 def parse_time(tokens: list[str]) -> tuple[time, int]:
     if not tokens:
         raise InputError("a time is missing (e.g. 14:30)")
@@ -134,6 +138,13 @@ def parse_time(tokens: list[str]) -> tuple[time, int]:
         h = h % 12 + (12 if suffix == "p" else 0)
     if not (0 <= h <= 23 and 0 <= mi <= 59):
         raise InputError(f"{tokens[0]!r} is not a time of day")
+    if suffix is None and len(m.group(1)) == 1 and 1 <= h <= EARLY_AMBIGUOUS_UNTIL:
+        # "3:00" is far more often 3 pm typed in haste than a 3 a.m. appointment, and a wrong
+        # start sends every reminder at the wrong time: the hour must be written out.
+        minutes = f":{mi:02d}" if mi else ""
+        raise InputError(f"{tokens[0]!r} could be morning or afternoon: write {h + 12}:{mi:02d} "
+                         f"or {h}{minutes}pm (later in the day), 0{h}:{mi:02d} or {h}{minutes}am "
+                         "(early morning)")
     return time(h, mi), used
 
 
