@@ -79,3 +79,30 @@ def test_ask_if_on_a_multi_choice_names_its_options(tmp_path):
     assert "ask_if must name answers of a choice, multi_choice or yes/no question" in str(info.value)
     spec = load_intake(INTAKE)
     assert spec.question("areas_other").ask_if == ("areas", frozenset({"other"}))
+
+
+def test_a_follow_up_sits_beside_a_flag_only_when_asked_for_a_flagged_answer(tmp_path):
+    """A clinic flagging one area ("Face") must not see "Other areas: knees" as the Face flag's
+    detail; the allergy details still sit beside the allergy flag."""
+    from zoneinfo import ZoneInfo
+
+    from bot.crypto import CryptoBox
+    from bot.db.intake_models import Intake
+    from bot.db.models import Patient
+    from bot.intake.flow import IntakeFlow, State
+    from tests.conftest import TEST_ENCRYPTION_KEY
+
+    path = tmp_path / "intake.yaml"
+    path.write_text(INTAKE.read_text(encoding="utf-8").replace(
+        '      - {id: unsure, label: "Not sure yet", exclusive: true}\n\n  - id: areas_other',
+        '      - {id: unsure, label: "Not sure yet", exclusive: true}\n'
+        '    flag: [face]\n    flag_note: "Face area"\n\n  - id: areas_other'), encoding="utf-8")
+    flow = IntakeFlow(load_intake(path), CryptoBox([TEST_ENCRYPTION_KEY]), ZoneInfo("Europe/London"))
+    answers = {"goal": ["face"], "areas": ["face", "other"], "areas_other": "knees",
+               "previous": "none", "allergies": "yes", "allergies_detail": "latex"}
+    notice = flow._staff_notice(Patient(id=1, first_name="Anna"), State(Intake(id=1), answers, {}),
+                                None, is_update=False)
+    flags = notice.text_parts[1]
+    [face] = [line for line in flags.splitlines() if "Face area" in line]
+    [allergy] = [line for line in flags.splitlines() if "Allergies reported" in line]
+    assert "knees" not in face and "latex" in allergy

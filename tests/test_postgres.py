@@ -377,8 +377,12 @@ async def test_lock_wait_helper_sees_a_wait_that_begins_after_its_first_poll(mig
         async with db.session() as session:
             await session.execute(text("UPDATE patients SET first_name = 'Q'"))
 
-    async with db.session() as session:
-        await session.execute(text("UPDATE patients SET first_name = 'R'"))  # holds the row
-        waiter = asyncio.create_task(late_writer())
-        await until_one_waits_on_a_lock(db, "the late writer")
-    await waiter
+    waiter = None
+    try:
+        async with db.session() as session:
+            await session.execute(text("UPDATE patients SET first_name = 'R'"))  # holds the row
+            waiter = asyncio.create_task(late_writer())
+            await until_one_waits_on_a_lock(db, "the late writer")
+    finally:
+        if waiter is not None:
+            await waiter

@@ -4,9 +4,13 @@
 "allergies_detail", "medications_detail" or "chronic_detail" is asked only after a Yes, so the
 column said in clear that the patient has allergies, takes medicines or has a chronic
 condition. The flow now keeps it inside the encrypted `data` (bot.intake.flow). A migration has
-no encryption key, so the positions stored before are dropped with the column: a questionnaire
-open at this upgrade goes on at its first unanswered question (the one it was on, unless the
-patient had gone back to change an earlier answer, which then stays as it was).
+no encryption key, so the positions stored before are dropped with the column. A questionnaire
+open at this upgrade does not guess which question the patient sees: a button pressed names
+its question; a typed reply shows the first unanswered question, to be answered again.
+
+The values are set to NULL before the drop: PostgreSQL's DROP COLUMN only hides a column, and
+rows not written since would keep their value on disk. The old row versions go with the next
+VACUUM (autovacuum, or `VACUUM intakes` after upgrading); backups taken before keep them.
 
 Revision ID: 0013_intake_position_encrypted
 Revises: 0012_red_flag_marker
@@ -25,6 +29,7 @@ depends_on: str | Sequence[str] | None = None
 
 
 def upgrade() -> None:
+    op.execute("UPDATE intakes SET current = NULL WHERE current IS NOT NULL")
     # A plain DROP COLUMN (SQLite 3.35+ and PostgreSQL), no batch rebuild (0009 says why).
     op.drop_column("intakes", "current")
 

@@ -120,14 +120,12 @@ class IntakeFlow:
 
     def _load(self, row: Intake) -> State:
         data = self.box.decrypt_json(row.data, context=self._context(row.patient_id))
-        state = State(row, dict(data.get("answers", {})), dict(data.get("draft", {})),
-                      data.get("current"))
-        if state.current is None and row.stage == "question":
-            # Stored before the position was kept here (migration 0013): it goes on at the
-            # first unanswered question, so a reply typed to it counts.
-            nxt = self._next_unanswered(state.answers)
-            state.current = nxt.id if nxt else None
-        return state
+        # No "current" at stage "question": stored before migration 0013 kept it here. The
+        # flow does not guess which question the patient sees (they may have gone back, or a
+        # question was added since): a typed reply re-shows the first unanswered question, and
+        # a pressed button names its own.
+        return State(row, dict(data.get("answers", {})), dict(data.get("draft", {})),
+                     data.get("current"))
 
     def _save(self, state: State, now: datetime) -> None:
         state.row.data = self.box.encrypt_json(
@@ -442,7 +440,8 @@ class IntakeFlow:
         return self._record(state, question, result.value, now, pre=pre)
 
     def _invalid(self, state: State, question: Question, problem: parse.Invalid, now: datetime) -> Reply:
-        log.info("intake %s: invalid answer to %s (%s)", state.row.id, question.id, problem.key)
+        # Not the question's id: a follow-up's ("allergies_detail") tells an earlier answer.
+        log.info("intake %s: invalid answer (%s)", state.row.id, problem.key)
         note = "⚠️ " + self.t(problem.key, **problem.params)
         self._save(state, now)
         return Reply([self._question_out(state, question, note)])
@@ -475,6 +474,10 @@ class IntakeFlow:
         action, qid, opt = m.group(2), m.group(3), m.group(4)
         question = self.spec.question(qid)
         current = self.spec.question(state.current) if state.row.stage == "question" else None
+        if (current is None and state.current is None and state.row.stage == "question"
+                and question is not None and self.applies(question, state.answers)):
+            current = question  # a row from before 0013 (see _load): the button names it
+            state.current = question.id
         if action == "x":
             return await self._cancel_state(session, state)
         if action == "b":
@@ -637,9 +640,11 @@ class IntakeFlow:
             lines = [self.t("staff_flags", count=len(flags))]
             for q, v in flags:
                 answer = self.answer_text(q, v)
-                # The follow-up details (e.g. which allergy) belong next to the flag.
+                # The follow-up details (e.g. which allergy) belong next to the flag: those
+                # asked for a flagged answer (not "Other areas" beside a flagged area).
                 for follow in self.applicable(state.answers):
                     if follow.ask_if and follow.ask_if[0] == q.id and \
+                            follow.ask_if[1] & q.flag and \
                             state.answers.get(follow.id) is not None:
                         answer += " — " + self.answer_text(follow, state.answers[follow.id],
                                                            REVIEW_ANSWER_LIMIT)
