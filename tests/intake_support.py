@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime
+
+import pytest
 
 from bot.clock import FixedClock
 from tests.fake_bot_api import StoredMessage
-from tests.harness import TgUser
+from tests.harness import BotRunner, TgUser
 
 NOW = datetime(2026, 11, 24, 10, 0, tzinfo=UTC)
 MENU_BUTTON = "📝 Book a consultation"
@@ -14,6 +17,15 @@ MENU_BUTTON = "📝 Book a consultation"
 
 def clock() -> FixedClock:
     return FixedClock(NOW)
+
+
+@pytest.fixture(name="runner")
+async def intake_runner(fake, settings) -> AsyncIterator[BotRunner]:
+    """`runner`, the bot on the intake tests' clock, in a test module that imports it."""
+    bot_runner = BotRunner(fake, settings, clock=clock())
+    await bot_runner.start()
+    yield bot_runner
+    await bot_runner.stop()
 
 
 def reply_keyboard(message: StoredMessage | None) -> dict | None:

@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-
-import pytest
 from sqlalchemy import func, select
 
 from bot.db.intake_models import Intake, IntakeConsent
@@ -18,20 +15,13 @@ from tests.intake_support import (
     complete,
     current_question,
     finish_after_phone,
+    intake_runner,  # noqa: F401 - the `runner` fixture: the bot on the intake tests' clock
     open_intake,
     reply_keyboard,
     toggle_done,
 )
 
 STAFF_ID = 42
-
-
-@pytest.fixture
-async def runner(fake, settings) -> AsyncIterator[BotRunner]:
-    bot_runner = BotRunner(fake, settings, clock=clock())
-    await bot_runner.start()
-    yield bot_runner
-    await bot_runner.stop()
 
 
 def staff_messages(fake) -> list:

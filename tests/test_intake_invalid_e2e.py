@@ -8,14 +8,18 @@ fails the test at teardown.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from tests.harness import BotRunner, TgUser
-from tests.intake_support import agree, answer_until_phone, clock, complete, reply_keyboard
+from tests.intake_support import (
+    agree,
+    answer_until_phone,
+    complete,
+    intake_runner,  # noqa: F401 - the `runner` fixture
+    reply_keyboard,
+)
 
 REVIEW = "Please check your answers"
 OOPS = "Sorry, something went wrong"
@@ -30,14 +34,6 @@ typed_text = st.one_of(
     st.builds(lambda e, n: e * n, EMOJI, st.integers(1, 400)),
     st.sampled_from(["a" * 5000, "é" * 5000, "<b>bold</b> & <script>", "&amp;", "   ", "\u200b"]),
 ).filter(lambda t: t.strip() and not t.startswith("/"))
-
-
-@pytest.fixture
-async def runner(fake, settings) -> AsyncIterator[BotRunner]:
-    bot_runner = BotRunner(fake, settings, clock=clock())
-    await bot_runner.start()
-    yield bot_runner
-    await bot_runner.stop()
 
 
 async def intake_id(runner: BotRunner) -> int:

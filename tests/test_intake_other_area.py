@@ -3,26 +3,23 @@ it later drops that answer. ask_if on a multi_choice: any chosen option among th
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
 
 from bot.content import ContentError
 from bot.intake.spec import load_intake
-from tests.harness import BotRunner, TgUser
-from tests.intake_support import agree, clock, current_question, finish_after_phone, toggle_done
+from tests.harness import TgUser
+from tests.intake_support import (
+    agree,
+    current_question,
+    finish_after_phone,
+    intake_runner,  # noqa: F401 - the `runner` fixture
+    toggle_done,
+)
 
 STAFF_ID = 42
 INTAKE = Path(__file__).resolve().parent.parent / "content" / "intake.yaml"
-
-
-@pytest.fixture
-async def runner(fake, settings) -> AsyncIterator[BotRunner]:
-    bot_runner = BotRunner(fake, settings, clock=clock())
-    await bot_runner.start()
-    yield bot_runner
-    await bot_runner.stop()
 
 
 async def _after_areas(patient: TgUser) -> None:

@@ -6,7 +6,6 @@ goes on at its first unanswered question."""
 from __future__ import annotations
 
 import re
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
@@ -18,18 +17,17 @@ from bot.db.migrate import downgrade, upgrade
 from tests.conftest import TEST_ENCRYPTION_KEY, sql
 from tests.fake_bot_api import StoredMessage
 from tests.harness import BotRunner, TgUser
-from tests.intake_support import NOW, agree, clock, current_question, toggle_done
+from tests.intake_support import (
+    NOW,
+    agree,
+    clock,
+    current_question,
+    intake_runner,  # noqa: F401 - the `runner` fixture
+    toggle_done,
+)
 
 BEFORE = "0012_red_flag_marker"  # the last revision with intakes.current
 FOLLOW_UPS = (b"allergies_detail", b"medications_detail", b"chronic_detail")
-
-
-@pytest.fixture
-async def runner(fake, settings) -> AsyncIterator[BotRunner]:
-    bot_runner = BotRunner(fake, settings, clock=clock())
-    await bot_runner.start()
-    yield bot_runner
-    await bot_runner.stop()
 
 
 def on_disk(db_url: str) -> bytes:

@@ -2,24 +2,16 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-
-import pytest
 from sqlalchemy import select
 
 from bot.db.privacy_models import AuditEvent
 from tests.harness import BotRunner, TgUser
-from tests.intake_support import clock, complete
+from tests.intake_support import (
+    complete,
+    intake_runner,  # noqa: F401 - the `runner` fixture
+)
 
 STAFF_ID = 42
-
-
-@pytest.fixture
-async def runner(fake, settings) -> AsyncIterator[BotRunner]:
-    bot_runner = BotRunner(fake, settings, clock=clock())
-    await bot_runner.start()
-    yield bot_runner
-    await bot_runner.stop()
 
 
 async def _actions(runner: BotRunner) -> list[tuple[str, int | None]]:
