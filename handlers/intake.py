@@ -251,15 +251,16 @@ async def _run(update: Update, context: ContextTypes.DEFAULT_TYPE, kind: str) ->
                     if waiting is None and not _at_review(svc, open_row, message):
                         return False
                     # Clinical safety first: an urgent message is escalated (the patient told
-                    # to get help, staff alerted) before the questionnaire goes on. A free-text
-                    # answer (e.g. allergy history naming a reaction) is also kept as the
-                    # answer; anything else (a sentence typed at a choice or a phone number) is
-                    # not an answer, and the open question is shown again below the advice.
+                    # to get help, staff alerted) before the questionnaire goes on. An answer to
+                    # a question about the past (allergy history naming a reaction) is also
+                    # kept as the answer; anything else (a sentence typed at a choice, at
+                    # "Which other areas?" or a phone number) is not an answer, and the open
+                    # question is shown again below the advice.
                     words = words_of(message) if message is not None else ""
                     history = flow.waiting_history(open_row)  # "years ago I got hives"
                     urgent = bool(words and svc.qa is not None
                                   and svc.qa.red_flag_in(words, history=history) is not None)
-                    answer = not urgent or (waiting == "text" and bool(message.text))
+                    answer = not urgent or (waiting == "text" and history and bool(message.text))
             patient = await _patient(session, update, svc, patient)
             if kind == "entry":
                 reply = await flow.entry(session, patient, now)

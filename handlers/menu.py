@@ -25,6 +25,19 @@ async def remember_patient(update: Update, context: ContextTypes.DEFAULT_TYPE) -
         )
 
 
+async def _intake_still_open(update: Update, svc: Services) -> str | None:
+    """A line saying the user's questionnaire is still open, else None."""
+    user = update.effective_user
+    if svc.intake is None or user is None:
+        return None
+    async with svc.db.session() as session:
+        return await svc.intake.still_open(session, user.id)
+
+
+def _joined(*parts: str | None) -> str | None:
+    return "\n\n".join(p for p in parts if p) or None
+
+
 async def start(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     svc = services(context)
     await remember_patient(update, context)
@@ -32,11 +45,13 @@ async def start(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     name = (user.first_name or "").strip() if user else ""
     greeting = (svc.messages.get("greeting", first_name=name) if name
                 else svc.messages.get("greeting_anonymous"))
-    await send_screen(update, context, svc.menu.main(intro=greeting))
+    intro = _joined(greeting, await _intake_still_open(update, svc))
+    await send_screen(update, context, svc.menu.main(intro=intro))
 
 
 async def menu(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
-    await send_screen(update, context, services(context).menu.main())
+    svc = services(context)
+    await send_screen(update, context, svc.menu.main(intro=await _intake_still_open(update, svc)))
 
 
 async def help_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:

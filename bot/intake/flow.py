@@ -148,6 +148,15 @@ class IntakeFlow:
         session.info.setdefault(_PRELOADED, {})[patient.id] = row
         return patient, row
 
+    async def still_open(self, session: AsyncSession, telegram_user_id: int) -> str | None:
+        """The note /start and /menu add while the user has a questionnaire open (their next
+        message would answer it); None when they have none. Nothing is decrypted."""
+        found = await session.scalar(
+            select(Intake.id).join(Patient, Patient.id == Intake.patient_id)
+            .where(Patient.telegram_user_id == telegram_user_id, Intake.status == ACTIVE)
+            .limit(1))
+        return self.t("still_open") if found is not None else None
+
     async def _active(self, session: AsyncSession, patient: Patient) -> State | None:
         preloaded = session.info.get(_PRELOADED, {})
         if patient.id in preloaded:  # used once: a later call sees what this step changed

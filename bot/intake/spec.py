@@ -22,7 +22,7 @@ REQUIRED_TEXTS = (
     "button_update", "button_delete", "button_delete_confirm", "button_keep",
     "button_share_phone", "button_continue", "keyboard_closed", "declined", "cancelled", "cancelled_update",
     "nothing_to_cancel",
-    "progress", "current_answer", "hint_cancel", "resumed", "answered", "skipped",
+    "progress", "current_answer", "hint_cancel", "resumed", "still_open", "answered", "skipped",
     "none_selected", "review_title", "review_line", "submitted", "returning", "deleted",
     "delete_confirm", "stale", "consent_changed", "contact_saved", "unavailable",
     "error_choose", "error_choose_multi", "error_select_one", "error_too_many", "error_exclusive",
