@@ -34,6 +34,19 @@ QUIET_PRESETS: dict[str, tuple[time, time] | None] = {
 }
 
 
+def _minutes(start: time, end: time) -> set[int]:
+    """The minutes of the day from start to end (over midnight when end <= start)."""
+    first, last = start.hour * 60 + start.minute, end.hour * 60 + end.minute
+    length = (last - first) % 1440 or 1440
+    return {(first + m) % 1440 for m in range(length)}
+
+
+def adds_to_clinic(span: tuple[time, time], clinic_start: time, clinic_end: time) -> bool:
+    """Whether personal quiet hours hold any time the clinic's do not: both apply, so a span
+    inside the clinic's changes nothing (offering it would mislead)."""
+    return not _minutes(*span) <= _minutes(clinic_start, clinic_end)
+
+
 @dataclass(frozen=True)
 class Prefs:
     disabled: frozenset[str] = frozenset()

@@ -54,7 +54,8 @@ CONSOLE_MESSAGES = (
     "broadcast_audience_tomorrow", "broadcast_audience_upcoming", "broadcast_ask_text",
     "broadcast_reply_prompt", "broadcast_confirm", "broadcast_nobody", "broadcast_too_long",
     "broadcast_queued", "broadcast_cancelled", "broadcast_stale", "settings_title",
-    "settings_quiet", "settings_quiet_clinic", "settings_quiet_choose", "settings_saved",
+    "settings_quiet", "settings_quiet_clinic", "settings_quiet_own", "settings_quiet_choose",
+    "settings_saved",
     "button_settings", "settings_none", "kind_preparation", "kind_same_day", "kind_aftercare",
     "kind_checkin", "kind_next_session", "kind_broadcast", "button_kind_on", "button_kind_off",
     "button_quiet_off", "button_quiet_preset", "button_quiet_current",
@@ -314,11 +315,12 @@ async def draft_text(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None
 # ------------------------------------------------------------------ the patient's /settings
 def settings_screen(svc: Services, prefs: preferences.Prefs) -> Screen:
     s = svc.settings
+    # The clinic's quiet hours always apply; the patient's own come on top of them.
+    quiet = svc.messages.get("settings_quiet_clinic", start=f"{s.quiet_hours_start:%H:%M}",
+                             end=f"{s.quiet_hours_end:%H:%M}")
     if prefs.quiet_start and prefs.quiet_end:
-        quiet = f"{prefs.quiet_start:%H:%M}-{prefs.quiet_end:%H:%M}"
-    else:
-        quiet = svc.messages.get("settings_quiet_clinic", start=f"{s.quiet_hours_start:%H:%M}",
-                                 end=f"{s.quiet_hours_end:%H:%M}")
+        quiet = svc.messages.get("settings_quiet_own", quiet=quiet,
+                                 start=f"{prefs.quiet_start:%H:%M}", end=f"{prefs.quiet_end:%H:%M}")
     rows: list[list[tuple[str, str]]] = []
     for kind in preferences.OPTIONAL_KINDS:
         label = svc.messages.get(f"kind_{kind}")
@@ -326,13 +328,17 @@ def settings_screen(svc: Services, prefs: preferences.Prefs) -> Screen:
         rows.append([(svc.messages.get(key, label=label), f"pf:k:{kind}")])
     quiet_row: list[tuple[str, str]] = []
     for preset, span in preferences.QUIET_PRESETS.items():
-        label = svc.messages.get("button_quiet_off") if span is None else svc.messages.get(
+        if (span is not None and preset != prefs.preset
+                and not preferences.adds_to_clinic(span, s.quiet_hours_start, s.quiet_hours_end)):
+            continue  # inside the clinic's quiet hours: choosing it would change nothing
+        label = svc.messages.get(
+            "button_quiet_off", start=f"{s.quiet_hours_start:%H}", end=f"{s.quiet_hours_end:%H}"
+        ) if span is None else svc.messages.get(
             "button_quiet_preset", start=f"{span[0]:%H}", end=f"{span[1]:%H}")
         if preset == prefs.preset:
             label = svc.messages.get("button_quiet_current", label=label)
         quiet_row.append((label, f"pf:q:{preset}"))
-    rows.append(quiet_row[:3])
-    rows.append(quiet_row[3:])
+    rows.extend(row for row in (quiet_row[:3], quiet_row[3:]) if row)
     rows.append([(svc.messages.get("button_main_menu"), "home")])
     text = "\n\n".join([svc.messages.get("settings_title"),
                         svc.messages.get("settings_quiet", quiet=quiet),

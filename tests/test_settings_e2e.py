@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 import re
 import sqlite3
-from datetime import UTC, datetime
+from datetime import UTC, datetime, time
 from pathlib import Path
 
 import pytest
@@ -64,7 +64,9 @@ async def test_personal_quiet_hours_defer_like_the_clinics(fake, rr, clock):
     anna = TgUser(rr, first_name="Anna")
     await anna.send("/settings")
     shown = await anna.press("20-09")
-    assert "20:00-09:00" in shown[-1].text and "• 20-09 •" in anna.labels(shown[-1])
+    # Both apply: the screen says so.
+    assert "the clinic's (21:00-08:00) and your own (20:00-09:00)" in shown[-1].text
+    assert "• 20-09 •" in anna.labels(shown[-1])
     # The appointment ends at 20:00 London time: aftercare is due inside Anna's quiet hours
     # (the clinic's start at 21:00) and waits for 09:00, the end of hers.
     appt = await _book(rr, anna, "2026-03-04 19:00")
@@ -77,8 +79,8 @@ async def test_personal_quiet_hours_defer_like_the_clinics(fake, rr, clock):
     await dispatch(rr, clock)
     assert any("Thank you for your visit" in t for t in sent_texts(fake, anna.id))
     await anna.send("/settings")
-    shown = await anna.press("Clinic default")
-    assert "the clinic's (21:00-08:00)" in shown[-1].text
+    shown = await anna.press("Only the clinic's (21-08)")
+    assert "the clinic's (21:00-08:00)</b>" in shown[-1].text and "your own (" not in shown[-1].text
 
 
 async def test_blocking_the_bot_is_opting_out(fake, rr, clock):
@@ -101,15 +103,34 @@ async def test_preferences_are_exported_and_erased(fake, rr, clock, db_url):
     anna = TgUser(rr, first_name="Anna")
     await anna.send("/settings")
     await anna.press("✅ Next-session reminder")
-    await anna.press("22-07")
+    await anna.press("23-10")
     shown = await anna.send("/mydata")
     data = json.loads(fake.files[shown[0].document["file_id"]])
     assert data["preferences"]["reminders_turned_off"] == ["next_session"]
-    assert data["preferences"]["personal_quiet_hours"] == "22:00-07:00"
+    assert data["preferences"]["personal_quiet_hours"] == "23:00-10:00"
     await anna.send("/forget")
     await anna.press("🗑 Yes")
     with sqlite3.connect(Path(db_url.split("///", 1)[1])) as conn:
         assert conn.execute("select count(*) from patient_preferences").fetchone() == (0,)
+
+
+async def test_only_quiet_hours_that_add_to_the_clinics_are_offered(fake, rr, clock, db_url):
+    """The clinic's quiet hours (21-08) always apply: 22-07 and 21-08 would change nothing, so
+    they are not offered; a span chosen before (or under other clinic hours) is still shown."""
+    from bot.preferences import adds_to_clinic
+
+    anna = TgUser(rr, first_name="Anna")
+    shown = await anna.send("/settings")
+    hours = [label for label in anna.labels(shown[-1]) if label[-2:].isdigit() or "clinic" in label]
+    assert hours == ["• Only the clinic's (21-08) •", "20-09", "23-10"]
+    assert "on top of the clinic's" in shown[-1].text
+    shown = await anna.press_data("pf:q:2207")  # chosen earlier (an old screen): shown as chosen
+    assert "• 22-07 •" in anna.labels(shown[-1])
+    t = time
+    assert not adds_to_clinic((t(22), t(7)), t(21), t(8))
+    assert not adds_to_clinic((t(21), t(8)), t(21), t(8))
+    assert adds_to_clinic((t(23), t(10)), t(21), t(8)) and adds_to_clinic((t(20), t(9)), t(21), t(8))
+    assert adds_to_clinic((t(22), t(7)), t(23), t(6))  # another clinic's shorter night
 
 
 async def test_forged_settings_buttons_change_nothing(fake, rr, clock, db_url):
