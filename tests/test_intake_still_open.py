@@ -41,3 +41,12 @@ async def test_an_urgent_message_at_which_other_areas_is_advice_not_the_answer(f
     assert shown[-1].text == question  # asked again, nothing recorded
     shown = await patient.send("Knees")
     assert "aesthetic treatments before" in shown[-1].text
+
+
+async def test_help_and_an_empty_my_appointments_say_how_to_book(runner, patient):
+    shown = await patient.send("/help")
+    assert "<i>Book a consultation</i>" in shown[0].text and "/cancel stops it" in shown[0].text
+    await patient.send("/start")
+    shown = await patient.press("📅 My appointments")
+    assert "no upcoming appointments" in shown[-1].text
+    assert "tap <i>Book a consultation</i> in the main menu" in shown[-1].text
