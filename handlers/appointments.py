@@ -284,22 +284,60 @@ async def reschedule_command(update: Update, context: ContextTypes.DEFAULT_TYPE)
 
 
 async def cancel_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    """/cancel_appt N: which appointment, whose and when, to confirm with a button. A mistyped
+    number would otherwise cancel another patient's visit and message them at once."""
     if not await staff_guard(update, context):
         return
     parsed = await _appointment_arg(update, context, "staff_cancel_usage")
     if parsed is None:
         return
-    appt_id, _ = parsed
+    appt_id, rest = parsed
     svc, content = services(context), rc(context)
+    texts, now = content.texts, svc.clock.now()
+    if rest:  # "/cancel_appt 21 22": one at a time, each confirmed
+        await reply(update, context, texts.get(
+            "staff_bad_input", problem=f"unexpected {' '.join(rest)!r} after the appointment")
+            + "\n" + texts.get("staff_cancel_usage"))
+        return
     async with svc.db.session() as session:
         appt = await service.active_appointment(session, appt_id)
         if appt is None:
-            await reply(update, context, content.texts.get("staff_no_appointment", id=appt_id))
+            await reply(update, context, texts.get("staff_no_appointment", id=appt_id))
             return
-        await service.cancel(session, appt, now=svc.clock.now(), content=content,
-                             notify_patient=True)
-    await reply(update, context, content.texts.get(
-        "staff_cancelled", id=appt_id, when=when_plain(appt.starts_at, svc.settings.tz)))
+        patient = await session.get(Patient, appt.patient_id)
+        await audit.record(session, now=now, action="appointments_read",
+                           actor_user_id=update.effective_user.id, patient_id=appt.patient_id,
+                           subject="cancel_appt")
+    await reply(update, context, texts.get(
+        "staff_cancel_confirm", id=appt_id, who=staff_who(patient), area=appt.area,
+        when=when_plain(appt.starts_at, svc.settings.tz)), [
+        [(texts.get("button_staff_cancel_yes", id=appt_id), f"sc:y:{appt_id}")],
+        [(texts.get("button_staff_cancel_no"), f"sc:n:{appt_id}")]])
+
+
+async def cancel_confirm(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    """The staff member's answer to /cancel_appt's question."""
+    query = update.callback_query
+    if not await staff_guard(update, context):
+        return
+    _, answer, raw_id = query.data.split(":")
+    appt_id = row_id(raw_id)
+    svc, content = services(context), rc(context)
+    await answer_press(update)
+    if answer == "n":
+        await show_screen(update, context, Screen(content.texts.get("staff_cancel_kept", id=appt_id)))
+        return
+    async with svc.db.session() as session:
+        appt = await service.active_appointment(session, appt_id)
+        if appt is not None:  # a double tap, or cancelled meanwhile: said below
+            await service.cancel(session, appt, now=svc.clock.now(), content=content,
+                                 notify_patient=True)
+    if appt is None:
+        await show_screen(update, context, Screen(content.texts.get("staff_no_appointment",
+                                                                    id=appt_id)))
+        return
+    await show_screen(update, context, Screen(content.texts.get(
+        "staff_cancelled", id=appt_id, when=when_plain(appt.starts_at, svc.settings.tz))))
 
 
 PUSH_REFUSED = {service.NO_APPOINTMENT: "staff_no_appointment",
@@ -713,6 +751,7 @@ def register(application: Application, svc: Services) -> None:
     application.add_handler(CallbackQueryHandler(checkin_button, pattern=r"^ck:"))
     application.add_handler(CallbackQueryHandler(next_session_button, pattern=r"^nx:"))
     application.add_handler(CallbackQueryHandler(push_confirm, pattern=r"^ps:\d{1,12}$"))
+    application.add_handler(CallbackQueryHandler(cancel_confirm, pattern=r"^sc:[yn]:\d{1,12}$"))
 
     if application.job_queue is not None:
         application.job_queue.run_repeating(

@@ -73,6 +73,13 @@ async def new_patient(rr: BotRunner, name: str = "Anna") -> TgUser:
     return user
 
 
+async def cancel_appt(staff: TgUser, appt: int) -> list:
+    """/cancel_appt, confirmed with its button; what the press showed."""
+    shown = await staff.send(f"/cancel_appt {appt}")
+    assert f"Cancel appointment #{appt}:" in shown[-1].text, shown[-1].text
+    return await staff.press(f"🗑 Yes, cancel #{appt}", shown[-1])
+
+
 async def book(staff: TgUser, args: str) -> int:
     shown = await staff.send(f"/book {args}")
     match = re.search(r"Booked appointment #(\d+)", shown[-1].text)

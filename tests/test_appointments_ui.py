@@ -14,7 +14,15 @@ from bot.clock import FixedClock
 from bot.db.appointment_models import Appointment
 from tests.conftest import make_settings
 from tests.harness import BotRunner, TgUser
-from tests.reminder_support import appointment, db, dispatch, patient_row, reminders, sent_texts
+from tests.reminder_support import (
+    appointment,
+    cancel_appt,
+    db,
+    dispatch,
+    patient_row,
+    reminders,
+    sent_texts,
+)
 
 CONTENT_DIR = Path(__file__).resolve().parent.parent / "content"
 
@@ -41,6 +49,9 @@ async def test_staff_commands_check_staff_every_time(fake, rr, staff):
         assert shown[-1].text == "Sorry, this is only for clinic staff.", command
         assert eve.labels(shown[-1]) == ["🏠 Main menu"]  # the patient's way back
     assert not await reminders(rr)
+    for forged in ("sc:y:1", "sc:n:1"):  # /cancel_appt's buttons: staff only too
+        await eve.press_data(forged, fake.last_message(eve.id))
+        assert fake.calls_to("answerCallbackQuery")[-1].params.get("show_alert")
     shown = await eve.press_data("ps:1", fake.last_message(eve.id))
     assert any(c.params.get("show_alert") for c in fake.calls_to("answerCallbackQuery"))
     assert not await reminders(rr)
@@ -255,7 +266,7 @@ async def test_forget_tells_staff_which_upcoming_slots_are_free(fake, rr, clock,
     anna, kept = await booked(rr, staff, name="Anna Forgetful")
     shown = await staff.send(f"/book {anna.id} 2026-12-10 09:00 60 scalp 2/4")
     cancelled = int(re.search(r"#(\d+)", shown[-1].text).group(1))
-    await staff.send(f"/cancel_appt {cancelled}")
+    await cancel_appt(staff, cancelled)
     before = len(fake.calls_to("sendMessage", staff.id))
     await anna.send("/forget")
     await anna.press("🗑 Yes")
@@ -346,7 +357,9 @@ async def test_a_confirm_read_before_a_staff_change_does_not_undo_it(fake, rr, c
         anna, appt = await booked(rr, staff)
         async with db(rr).session() as session:
             seen = await session.get(Appointment, appt)  # the patient's press, before its write
-            shown = await staff.send(change.format(a=appt))  # another transaction, committed
+            # Another transaction, committed.
+            shown = await (cancel_appt(staff, appt) if change.startswith("/cancel_appt")
+                           else staff.send(change.format(a=appt)))
             assert f"#{appt}" in shown[-1].text
             assert await service.confirm(session, seen, now=clock.now()) is False
             assert seen.status != "confirmed"

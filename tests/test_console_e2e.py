@@ -9,7 +9,7 @@ import pytest
 
 from bot.clock import FixedClock
 from tests.conftest import sql, sql_write
-from tests.reminder_support import book, dispatch, new_patient, reminders, sent_texts
+from tests.reminder_support import book, cancel_appt, dispatch, new_patient, reminders, sent_texts
 
 
 @pytest.fixture
@@ -87,7 +87,7 @@ async def test_rescheduling_or_cancelling_takes_old_dead_letters_off_the_retry_l
     moved, dead = await _dead_confirmation(fake, rr, clock, staff, anna, "2026-03-05 12:00")
     dropped, ben_dead = await _dead_confirmation(fake, rr, clock, staff, ben, "2026-03-06 12:00")
     await staff.send(f"/reschedule {moved} 2026-03-07 12:00")
-    await staff.send(f"/cancel_appt {dropped}")
+    await cancel_appt(staff, dropped)
     clock.advance(minutes=1)
     await dispatch(rr, clock)  # the new time's confirmation, the cancellation notice
     rows = {r.id: r for r in await reminders(rr)}

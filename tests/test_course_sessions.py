@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from bot.clock import FixedClock
-from tests.reminder_support import book, dispatch, new_patient, reminders, sent_texts
+from tests.reminder_support import book, cancel_appt, dispatch, new_patient, reminders, sent_texts
 
 
 @pytest.fixture
@@ -60,7 +60,7 @@ async def test_a_cancelled_or_missed_next_session_brings_the_reminder_back(
     planned = await _ask(rr, first)
     assert planned.status == "cancelled"
     if how == "cancel":
-        await staff.send(f"/cancel_appt {second}")
+        await cancel_appt(staff, second)
     else:
         clock.set(datetime(2026, 3, 26, 13, 30, tzinfo=UTC))  # the day it was missed
         shown = await staff.send(f"/noshow {second}")
@@ -77,7 +77,7 @@ async def test_a_later_session_still_booked_keeps_it_moot(fake, rr, clock, staff
     first = await book(staff, f"{anna.id} 2026-03-05 12:00 60 face 1/4")
     second = await book(staff, f"{anna.id} 2026-03-26 12:00 60 face 2/4")
     await book(staff, f"{anna.id} 2026-04-16 12:00 60 face 3/4")
-    await staff.send(f"/cancel_appt {second}")
+    await cancel_appt(staff, second)
     assert (await _ask(rr, first)).status == "cancelled"
 
 
@@ -87,7 +87,7 @@ async def test_booking_the_same_patient_at_the_same_time_twice_is_refused(fake, 
     shown = await staff.send(f"/book {anna.id} 2026-03-05 12:00 60 face 1/4")
     assert f"already has appointment #{first} at that time" in shown[-1].text
     assert {r.appointment_id for r in await reminders(rr)} == {first}
-    await staff.send(f"/cancel_appt {first}")
+    await cancel_appt(staff, first)
     again = await book(staff, f"{anna.id} 2026-03-05 12:00 60 face 1/4")  # free again
     assert again != first
     assert timedelta(0) < (await _ask(rr, again)).due_at - datetime(2026, 3, 5, tzinfo=UTC)
@@ -100,7 +100,7 @@ async def test_a_rescheduled_sessions_old_reminder_is_not_brought_back(fake, rr,
     first = await book(staff, f"{anna.id} 2026-03-05 12:00 60 face 1/4")
     second = await book(staff, f"{anna.id} 2026-03-26 12:00 60 face 2/4")
     await staff.send(f"/reschedule {first} 2026-03-07 12:00")
-    await staff.send(f"/cancel_appt {second}")
+    await cancel_appt(staff, second)
     pending = [r for r in await reminders(rr, appointment_id=first, kind="next_session")
                if r.status == "pending"]
     assert len(pending) == 1 and pending[0].key.endswith(":v2")

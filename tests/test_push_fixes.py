@@ -10,6 +10,7 @@ import pytest
 from bot.clock import FixedClock
 from tests.reminder_support import (
     book,
+    cancel_appt,
     dispatch,
     new_patient,
     patient_row,
@@ -67,7 +68,7 @@ async def test_a_cancellation_the_block_refused_is_told_once_the_patient_is_back
     appt = await book(staff, f"{anna.id} 2026-03-12 10:00 30 face")
     await dispatch(rr, clock)  # the confirmation
     fake.block(anna.id)
-    await staff.send(f"/cancel_appt {appt}")
+    await cancel_appt(staff, appt)
     clock.advance(seconds=5)
     await dispatch(rr, clock)  # the notice meets the block
     [notice] = await reminders(rr, appointment_id=appt, kind="cancelled")

@@ -13,6 +13,7 @@ from tests.harness import TgUser
 from tests.reminder_support import (
     at_local,
     book,
+    cancel_appt,
     db,
     dispatch,
     dispatcher,
@@ -156,7 +157,7 @@ async def test_reschedule_and_cancel_with_staff_commands(fake, rr, clock, staff)
     assert len(sent_texts(fake, anna.id)) == count + 1
     assert "tomorrow, Sun 22 Mar, at 11:30" in sent_texts(fake, anna.id)[-1]
 
-    shown = await staff.send(f"/cancel_appt {appt}")
+    shown = await cancel_appt(staff, appt)
     assert f"#{appt}" in shown[-1].text and "cancelled" in shown[-1].text
     clock.advance(seconds=2)
     await dispatch(rr, clock)
@@ -344,7 +345,8 @@ async def test_a_reminder_claimed_but_not_yet_sent_is_dropped_when_its_appointme
     class CancelWhileQueued:  # stands in for the pacer: the staff cancel happens during the wait
         async def acquire(self):
             seconds[0] += 2.0  # the pacer (or a 429 pause) held this send for two seconds
-            await staff.send(f"/cancel_appt {appt}")
+            if seconds[0] == 2.0:  # the first send waits; later ones (the notice) do not cancel
+                await cancel_appt(staff, appt)
 
     saved = disp.limiter, disp._monotonic
     disp.limiter, disp._monotonic = CancelWhileQueued(), lambda: seconds[0]

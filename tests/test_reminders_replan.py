@@ -12,6 +12,7 @@ from bot.clock import FixedClock
 from tests.reminder_support import (
     appointment,
     book,
+    cancel_appt,
     dispatch,
     new_patient,
     reminders,
@@ -43,7 +44,7 @@ async def test_a_reschedule_while_blocked_is_not_planned_again_on_unblocking(fak
     assert (await dispatch(rr, clock)).unreachable == 1  # the rest cancelled as unreachable
     # While blocked, staff move one appointment (a new plan, pending) and cancel the other.
     await staff.send(f"/reschedule {moved} 2026-03-22 11:30")
-    await staff.send(f"/cancel_appt {dropped}")
+    await cancel_appt(staff, dropped)
     fake.blocked.discard(anna.id)
     await anna.send("/start")  # writing again means the bot is unblocked
     assert (await dispatch(rr, clock)).replanned == 0  # the new plan is whole already

@@ -20,6 +20,7 @@ from tests.reminder_support import (
     LONDON,
     appointment,
     book,
+    cancel_appt,
     db,
     dispatch,
     new_patient,
@@ -146,7 +147,7 @@ async def test_retry_dead_of_an_unknown_or_cancelled_appointment_says_so(fake, r
     appt = await book(staff, f"{anna.id} 2026-03-05 12:00 60 face")
     text = (await staff.send("/retry_dead 999"))[-1].text
     assert "no active appointment #999" in text and "dead-lettered" not in text
-    await staff.send(f"/cancel_appt {appt}")
+    await cancel_appt(staff, appt)
     await dispatch(rr, clock)  # the cancellation notice goes out
     text = (await staff.send(f"/retry_dead {appt}"))[-1].text
     assert f"no active appointment #{appt}" in text and "dead-lettered" not in text
@@ -159,7 +160,7 @@ async def test_retry_dead_still_resends_a_cancelled_appointments_dead_notice(
     appt = await book(staff, f"{anna.id} 2026-03-05 12:00 60 face")
     await dispatch(rr, clock)  # the booking confirmation
     clock.advance(minutes=1)
-    await staff.send(f"/cancel_appt {appt}")
+    await cancel_appt(staff, appt)
     fake.fail_next("sendMessage", 400, "Bad Request: can't parse entities", chat_id=anna.id)
     await dispatch(rr, clock)
     assert [r.status for r in await reminders(rr, appointment_id=appt)
@@ -402,3 +403,35 @@ async def test_book_and_reschedule_refuse_an_early_hour_without_am_or_pm(fake, r
     assert "could be morning or afternoon" in shown[-1].text and "16:30" in shown[-1].text
     [booked] = await _appointments(rr)
     assert booked.starts_at == datetime(2026, 3, 4, 15, 0, tzinfo=UTC)  # GMT: as it was
+
+
+# ------------------------------------------------------------------ /cancel_appt asks first
+async def test_cancel_appt_names_the_visit_and_cancels_only_when_confirmed(fake, rr, clock, staff):
+    """A mistyped number would cancel another patient's visit and message them at once: the
+    command names whose visit and when, and waits for the button."""
+    anna = await new_patient(rr, "Anna <b>")
+    appt = await book(staff, f"{anna.id} 2026-03-04 15:00 60 face 1/4")
+    shown = await staff.send(f"/cancel_appt {appt} {appt + 1}")
+    assert "unexpected" in shown[-1].text and "Usage: /cancel_appt" in shown[-1].text
+    shown = await staff.send(f"/cancel_appt {appt}")
+    question = shown[-1]
+    assert f"Cancel appointment #{appt}: Anna &lt;b&gt;" in question.text
+    assert "Wed 4 Mar 2026 15:00" in question.text and "face" in question.text
+    assert (await appointment(rr, appt)).status == "booked"  # nothing yet
+    shown = await staff.press("No, keep it", question)
+    assert f"Appointment #{appt} is kept" in shown[-1].text
+    assert (await appointment(rr, appt)).status == "booked"
+    question = (await staff.send(f"/cancel_appt {appt}"))[-1]
+    shown = await staff.press(f"🗑 Yes, cancel #{appt}", question)
+    assert f"Appointment #{appt}" in shown[-1].text and "is cancelled" in shown[-1].text
+    assert (await appointment(rr, appt)).status == "cancelled"
+    await dispatch(rr, clock)
+    assert sum("Appointment cancelled" in t for t in sent_texts(fake, anna.id)) == 1
+    shown = await staff.press_data(f"sc:y:{appt}", question)  # a second tap: said, not redone
+    assert f"no active appointment #{appt}" in shown[-1].text
+    await dispatch(rr, clock)
+    assert sum("Appointment cancelled" in t for t in sent_texts(fake, anna.id)) == 1
+    async with db(rr).session() as session:
+        reads = (await session.scalars(select(AuditEvent).where(
+            AuditEvent.action == "appointments_read", AuditEvent.subject == "cancel_appt"))).all()
+    assert len(reads) == 2 and {r.actor_user_id for r in reads} == {42}
