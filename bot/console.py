@@ -153,9 +153,22 @@ async def retry_reminder(session: AsyncSession, reminder_id: int, now: datetime)
     return Retry(row)
 
 
+NO_SHOW_UNKNOWN, NO_SHOW_NOT_STARTED = "unknown", "not_started"
+
+
+def no_show_refused(appt: Appointment | None, now: datetime) -> str | None:
+    """Why an appointment cannot be marked a no-show: NO_SHOW_UNKNOWN, NO_SHOW_NOT_STARTED or
+    its status (cancelled, no_show, completed); None when it can."""
+    if appt is None:
+        return NO_SHOW_UNKNOWN
+    if appt.status not in ACTIVE_STATUSES:
+        return appt.status
+    return NO_SHOW_NOT_STARTED if appt.starts_at > now else None
+
+
 async def mark_no_show(session: AsyncSession, appointment_id: int, now: datetime) -> bool:
     appt = await session.get(Appointment, appointment_id, with_for_update=True)
-    if appt is None or appt.status not in ACTIVE_STATUSES or appt.starts_at > now:
+    if no_show_refused(appt, now) is not None:
         return False
     appt.status, appt.updated_at = "no_show", now
     await cancel_open_reminders(session, now=now, reason="no-show", appointment_id=appointment_id)

@@ -48,7 +48,7 @@ PLACEHOLDERS = {
     "console.yaml": _ALWAYS | {
         "appt", "area", "audience", "confirmation", "count", "day", "end", "error", "id", "kind",
         "label", "length", "limit", "note", "patient", "quiet", "reminders", "staff", "staff_id",
-        "start", "status", "text", "time", "who"},
+        "start", "status", "text", "time", "when", "who"},
 }
 
 

@@ -19,9 +19,11 @@ from telegram.ext import (
 
 from bot import audit, console, patients, preferences, questions, retention
 from bot.content import load_yaml
-from bot.inputs import is_number
+from bot.db.appointment_models import Appointment
+from bot.db.models import Patient
+from bot.inputs import is_number, row_id
 from bot.menu import Screen
-from bot.reminders.render import local_date, reminder_statuses, staff_who
+from bot.reminders.render import local_date, reminder_statuses, staff_who, when_plain
 from bot.services import Services
 from bot.staff import is_staff
 from handlers.common import (
@@ -47,7 +49,9 @@ CONSOLE_MESSAGES = (
     "staff_confirmed", "staff_not_confirmed", "staff_no_show", "staff_completed",
     "staff_failed_title", "staff_failed_none", "staff_failed_line", "staff_failed_unreachable",
     "button_retry_reminder", "staff_retry_done", "staff_retry_gone", "staff_retry_inactive",
-    "staff_noshow_usage", "staff_noshow_done", "staff_noshow_refused", "stat_confirmation_rate",
+    "staff_noshow_usage", "staff_noshow_done", "staff_noshow_refused", "staff_noshow_unknown",
+    "staff_noshow_not_started", "staff_noshow_confirm", "button_noshow_yes", "button_noshow_no",
+    "staff_noshow_kept", "stat_confirmation_rate",
     "stat_no_shows", "stat_reminders_sent_7d", "stat_reminders_failed_7d",
     "stat_reminders_opted_out_7d", "broadcast_choose", "button_broadcast_tomorrow",
     "button_broadcast_upcoming", "button_broadcast_send", "button_broadcast_cancel",
@@ -190,7 +194,18 @@ async def today_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> N
             await send_screen(update, context, screen)
 
 
+def _noshow_refused(svc: Services, appt_id: int, reason: str) -> Screen:
+    if reason == console.NO_SHOW_UNKNOWN:
+        return Screen(svc.messages.get("staff_noshow_unknown", id=appt_id))
+    if reason == console.NO_SHOW_NOT_STARTED:
+        return Screen(svc.messages.get("staff_noshow_not_started", id=appt_id))
+    return Screen(svc.messages.get("staff_noshow_refused", id=appt_id,
+                                   status=reason.replace("_", "-")))
+
+
 async def noshow_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    """/noshow N: whose visit and when, to confirm with a button (it cannot be undone, and it
+    stops the visit's aftercare and check-in)."""
     if not await require_staff(update, context, "noshow"):
         return
     svc = services(context)
@@ -198,11 +213,42 @@ async def noshow_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> 
     if len(parts) != 2 or not re.fullmatch(r"#?\d{1,9}", parts[1]):
         await send_screen(update, context, Screen(svc.messages.get("staff_noshow_usage")))
         return
-    appt_id = int(parts[1].lstrip("#"))
+    appt_id, now = int(parts[1].lstrip("#")), svc.clock.now()
     async with svc.db.session() as session:
-        ok = await console.mark_no_show(session, appt_id, svc.clock.now())
-    key = "staff_noshow_done" if ok else "staff_noshow_refused"
-    await send_screen(update, context, Screen(svc.messages.get(key, id=appt_id)))
+        appt = await session.get(Appointment, appt_id)
+        if (reason := console.no_show_refused(appt, now)) is not None:
+            await send_screen(update, context, _noshow_refused(svc, appt_id, reason))
+            return
+        patient = await session.get(Patient, appt.patient_id)
+        await audit.record(session, now=now, action="appointments_read",
+                           actor_user_id=update.effective_user.id, patient_id=appt.patient_id,
+                           subject="noshow")
+    when = when_plain(appt.starts_at, svc.settings.tz)
+    await send_screen(update, context, Screen(
+        svc.messages.get("staff_noshow_confirm", id=appt_id, who=staff_who(patient), when=when,
+                         area=appt.area),
+        [[(svc.messages.get("button_noshow_yes", id=appt_id), f"ns:y:{appt_id}")],
+         [(svc.messages.get("button_noshow_no"), f"ns:n:{appt_id}")]]))
+
+
+async def noshow_button(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    """The staff member's answer to /noshow's question."""
+    if not await require_staff(update, context, "noshow"):
+        return
+    svc = services(context)
+    _, answer, raw_id = update.callback_query.data.split(":")
+    appt_id, now = row_id(raw_id), svc.clock.now()
+    await answer_press(update)
+    if answer == "n":
+        await show_screen(update, context, Screen(svc.messages.get("staff_noshow_kept", id=appt_id)))
+        return
+    async with svc.db.session() as session:
+        if await console.mark_no_show(session, appt_id, now):
+            screen = Screen(svc.messages.get("staff_noshow_done", id=appt_id))
+        else:  # a double tap, or changed meanwhile: why
+            screen = _noshow_refused(svc, appt_id, console.no_show_refused(
+                await session.get(Appointment, appt_id), now) or console.NO_SHOW_UNKNOWN)
+    await show_screen(update, context, screen)
 
 
 # ------------------------------------------------------------------ broadcast
@@ -408,6 +454,7 @@ def register(application: Application, svc: Services) -> None:
     application.add_handler(CallbackQueryHandler(
         console_button, pattern=r"^staff:(today|failed|broadcast)$"))
     application.add_handler(CallbackQueryHandler(retry_button, pattern=r"^rt:"))
+    application.add_handler(CallbackQueryHandler(noshow_button, pattern=r"^ns:[yn]:\d{1,12}$"))
     application.add_handler(CallbackQueryHandler(broadcast_button, pattern=r"^bc:"))
     application.add_handler(CallbackQueryHandler(settings_button, pattern=r"^pf:"))
     retention.schedule(application, svc)

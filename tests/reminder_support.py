@@ -80,6 +80,13 @@ async def cancel_appt(staff: TgUser, appt: int) -> list:
     return await staff.press(f"🗑 Yes, cancel #{appt}", shown[-1])
 
 
+async def noshow(staff: TgUser, appt: int) -> list:
+    """/noshow, confirmed with its button; what the press showed."""
+    shown = await staff.send(f"/noshow {appt}")
+    assert f"Mark appointment #{appt} as a no-show:" in shown[-1].text, shown[-1].text
+    return await staff.press(f"Yes, #{appt} was a no-show", shown[-1])
+
+
 async def book(staff: TgUser, args: str) -> int:
     shown = await staff.send(f"/book {args}")
     match = re.search(r"Booked appointment #(\d+)", shown[-1].text)

@@ -9,7 +9,16 @@ import pytest
 
 from bot.clock import FixedClock
 from tests.conftest import sql, sql_write
-from tests.reminder_support import book, cancel_appt, dispatch, new_patient, reminders, sent_texts
+from tests.reminder_support import (
+    appointment,
+    book,
+    cancel_appt,
+    dispatch,
+    new_patient,
+    noshow,
+    reminders,
+    sent_texts,
+)
 
 
 @pytest.fixture
@@ -144,12 +153,20 @@ async def test_stats_show_confirmation_rate_no_shows_and_reminders_sent_and_fail
     clock.advance(minutes=1)
     await anna.press_data(f"ap:c:{a1}", fake.last_message(anna.id))
     shown = await staff.send("/noshow 999")
-    assert "cannot be marked" in shown[-1].text
+    assert "There is no appointment #999." in shown[-1].text
     shown = await staff.send(f"/noshow {a1}")
-    assert "cannot be marked" in shown[-1].text  # not started yet
+    assert f"#{a1} has not started yet" in shown[-1].text
     clock.set(datetime(2026, 3, 2, 13, 30, tzinfo=UTC))
-    shown = await staff.send(f"/noshow {a1}")
+    question = (await staff.send(f"/noshow {a1}"))[-1]
+    assert f"Mark appointment #{a1} as a no-show: Anna" in question.text
+    assert "Mon 2 Mar 2026 12:00" in question.text and "cannot be undone" in question.text
+    shown = await staff.press("No, leave it", question)
+    assert "left as it was" in shown[-1].text
+    assert (await appointment(rr, a1)).status == "confirmed"
+    shown = await noshow(staff, a1)
     assert "marked as a no-show" in shown[-1].text
+    shown = await staff.send(f"/noshow {a1}")
+    assert "cannot be marked as a no-show: it is no-show" in shown[-1].text
     shown = await staff.send("/stats")
     text = shown[-1].text
     assert "Confirmed appointments (past 7 and next 7 days): <b>0% (0 of 2)</b>" in text

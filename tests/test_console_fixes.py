@@ -12,7 +12,7 @@ import pytest
 
 from bot.clock import FixedClock
 from tests.conftest import sql
-from tests.reminder_support import book, dispatch, new_patient, reminders, sent_texts
+from tests.reminder_support import book, dispatch, new_patient, noshow, reminders, sent_texts
 
 
 @pytest.fixture
@@ -125,7 +125,7 @@ async def test_retry_of_a_reminder_whose_appointment_became_a_no_show_is_refused
     await staff.send("/staff")
     listing = (await staff.press("❗ Reminders needing attention"))[-1]
     assert f"↻ Retry R{dead.id}" in staff.labels(listing)
-    shown = await staff.send(f"/noshow {appt}")
+    shown = await noshow(staff, appt)
     assert "marked as a no-show" in shown[-1].text
     before = len(sent_texts(fake, anna.id))
     shown = await staff.press(f"↻ Retry R{dead.id}", listing)

@@ -8,7 +8,15 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from bot.clock import FixedClock
-from tests.reminder_support import book, cancel_appt, dispatch, new_patient, reminders, sent_texts
+from tests.reminder_support import (
+    book,
+    cancel_appt,
+    dispatch,
+    new_patient,
+    noshow,
+    reminders,
+    sent_texts,
+)
 
 
 @pytest.fixture
@@ -63,8 +71,8 @@ async def test_a_cancelled_or_missed_next_session_brings_the_reminder_back(
         await cancel_appt(staff, second)
     else:
         clock.set(datetime(2026, 3, 26, 13, 30, tzinfo=UTC))  # the day it was missed
-        shown = await staff.send(f"/noshow {second}")
-        assert "no-show" in shown[-1].text
+        shown = await noshow(staff, second)
+        assert "marked as a no-show" in shown[-1].text
     ask = await _ask(rr, first)
     assert (ask.status, ask.last_error) == ("pending", None)
     assert ask.due_at == max(planned.due_at, clock.now())  # never before it was meant to be
