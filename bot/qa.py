@@ -6,11 +6,13 @@ patient is the node's own text, quoted, never generated.
 Pipeline for one message (all offline; well under a millisecond for typical questions):
   1. normalise and tokenise (lower case, apostrophes dropped: "don't" -> dont);
   2. correct typos: a word the bot does not know is replaced by the closest known word
-     (rapidfuzz ratio, only for words of 4+ letters, with a strict cut-off);
+     (rapidfuzz ratio, only for words of 4+ letters, with a strict cut-off; two letters swapped;
+     a red-flag or symptom word only from one letter too many or too few, never from a real
+     word: a false alarm is made of "finding" -> fainting);
   3. red flags (content/qa.yaml): if any phrase matches, stop - the patient must get help now;
      then messages that are not questions for the document: text mostly in a script the bot
-     cannot read (unreadable), smalltalk, a patient reporting their own symptom (symptom),
-     a request to book (booking);
+     cannot read or clearly in another language (unreadable), smalltalk, a patient reporting
+     their own symptom (symptom), a request to book (booking);
   4. lay phrases -> the document's words (synonyms, longest phrase first), stop words dropped;
   5. BM25 over the nodes that have text (title and parent title count too), snowball stemming,
      and over sections made only of short items by their heading (answered whole: SectionAnswer);
@@ -34,6 +36,7 @@ from typing import Any
 
 import snowballstemmer
 from rapidfuzz import fuzz, process
+from rapidfuzz.distance import Levenshtein
 
 from bot import telegram_html
 from bot.content import Block, Content, ContentError, Node, fill, load_yaml
@@ -55,7 +58,7 @@ REQUIRED_TEXTS = (
 BUTTON_LIMIT = 64
 # A section answered whole must fit one answer uncut (handlers/questions.py QUOTE_BUDGET).
 SECTION_QUOTE_LIMIT = 2000
-SMALLTALK_KINDS = ("greeting", "thanks", "help")
+SMALLTALK_KINDS = ("greeting", "thanks", "help", "empty")  # empty: "ok", shows the menu
 
 _STEMMER = snowballstemmer.stemmer("english")
 
@@ -71,29 +74,64 @@ def flag_stem(word: str) -> str:
 
 
 _TOKEN = re.compile(r"[a-z0-9]+")
+_ACCENT = re.compile("[\u0300-\u036f]")
 
 
 def tokenize(text: str) -> list[str]:
-    """Lower-case words; apostrophes vanish so "can't" is one token (cant)."""
+    """Lower-case words; apostrophes of contractions vanish so "can't" is one token (cant);
+    accents too, so "están" is one word (estan), not "est" and "n"."""
     text = unicodedata.normalize("NFKC", text).lower()
-    text = re.sub(r"['’`´]", "", text)
+    # An English contraction joins ("can't" -> cant); any other apostrophe parts words, as in
+    # "un'emergenza" or "j'ai".
+    text = re.sub(r"['’`´](?=(?:t|s|re|ve|ll|d|m)\b)", "", text)
+    text = re.sub(r"['’`´]", " ", text)
+    if not text.isascii():
+        text = _ACCENT.sub("", unicodedata.normalize("NFKD", text.replace("ß", "ss")))
     return _TOKEN.findall(text)
 
 
+# Common words of Spanish, German, French, Italian and Portuguese that English does not use
+# (so not "die", "per", "con", "la", "no"). Two or more, outnumbering English function words:
+# the message is not in English, whatever a few of its words look like to the typo corrector.
+_FOREIGN = frozenset("""
+    el los las del que por para una unos unas mis tengo puedo estoy esta estan muy pero como
+    cuanto cuanta cuantos cuantas cuesta necesito tratamiento hola gracias donde cuando porque
+    tambien despues puede sesiones duele usted
+    ich und nicht ist das der dem mein meine meiner kann habe mit auf wie viele wir
+    sie sind ein eine einen auch nach bitte danke brauche kosten kostet sehr noch oder
+    aber wieviel behandlung sitzungen
+    je est ce les des une mon mes suis pas ai avec pour ca quoi combien bonjour merci oui vous
+    nous elle sont fait peux dans seances traitement
+    il che sono ho mio mia quanto quanta costa grazie trattamento sedute dopo della delle nel
+    molto posso
+    eu nao meu minha estou tenho com uma os quantas quantos sessoes preciso obrigado obrigada
+    voce isso doi ola muito
+""".split())
+_ENGLISH = frozenset("""
+    the a an is are am i im you it its my me do does did can will what whats how and to of in
+    on for with have has had be this that after before not yes please thanks hello hi when
+    where why which who if or but so dont cant your we they he she was would should could
+""".split())
+
+
 def unreadable(text: str) -> bool:
-    """Mostly letters of a script the bot cannot read (Cyrillic, Chinese, ...): the tokenizer
-    sees nothing or only a stray English word in them, so they must not pass for "empty"."""
-    if text.isascii():
-        return False
-    latin = other = 0
-    for char in text[:4096]:
-        if char.isalpha():
-            base = unicodedata.normalize("NFKD", char)[0].lower()  # é -> e: still readable
-            if "a" <= base <= "z":
-                latin += 1
-            else:
-                other += 1
-    return other > latin
+    """Mostly letters of a script the bot cannot read (Cyrillic, Chinese, ...), or Latin
+    letters clearly in another language (_FOREIGN): the tokenizer sees nothing or only a stray
+    English word in them, so they must not pass for "empty" or be answered as English."""
+    if not text.isascii():
+        latin = other = 0
+        for char in text[:4096]:
+            if char.isalpha():
+                base = unicodedata.normalize("NFKD", char)[0].lower()  # é -> e: still readable
+                if "a" <= base <= "z":
+                    latin += 1
+                else:
+                    other += 1
+        if other > latin:
+            return True
+    words = tokenize(text[:4096])
+    foreign = sum(w in _FOREIGN for w in words)
+    return foreign >= 2 and foreign > sum(w in _ENGLISH for w in words)
 
 
 # Emoji variants that change nothing for a thumbs-up: variation selector, skin tones, joiner.
@@ -132,6 +170,7 @@ class SymptomRules:
     document would read as reassurance; staff should see it."""
 
     symptoms: frozenset[str]  # flag stems
+    acute: frozenset[str]  # flag stems: never a goal ("my throat hurts"), no `context` needed
     reports: dict[str, list[tuple[str, ...]]]  # "i have", "still", "it is": a report
     personal: dict[str, list[tuple[str, ...]]]  # "my", "im": a report unless hypothetical
     unless: dict[str, list[tuple[str, ...]]]  # "if", "prone": never a report
@@ -151,6 +190,7 @@ class RedFlag:
     category: str
     phrase: str
     stems: tuple[str, ...]
+    symbols: frozenset[str] = frozenset()  # an emoji flag ("🆘"): no words, found anywhere
 
 
 @dataclass
@@ -170,6 +210,11 @@ class QAConfig:
     symptoms: SymptomRules | None = None
     booking: BookingRules | None = None
     raw_words: frozenset[str] = frozenset()  # every word the config itself knows, for typos
+    # Words a typo may become only by one plain slip (red-flag and symptom words): a real word
+    # one letter away ("fait", "finding") must not raise an alarm.
+    guarded: frozenset[str] = frozenset()
+    exact: frozenset[str] = frozenset()  # other languages' flag words: matched as typed only
+    real_words: frozenset[str] = frozenset()  # never corrected, never a correction either
     path: Path = Path(QA_FILE)
 
     def text(self, key: str, **params: object) -> str:
@@ -243,6 +288,7 @@ def load_qa_config(path: Path) -> QAConfig:
     stopwords = frozenset(_words(data["stopwords"], path, "stopwords"))
     not_covered = frozenset(_words(data.get("not_covered", ""), path, "not_covered"))
     raw_words: set[str] = set(stopwords) | set(not_covered)
+    real_words = frozenset(_words(data.get("real_words") or "", path, "real_words"))
     stopword_stems = {stem(w) for w in stopwords}
 
     synonyms: dict[tuple[str, ...], tuple[str, ...]] = {}
@@ -266,20 +312,13 @@ def load_qa_config(path: Path) -> QAConfig:
         if not synonyms[key]:
             raise ContentError(path, line, f"synonym {lay!r}: only stop words on the right")
 
-    red_flags: list[RedFlag] = []
-    if not isinstance(data["red_flags"], dict) or not data["red_flags"]:
-        raise ContentError(path, _line_of(path, "red_flags:"),
-                           "red_flags: a mapping of category -> list of phrases")
-    for category, phrases in data["red_flags"].items():
-        line = _line_of(path, f"  {category}:")
-        if not isinstance(phrases, list) or not phrases:
-            raise ContentError(path, line, f"red_flags.{category}: expected a list of phrases")
-        for phrase in phrases:
-            tokens = tokenize(str(phrase))
-            if not tokens:
-                raise ContentError(path, _line_of(path, f"- {phrase}"), "empty red-flag phrase")
-            raw_words.update(tokens)
-            red_flags.append(RedFlag(str(category), str(phrase), tuple(flag_stem(t) for t in tokens)))
+    red_flags = _red_flags(data["red_flags"], "red_flags", path)
+    english_words = {t for f in red_flags for t in tokenize(f.phrase)}
+    other = data.get("red_flags_other_languages")
+    foreign = _red_flags(other, "red_flags_other_languages", path) if other is not None else []
+    exact = {t for f in foreign for t in tokenize(f.phrase)} - english_words
+    raw_words.update(english_words)
+    red_flags += foreign
 
     smalltalk: dict[str, str] = {}
     symbols: dict[str, set[str]] = {}
@@ -296,14 +335,38 @@ def load_qa_config(path: Path) -> QAConfig:
 
     symptoms = _symptom_rules(data.get("symptom_reports"), path, raw_words)
     booking = _booking_rules(data.get("booking_requests"), path, raw_words)
+    guarded = set(english_words)
+    if symptoms is not None:
+        for key in ("symptoms", "acute"):
+            guarded.update(_words(data["symptom_reports"][key], path, key))
 
     return QAConfig(
         texts={str(k): v for k, v in texts.items()}, threshold=float(threshold), **weights,
         reply_window_minutes=window, stopwords=stopwords, not_covered=not_covered,
         synonyms=synonyms, synonym_source=synonym_source, red_flags=red_flags, smalltalk=smalltalk,
         smalltalk_symbols={k: frozenset(v) for k, v in symbols.items()},
-        symptoms=symptoms, booking=booking, raw_words=frozenset(raw_words), path=path,
+        symptoms=symptoms, booking=booking, raw_words=frozenset(raw_words),
+        guarded=frozenset(guarded), exact=frozenset(exact), real_words=real_words, path=path,
     )
+
+
+def _red_flags(section: Any, name: str, path: Path) -> list[RedFlag]:
+    if not isinstance(section, dict) or not section:
+        raise ContentError(path, _line_of(path, f"{name}:"),
+                           f"{name}: a mapping of category -> list of phrases")
+    out: list[RedFlag] = []
+    for category, phrases in section.items():
+        line = _line_of(path, f"  {category}:")
+        if not isinstance(phrases, list) or not phrases:
+            raise ContentError(path, line, f"{name}.{category}: expected a list of phrases")
+        for phrase in phrases:
+            tokens = tokenize(str(phrase))
+            symbols = frozenset() if tokens else frozenset(_symbols(str(phrase)))
+            if not tokens and not symbols:
+                raise ContentError(path, _line_of(path, f"- {phrase}"), "empty red-flag phrase")
+            out.append(RedFlag(str(category), str(phrase), tuple(flag_stem(t) for t in tokens),
+                               symbols))
+    return out
 
 
 def _phrases(section: dict, name: str, key: str, path: Path,
@@ -332,10 +395,11 @@ def _symptom_rules(section: Any, path: Path, raw_words: set[str]) -> SymptomRule
         raise ContentError(path, _line_of(path, "symptom_reports:"),
                            "symptom_reports: expected a mapping")
     lists = {k: _phrases(section, "symptom_reports", k, path, raw_words)
-             for k in ("symptoms", "reports", "personal", "unless", "unless_personal", "questions",
-                       "context")}
+             for k in ("symptoms", "acute", "reports", "personal", "unless", "unless_personal",
+                       "questions", "context")}
     return SymptomRules(
-        symptoms=frozenset(flag_stem(w) for p in lists["symptoms"] for w in p),
+        symptoms=frozenset(flag_stem(w) for p in lists["symptoms"] + lists["acute"] for w in p),
+        acute=frozenset(flag_stem(w) for p in lists["acute"] for w in p),
         reports=_phrase_index(lists["reports"]), personal=_phrase_index(lists["personal"]),
         unless=_phrase_index(lists["unless"]),
         unless_personal=_phrase_index(lists["unless_personal"]),
@@ -467,7 +531,12 @@ class QAEngine:
         self._check_synonyms()
         # Words a typo may be corrected to: the document's and the config's own words.
         self.vocabulary = sorted(surface | set(config.raw_words))
-        self._known = frozenset(self.vocabulary)
+        self._known = frozenset(self.vocabulary) | config.exact | config.real_words
+        self._targets = frozenset(self.vocabulary)
+        self._plain = [w for w in self.vocabulary if w not in config.guarded]
+        self._guarded = [w for w in self.vocabulary if w in config.guarded]
+        self._symbol_flags = [f for f in config.red_flags if f.symbols]
+        self._word_flags = [f for f in config.red_flags if f.stems]
         self._typo_cache: dict[str, str] = {}
         self._max_phrase = max((len(k) for k in config.synonyms), default=1)
 
@@ -504,16 +573,38 @@ class QAEngine:
         cached = self._typo_cache.get(token)
         if cached is not None:
             return cached
-        cutoff = 85 if len(token) <= 5 else 80
-        found = process.extractOne(token, self.vocabulary, scorer=fuzz.ratio, score_cutoff=cutoff)
-        fixed = found[0] if found else token
+        fixed = self._swapped(token) or self._closest(token)
         if len(self._typo_cache) < 10000:
             self._typo_cache[token] = fixed
         return fixed
 
+    def _swapped(self, token: str) -> str | None:
+        """Two letters typed the wrong way round ("cnat", "mnay"): the commonest slip, which
+        the ratio below scores too low for short words."""
+        for i in range(len(token) - 1):
+            word = token[:i] + token[i + 1] + token[i] + token[i + 2:]
+            if word in self._targets:
+                return word
+        return None
+
+    def _closest(self, token: str) -> str:
+        cutoff = 85 if len(token) <= 5 else 80
+        found = process.extractOne(token, self._plain, scorer=fuzz.ratio, score_cutoff=cutoff)
+        fixed, score = (found[0], found[1]) if found else (token, 0.0)
+        # A red-flag or symptom word only from one letter too many or too few in a longer word,
+        # first letter kept ("feaver" -> fever): "fait", "finding", "chilly" are words of their
+        # own (qa.yaml real_words lists more).
+        if len(token) >= 5:
+            for word, _, _ in process.extract(token, self._guarded, scorer=fuzz.ratio,
+                                              score_cutoff=max(cutoff, score + 0.01), limit=5):
+                if word[0] == token[0] and abs(len(word) - len(token)) == 1 \
+                        and Levenshtein.distance(token, word) == 1:
+                    return word
+        return fixed
+
     def red_flag(self, stems: list[str]) -> RedFlag | None:
         present = set(stems)
-        for flag in self.config.red_flags:
+        for flag in self._word_flags:
             # The superset test inline: most flags fail it, and this runs for every message.
             if present.issuperset(flag.stems) and _near(stems, present, flag.stems):
                 return flag
@@ -523,8 +614,11 @@ class QAEngine:
         """Does a clause of the message report the patient's own symptom (SymptomRules)?
         `tokens`: the whole message's (corrected); without a symptom word, no clause is read."""
         rules = self.config.symptoms
-        if rules is None or not any(flag_stem(t) in rules.symptoms for t in tokens) \
-                or not _find(tokens, rules.context):
+        if rules is None or not any(flag_stem(t) in rules.symptoms for t in tokens):
+            return False
+        # A goal ("I have puffy eyes, can it help?") needs a word of after-treatment; pain,
+        # numbness, a reaction are never goals ("my throat hurts").
+        if not _find(tokens, rules.context) and not any(flag_stem(t) in rules.acute for t in tokens):
             return False
         budget = 400
         for clause in _CLAUSE.split(text[:4096]):
@@ -610,17 +704,21 @@ class QAEngine:
         """Red flags anywhere in the text, however long (an urgent line can end a long message).
         history: the text tells the past (intake's allergy history): "swollen lips and
         difficulty breathing as a child" is what happened then; a flag counts only with a sign
-        of now ("now", "my lips are swelling")."""
+        of now ("now", "my lips are swelling", "my lips are swollen")."""
+        for flag in self._symbol_flags:  # "🆘" means now, even in a history answer
+            if not flag.symbols.isdisjoint(text):
+                return flag
         words = tokenize(text)
         head = [self.correct(t) for t in words[:400]]  # typo correction only where it is cheap
-        if history and not _happening_now(head + words[400:]):
-            return None
-        return self.red_flag([flag_stem(t) for t in head + words[400:]])
+        flag = self.red_flag([flag_stem(t) for t in head + words[400:]])
+        if flag is None or not history or _happening_now(head + words[400:]):
+            return flag
+        return flag if _is_now_of(head + words[400:], flag) else None
 
     def ask(self, text: str, limit: int = 3) -> Result:
         words = tokenize(text)[:400]
         tokens = [self.correct(t) for t in words]
-        flag = self.red_flag_in(text) if tokens else None
+        flag = self.red_flag_in(text)
         if flag is not None:
             return Result("red_flag", red_flag=flag)
         if unreadable(text):
@@ -681,6 +779,13 @@ def _happening_now(words: list[str]) -> bool:
     """A sign the words tell the present: a word of now, or "is/are ...ing" ("are swelling")."""
     return bool(_NOW.intersection(words)) or any(
         w in _BE and any(n.endswith("ing") for n in words[i + 1:i + 3]) for i, w in enumerate(words))
+
+
+def _is_now_of(words: list[str], flag: RedFlag) -> bool:
+    """The flag's words in the present: "is/are" just before one ("my lips are swollen", "my
+    throat is tight"), where a history says "were swollen" or "swelled"."""
+    return any(w in _BE and any(flag_stem(n) in flag.stems for n in words[i + 1:i + 3])
+               for i, w in enumerate(words))
 
 
 def build_qa(content: Content, content_dir: Path) -> QAEngine:

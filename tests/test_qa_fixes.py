@@ -47,10 +47,11 @@ def test_accented_latin_and_red_flags_are_read_as_before():
 
 
 @pytest.mark.parametrize(("text", "kind"), [
-    ("👍", "thanks"), ("👍🏽👍", "thanks"), ("🙏", "thanks"), ("❤️", "thanks"),
+    # A thumbs-up thanks for nothing: the menu, not "You're welcome" (test_qa_safety.py).
+    ("👍", "empty"), ("👍🏽👍", "empty"), ("🙏", "thanks"), ("🙏🏻", "thanks"), ("❤️", "empty"),
     ("🤔", "empty"), ("?!", "empty"),
 ])
-def test_a_thumbs_up_is_thanks_other_symbols_show_the_menu(text, kind):
+def test_folded_hands_are_thanks_other_symbols_show_the_menu(text, kind):
     assert ENGINE.ask(text).kind == kind
 
 
@@ -191,6 +192,7 @@ def test_the_new_texts_are_required(tmp_path: Path):
 
 @pytest.mark.parametrize(("section", "key"), [
     ("symptom_reports", "personal"), ("symptom_reports", "unless"), ("booking_requests", "unless"),
+    ("symptom_reports", "acute"),
 ])
 def test_an_empty_rule_list_fails_at_start_with_its_line(tmp_path: Path, section, key):
     qa_file = tmp_path / "qa.yaml"

@@ -42,7 +42,7 @@ async def rows(runner: BotRunner, model):
 
 
 async def test_question_is_answered_by_quoting_the_document(fake, patient: TgUser):
-    shown = await patient.send("Can I go to the gym after?")
+    shown = await patient.send("Can I go to the gym?")  # "...after?": the aftercare, test_qa_safety
     assert len(shown) == 1
     message = shown[0]
     assert "Recovery After Mesotherapy › Downtime" in message.text
