@@ -159,7 +159,7 @@ async def book_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> No
                 token = invitation.token
             who = patient_label(patient) if patient.first_name else (req.who.phone or f"#{patient.id}")
     except service.BookingError as exc:
-        await reply(update, context, texts.get("staff_bad_input", problem=str(exc)))
+        await reply(update, context, texts.get("staff_not_done", problem=str(exc)))
         return
     text = texts.get("staff_booked", id=appt.id, who=who, when=when_plain(appt.starts_at, tz),
                      minutes=appt.duration_min, area=appt.area, session=_session_label(texts, appt))
@@ -209,7 +209,7 @@ async def link_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> No
             invitation = await service.invite_existing(session, patient, name=patient.first_name,
                                                        phone=who.phone, now=now, content=content)
     except service.BookingError as exc:
-        await reply(update, context, texts.get("staff_bad_input", problem=str(exc)))
+        await reply(update, context, texts.get("staff_not_done", problem=str(exc)))
         return
     link = f"https://t.me/{context.bot.username}?start={invitation.token}"
     await reply(update, context, texts.get("staff_invite", who=label, link=link))
@@ -230,7 +230,7 @@ async def unlink_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> 
             await audit.record(session, now=svc.clock.now(), action="placeholder_unlinked",
                                actor_user_id=update.effective_user.id, patient_id=placeholder.id)
     except service.BookingError as exc:
-        await reply(update, context, texts.get("staff_bad_input", problem=str(exc)))
+        await reply(update, context, texts.get("staff_not_done", problem=str(exc)))
         return
     await reply(update, context, texts.get("staff_unlinked", id=placeholder.id,
                                            who=patient_label(opener)))
@@ -274,13 +274,19 @@ async def reschedule_command(update: Update, context: ContextTypes.DEFAULT_TYPE)
             if appt is None:
                 await reply(update, context, texts.get("staff_no_appointment", id=appt_id))
                 return
+            previous = appt.starts_at
             await service.reschedule(session, appt, starts_at=starts_at, now=now, content=content,
                                      settings=svc.settings, duration_min=minutes)
+            patient = await session.get(Patient, appt.patient_id)
+            await audit.record(session, now=now, action="appointments_read",
+                               actor_user_id=update.effective_user.id,
+                               patient_id=appt.patient_id, subject="reschedule")
     except service.BookingError as exc:
-        await reply(update, context, texts.get("staff_bad_input", problem=str(exc)))
+        await reply(update, context, texts.get("staff_not_done", problem=str(exc)))
         return
-    await reply(update, context, texts.get("staff_rescheduled", id=appt_id,
-                                           when=when_plain(starts_at, tz)))
+    await reply(update, context, texts.get(
+        "staff_rescheduled", id=appt_id, who=staff_who(patient), previous=when_plain(previous, tz),
+        when=when_plain(starts_at, tz), minutes=appt.duration_min))
 
 
 async def cancel_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:

@@ -141,15 +141,22 @@ async def test_reschedule_and_cancel_with_staff_commands(fake, rr, clock, staff)
     anna = await new_patient(rr)
     appt = await book(staff, f"{anna.id} 2026-03-20 15:00 45 face 1/2")
     await dispatch(rr, clock)  # the confirmation goes out
+    number = (await patient_row(rr, anna.id)).id
     shown = await staff.send(f"/reschedule {appt} 2026-03-22 11:30")
-    assert "moved to Sun 22 Mar 2026 11:30" in shown[-1].text
+    assert (f"Appointment #{appt} for Anna (#{number}) moved from Fri 20 Mar 2026 15:00 to "
+            "Sun 22 Mar 2026 11:30, 45 min.") in shown[-1].text
+    shown = await staff.send(f"/reschedule {appt} 2026-03-22 11:30")  # no change: refused
+    assert shown[-1].text.startswith("Not done: ") and "at that time already" in shown[-1].text
     rows = await reminders(rr, appointment_id=appt)
     old = [r for r in rows if ":v2" not in r.key]
     assert all(r.status in ("sent", "cancelled") for r in old)
     assert {r.kind for r in rows if ":v2" in r.key} >= {"confirmation", "preparation", "same_day"}
     # At the old preparation time nothing is sent; at the new one it is.
     clock.advance(seconds=2)
-    await dispatch(rr, clock)  # the new confirmation
+    await dispatch(rr, clock)  # the new confirmation: "moved", not a second "booked"
+    moved = sent_texts(fake, anna.id)[-1]
+    assert moved.startswith("<b>Appointment moved</b>") and "Appointment booked" not in moved
+    assert "on Fri 20 Mar at 15:00 has moved. It is now on Sun 22 Mar at 11:30" in moved
     count = len(sent_texts(fake, anna.id))
     await step_to(rr, clock, at_local(2026, 3, 19, 15, 0))
     assert len(sent_texts(fake, anna.id)) == count

@@ -32,6 +32,8 @@ class Appointment(Base):
     # The CSV row that booked it (bot/reminders/importer.py), kept through relinking,
     # cancellation and rescheduling so that importing the row again books nothing.
     import_key: Mapped[str | None] = mapped_column(String(64), unique=True, index=True)
+    # The start before the last reschedule: the new confirmation says it moved, from when.
+    previous_starts_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
 
     patient: Mapped[Patient] = relationship(lazy="raise")
 

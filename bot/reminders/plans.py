@@ -21,12 +21,13 @@ PLAN_FIELDS = {"anchor", "offset", "expires", "valid_for", "quiet_hours", "eveni
 # clinic_name and contact_line; the rest are the names passed to texts.get(key, name=...)).
 PLACEHOLDERS = frozenset({
     "clinic_name", "contact_line", "appointments", "area", "count", "course_size", "date", "days",
-    "error", "id", "link", "m", "minutes", "n", "patient", "problem", "reminder", "reminders",
+    "error", "id", "link", "m", "minutes", "n", "patient", "previous", "problem", "reminder",
+    "reminders",
     "session", "session_no", "status", "text", "when", "who"})
 _PART = re.compile(r"([+-]?)\s*(\d+)\s*([wdhms])")
 # Every text of content/reminders.yaml: a clinic may reword them, not remove one.
 REQUIRED_TEXTS = tuple(f"reminder_{k}" for k in KINDS) + (
-    "reminder_cancelled", "reminder_push_before", "reminder_push_after", "reminder_broadcast",
+    "reminder_cancelled", "reminder_moved", "reminder_push_before", "reminder_push_after", "reminder_broadcast",
     "button_my_appointments", "button_confirm", "button_reschedule", "button_cancel",
     "button_cancel_yes", "button_cancel_no", "button_calendar", "button_all_fine",
     "button_concern", "button_book_next", "button_push_anyway", "button_staff_upcoming",
@@ -36,7 +37,7 @@ REQUIRED_TEXTS = tuple(f"reminder_{k}" for k in KINDS) + (
     "reschedule_question", "next_session_question", "next_session_requested", "calendar_caption",
     "calendar_summary", "link_done", "link_invalid", "staff_book_usage", "staff_reschedule_usage",
     "staff_cancel_usage", "staff_retry_usage", "staff_retried", "staff_push_usage",
-    "staff_bad_input", "staff_booked", "staff_invite", "staff_rescheduled", "staff_cancelled",
+    "staff_bad_input", "staff_not_done", "staff_booked", "staff_invite", "staff_rescheduled", "staff_cancelled",
     "staff_cancel_confirm", "button_staff_cancel_yes", "button_staff_cancel_no", "staff_cancel_kept",
     "staff_no_appointment", "staff_pushed", "staff_push_quiet", "staff_upcoming_title",
     "staff_upcoming_none", "staff_upcoming_line", "staff_unreachable", "staff_retry_unreachable",

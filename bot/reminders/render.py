@@ -90,7 +90,12 @@ def reminder_message(kind: str, texts: Texts, appt: Appointment, tz: ZoneInfo,
     params = {"when": when(appt.starts_at, tz, now), "minutes": appt.duration_min,
               "area": appt.area, "session_no": appt.session_no, "course_size": appt.course_size,
               "date": local_date(appt.starts_at, tz, now)}
-    text = texts.get(f"reminder_{kind}", **params)
+    if kind == "confirmation" and appt.previous_starts_at is not None:
+        # A moved appointment's confirmation: "moved", not "booked" (a second appointment?).
+        text = texts.get("reminder_moved", previous=when(appt.previous_starts_at, tz, now),
+                         **params)
+    else:
+        text = texts.get(f"reminder_{kind}", **params)
     rows: list[list[Button]] = []
     if kind in ("confirmation", "preparation", "same_day", "push_before"):
         rows = appointment_buttons(texts, appt) if appt.active else []

@@ -292,16 +292,30 @@ async def active_appointment(session: AsyncSession, appointment_id: int) -> Appo
     return appt if appt is not None and appt.active else None
 
 
+# The reminders that name the appointment's time.
+TELLS_THE_TIME = ("confirmation", "preparation", "same_day", "push_before")
+
+
 async def reschedule(session: AsyncSession, appt: Appointment, *, starts_at: datetime,
                      now: datetime, content: ReminderContent, settings: Settings,
                      duration_min: int | None = None) -> Appointment:
     if not appt.active:
         raise BookingError("the appointment is not active")
     duration = appt.duration_min if duration_min is None else duration_min
+    if starts_at == appt.starts_at and duration == appt.duration_min:
+        # Nothing would change, but the patient would get a new confirmation to give.
+        raise BookingError(f"appointment #{appt.id} is at that time already")
     validate_booking(starts_at, duration, appt.area, appt.session_no, appt.course_size, now)
     await _refuse_twin(session, appt.patient_id, starts_at, moving=appt.id)
     await cancel_open_reminders(session, now=now, reason="rescheduled", appointment_id=appt.id)
     await retire_undelivered(session, appointment_id=appt.id, reason="rescheduled")
+    if starts_at != appt.starts_at:
+        # "Moved from ..." only to a patient who was told a time: one who never got a message
+        # about it (blocked, not linked yet) is told it is booked.
+        told = await session.scalar(select(Reminder.id).where(
+            Reminder.appointment_id == appt.id, Reminder.kind.in_(TELLS_THE_TIME),
+            Reminder.status == "sent").limit(1))
+        appt.previous_starts_at = appt.starts_at if told is not None else None
     appt.starts_at, appt.duration_min = starts_at, duration
     appt.plan_version += 1
     appt.status = "booked"  # the new time needs a new confirmation
