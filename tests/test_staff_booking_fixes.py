@@ -435,3 +435,23 @@ async def test_cancel_appt_names_the_visit_and_cancels_only_when_confirmed(fake,
         reads = (await session.scalars(select(AuditEvent).where(
             AuditEvent.action == "appointments_read", AuditEvent.subject == "cancel_appt"))).all()
     assert len(reads) == 2 and {r.actor_user_id for r in reads} == {42}
+
+
+# ------------------------------------------------------------------ overlapping bookings
+async def test_an_overlapping_booking_of_the_same_patient_is_refused(fake, rr, clock, staff):
+    """14:30 for 60 min and 14:45: a typo, or one visit booked twice; either way a patient
+    cannot be in two treatments at once. Back to back is fine, and another patient too."""
+    anna, ben = await new_patient(rr, "Anna"), await new_patient(rr, "Ben")
+    first = await book(staff, f"{anna.id} 2026-03-04 14:30 60 face 1/4")
+    shown = await staff.send(f"/book {anna.id} 2026-03-04 14:45 30 neck")
+    assert shown[-1].text == (f"Not done: this patient's appointment #{first} (60 min) "
+                              "overlaps that time")
+    shown = await staff.send(f"/book {anna.id} 2026-03-04 14:00 45 neck")  # ends at 14:45
+    assert "overlaps" in shown[-1].text
+    after = await book(staff, f"{anna.id} 2026-03-04 15:30 30 neck")  # back to back
+    await book(staff, f"{ben.id} 2026-03-04 14:45 30 neck")  # someone else
+    shown = await staff.send(f"/reschedule {after} 2026-03-04 15:00")
+    assert "overlaps" in shown[-1].text and f"#{first}" in shown[-1].text
+    shown = await staff.send(f"/reschedule {first} 2026-03-04 14:45 45")  # its own time: fine
+    assert "moved from" in shown[-1].text
+    assert len(await _appointments(rr)) == 3

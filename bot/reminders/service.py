@@ -63,6 +63,9 @@ def _rows(appt: Appointment, content: ReminderContent, settings: Settings,
             for p in planned]
 
 
+MAX_MINUTES = 600
+
+
 def validate_booking(starts_at: datetime, duration_min: int, area: str, session_no: int,
                      course_size: int, now: datetime) -> None:
     if starts_at.tzinfo is None:
@@ -71,8 +74,8 @@ def validate_booking(starts_at: datetime, duration_min: int, area: str, session_
         raise BookingError("that time is in the past")
     if starts_at > now + timedelta(days=730):
         raise BookingError("that is more than two years ahead")
-    if not 5 <= duration_min <= 600:
-        raise BookingError("duration must be 5-600 minutes")
+    if not 5 <= duration_min <= MAX_MINUTES:
+        raise BookingError(f"duration must be 5-{MAX_MINUTES} minutes")
     if not area.strip() or len(area) > 64:
         raise BookingError("the treatment area must be 1-64 characters")
     if not (1 <= session_no <= course_size <= 50):
@@ -114,19 +117,30 @@ async def booked_at(session: AsyncSession, patient_id: int, starts_at: datetime)
 
 
 async def _refuse_twin(session: AsyncSession, patient_id: int, starts_at: datetime,
-                       moving: int | None = None) -> None:
-    """AlreadyBooked if another active appointment of the patient starts then (`moving`: the
-    appointment being rescheduled, which may keep its own time)."""
+                       duration_min: int, moving: int | None = None) -> None:
+    """AlreadyBooked if another active appointment of the patient starts then; BookingError if
+    one overlaps (a typo in the time, or the same visit booked twice a little apart). `moving`:
+    the appointment being rescheduled, which may keep or overlap its own time."""
     twin = await booked_at(session, patient_id, starts_at)
     if twin is not None and twin != moving:
         raise AlreadyBooked(f"this patient already has appointment #{twin} at that time")
+    ends_at = starts_at + timedelta(minutes=duration_min)
+    # The longest booking is MAX_MINUTES: one starting earlier than that cannot reach this one.
+    near = (await session.scalars(select(Appointment).where(
+        Appointment.patient_id == patient_id, Appointment.status.in_(ACTIVE_STATUSES),
+        Appointment.starts_at < ends_at,
+        Appointment.starts_at > starts_at - timedelta(minutes=MAX_MINUTES)))).all()
+    for other in near:
+        if other.id != moving and other.starts_at < ends_at and starts_at < other.ends_at:
+            raise BookingError(f"this patient's appointment #{other.id} "
+                               f"({other.duration_min} min) overlaps that time")
 
 
 async def book(session: AsyncSession, *, patient_id: int, starts_at: datetime, duration_min: int,
                area: str, session_no: int = 1, course_size: int = 1, now: datetime,
                content: ReminderContent, settings: Settings) -> Appointment:
     validate_booking(starts_at, duration_min, area, session_no, course_size, now)
-    await _refuse_twin(session, patient_id, starts_at)
+    await _refuse_twin(session, patient_id, starts_at, duration_min)
     appt = Appointment(patient_id=patient_id, starts_at=starts_at, duration_min=duration_min,
                        area=area.strip(), session_no=session_no, course_size=course_size,
                        status="booked", plan_version=1, created_at=now, updated_at=now)
@@ -306,7 +320,7 @@ async def reschedule(session: AsyncSession, appt: Appointment, *, starts_at: dat
         # Nothing would change, but the patient would get a new confirmation to give.
         raise BookingError(f"appointment #{appt.id} is at that time already")
     validate_booking(starts_at, duration, appt.area, appt.session_no, appt.course_size, now)
-    await _refuse_twin(session, appt.patient_id, starts_at, moving=appt.id)
+    await _refuse_twin(session, appt.patient_id, starts_at, duration, moving=appt.id)
     await cancel_open_reminders(session, now=now, reason="rescheduled", appointment_id=appt.id)
     await retire_undelivered(session, appointment_id=appt.id, reason="rescheduled")
     if starts_at != appt.starts_at:
