@@ -132,7 +132,7 @@ async def book_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> No
         await reply(update, context, texts.get("staff_bad_input", problem=str(exc)) + "\n\n"
                     + texts.get("staff_book_usage"))
         return
-    token = None
+    token, namesakes = None, []
     try:
         async with svc.db.session() as session:
             patient: Patient | None = None
@@ -158,6 +158,8 @@ async def book_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> No
                     session, patient, name=patient.first_name, phone=None, now=now, content=content)
                 token = invitation.token
             who = patient_label(patient) if patient.first_name else (req.who.phone or f"#{patient.id}")
+            if req.who.name is not None and req.who.phone is None:
+                namesakes = await service.same_name(session, req.who.name, besides=patient.id)
     except service.BookingError as exc:
         await reply(update, context, texts.get("staff_not_done", problem=str(exc)))
         return
@@ -166,6 +168,10 @@ async def book_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> No
     if token:
         link = f"https://t.me/{context.bot.username}?start={token}"
         text += "\n\n" + texts.get("staff_invite", who=who, link=link)
+    if namesakes:
+        text += "\n\n" + texts.get(
+            "staff_same_name", id=appt.id, patient=f"#{patient.id}",
+            who=", ".join(f"#{n}" for n in namesakes))
     await reply(update, context, text)
 
 

@@ -455,3 +455,23 @@ async def test_an_overlapping_booking_of_the_same_patient_is_refused(fake, rr, c
     shown = await staff.send(f"/reschedule {first} 2026-03-04 14:45 45")  # its own time: fine
     assert "moved from" in shown[-1].text
     assert len(await _appointments(rr)) == 3
+
+
+# ------------------------------------------------------------------ booking by name, again
+async def test_booking_a_name_again_points_to_the_records_with_that_name(fake, rr, clock, staff):
+    """Each booking by name makes a new record (names are not unique): booking "Jane Doe" a
+    second time says which records already have that name, and how to book onto one."""
+    shown = await staff.send('/book "Jane Doe" 2026-03-04 15:00 60 face 1/4')
+    assert "Booked" in shown[-1].text and "⚠️" not in shown[-1].text  # nobody else has it
+    first = int(re.search(r"Booked appointment #(\d+)", shown[-1].text).group(1))
+    shown = await staff.send('/book "Jane Doe" 2026-03-04 16:00 60 face')
+    assert "Booked" in shown[-1].text
+    [a, b] = await _appointments(rr)
+    assert a.id == first and a.patient_id != b.patient_id
+    assert f"⚠️ Booking by name made a new patient record, #{b.patient_id}, but #{a.patient_id} " \
+           "already had that name" in shown[-1].text
+    assert f"/cancel_appt {b.id}" in shown[-1].text
+    shown = await staff.send('/book "jane doe" 2026-03-05 16:00 60 face')
+    assert f"#{a.patient_id}, #{b.patient_id} already had that name" in shown[-1].text
+    shown = await staff.send('/book "Joan Doe" 2026-03-06 16:00 60 face')
+    assert "⚠️" not in shown[-1].text

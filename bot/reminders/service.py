@@ -10,7 +10,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
-from sqlalchemy import and_, select, update
+from sqlalchemy import and_, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 from sqlalchemy.orm.attributes import set_committed_value
@@ -511,6 +511,19 @@ async def unlink(session: AsyncSession, *, patient_id: int | None = None,
         .values(used_by=None).execution_options(synchronize_session=False))
     opener = await session.scalar(select(Patient).where(Patient.telegram_user_id == opener_id))
     return placeholder, opener
+
+
+async def same_name(session: AsyncSession, name: str, *, besides: int,
+                    limit: int = 5) -> list[int]:
+    """Other patients (not erased) with this name, case aside: a booking by name makes a new
+    record each time, so staff are shown the ones they may have meant."""
+    folded = name.casefold()
+    rows = (await session.execute(select(Patient.id, Patient.first_name).where(
+        Patient.id != besides, Patient.erased_at.is_(None),
+        or_(Patient.first_name == name, func.lower(Patient.first_name) == name.lower()))
+        .order_by(Patient.id))).all()
+    # SQLite's lower() folds ASCII only: the comparison that decides is Python's.
+    return [pid for pid, first in rows if (first or "").casefold() == folded][:limit]
 
 
 async def patient_for_contact(session: AsyncSession, *, name: str | None, phone: str | None,
