@@ -699,7 +699,12 @@ async def deep_link_start(update: Update, context: ContextTypes.DEFAULT_TYPE) ->
         await send_screen(update, context, svc.menu.main(intro=texts.get("link_invalid")))
     else:
         await send_screen(update, context, svc.menu.main(intro=texts.get("link_done")))
-        if redeemed.first_time:  # opening the link again tells staff nothing new
+        if redeemed.first_time and redeemed.merged_from is not None:
+            await tell_staff(context, texts.get(
+                "staff_patient_linked_existing", id=redeemed.merged_from,
+                patient=redeemed.patient.id, who=patient_label(redeemed.patient),
+                appointments=", ".join(f"#{a}" for a in redeemed.moved) or "-"))
+        elif redeemed.first_time:  # opening the link again tells staff nothing new
             await tell_staff(context, texts.get("staff_patient_linked", patient=redeemed.patient.id))
     raise ApplicationHandlerStop
 

@@ -373,7 +373,14 @@ async def test_unlink_undoes_a_link_opened_by_the_wrong_person(fake, rr, clock, 
     bob_id = (await patient_row(rr, bob.id)).id
     shown = await staff.send(f"/book {PHONE} 2026-03-05 10:00 30 face")
     assert "nobody has opened" in (await staff.send(f"/unlink {PHONE}"))[-1].text
+    booked = int(re.search(r"Booked appointment #(\d+)", shown[-1].text).group(1))
+    placeholder = (await _appointments(rr))[0].patient_id
     await bob.send(f"/start {LINK.search(shown[-1].text).group(1)}")  # misdirected
+    # Staff are told it was someone already on the bot, what moved to them, and the way back.
+    told = sent_texts(fake, 42)[-1]
+    assert (f"The link for patient #{placeholder} was opened by Bob (#{bob_id}), who was on "
+            f"the bot already: the appointments booked for #{placeholder} (#{booked}) moved"
+            ) in told and f"/unlink #{placeholder}" in told
     shown = await staff.send(f"/unlink {PHONE}")
     assert f"no longer linked to Bob (#{bob_id})" in shown[-1].text
     shown = await staff.send(f"/link {PHONE}")

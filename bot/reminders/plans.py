@@ -47,7 +47,7 @@ REQUIRED_TEXTS = tuple(f"reminder_{k}" for k in KINDS) + (
     "staff_patient_confirmed", "staff_patient_reschedule", "staff_patient_cancelled",
     "staff_forget_appointments", "staff_patient_concern", "staff_patient_next",
     "stat_reminders_pending", "stat_reminders_sent_week", "stat_reminders_dead",
-    "stat_appointments_upcoming", "staff_patient_linked",
+    "stat_appointments_upcoming", "staff_patient_linked", "staff_patient_linked_existing",
 )
 
 

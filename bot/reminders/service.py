@@ -555,6 +555,10 @@ async def invite_existing(session: AsyncSession, patient: Patient, *, name: str 
 class Redeemed:
     patient: Patient
     first_time: bool  # False: this user opened their own link again (staff were told already)
+    # The opener was on the bot already: the record whose link it was, and the appointments
+    # that moved from it to theirs (staff check it was the right person: /unlink if not).
+    merged_from: int | None = None
+    moved: tuple[int, ...] = ()
 
 
 async def redeem_invite(session: AsyncSession, *, token: str, user_id: int, chat_id: int,
@@ -588,7 +592,12 @@ async def redeem_invite(session: AsyncSession, *, token: str, user_id: int, chat
             invite.used_at, invite.used_by = now, user_id  # their own record's other link
             return Redeemed(placeholder, first_time=False)
     existing = await session.scalar(select(Patient).where(Patient.telegram_user_id == user_id))
+    merged_from, moved = None, ()
     if existing is not None and placeholder is not None and existing.id != placeholder.id:
+        merged_from = placeholder.id
+        moved = tuple((await session.scalars(select(Appointment.id).where(
+            Appointment.patient_id == placeholder.id, Appointment.status.in_(ACTIVE_STATUSES))
+            .order_by(Appointment.starts_at))).all())
         await session.execute(update(Appointment).where(Appointment.patient_id == placeholder.id)
                               .values(patient_id=existing.id))
         await session.execute(update(Reminder).where(Reminder.patient_id == placeholder.id)
@@ -605,7 +614,8 @@ async def redeem_invite(session: AsyncSession, *, token: str, user_id: int, chat
     target.last_seen_at = now
     invite.used_at, invite.used_by = now, user_id
     await session.flush()
-    return Redeemed(target, first_time=owner is None)  # staff were told of its first link
+    # Staff were told of its first link.
+    return Redeemed(target, first_time=owner is None, merged_from=merged_from, moved=moved)
 
 
 @dataclass
