@@ -231,15 +231,16 @@ async def unlink_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> 
         return
     try:
         async with svc.db.session() as session:
-            placeholder, opener = await service.unlink(session, patient_id=who.patient_id,
-                                                       phone=who.phone)
+            placeholder, opener, back = await service.unlink(
+                session, patient_id=who.patient_id, phone=who.phone)
             await audit.record(session, now=svc.clock.now(), action="placeholder_unlinked",
                                actor_user_id=update.effective_user.id, patient_id=placeholder.id)
     except service.BookingError as exc:
         await reply(update, context, texts.get("staff_not_done", problem=str(exc)))
         return
-    await reply(update, context, texts.get("staff_unlinked", id=placeholder.id,
-                                           who=patient_label(opener)))
+    await reply(update, context, texts.get(
+        "staff_unlinked", id=placeholder.id, who=patient_label(opener),
+        appointments=", ".join(f"#{a}" for a in back) or "-"))
 
 
 async def _appointment_arg(update: Update, context: ContextTypes.DEFAULT_TYPE,

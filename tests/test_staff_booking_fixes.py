@@ -383,6 +383,14 @@ async def test_unlink_undoes_a_link_opened_by_the_wrong_person(fake, rr, clock, 
             ) in told and f"/unlink #{placeholder}" in told
     shown = await staff.send(f"/unlink {PHONE}")
     assert f"no longer linked to Bob (#{bob_id})" in shown[-1].text
+    assert f"back with #{placeholder} (#{booked})" in shown[-1].text
+    # Back with the placeholder: Bob gets none of Kate's reminders from now on.
+    assert {(a.id, a.patient_id) for a in await _appointments(rr)} == {(booked, placeholder)}
+    assert {r.patient_id for r in await reminders(rr, appointment_id=booked)} == {placeholder}
+    before = len(sent_texts(fake, bob.id))
+    clock.set(datetime(2026, 3, 5, 9, 0, tzinfo=UTC))  # the morning of the appointment
+    await dispatch(rr, clock)
+    assert len(sent_texts(fake, bob.id)) == before
     shown = await staff.send(f"/link {PHONE}")
     kate = TgUser(rr, first_name="Kate", user_id=777)
     assert "now linked" in (await kate.send(f"/start {LINK.search(shown[-1].text).group(1)}"))[0].text
@@ -390,7 +398,7 @@ async def test_unlink_undoes_a_link_opened_by_the_wrong_person(fake, rr, clock, 
     shown = await staff.send(f"/book {PHONE} 2026-03-12 10:00 30 neck")
     assert "Kate" in shown[-1].text
     owners = {a.area: a.patient_id for a in await _appointments(rr)}
-    assert owners == {"face": bob_id, "neck": kate_id}  # what moved to Bob stays for staff to move
+    assert owners == {"face": kate_id, "neck": kate_id}  # hers, with the record
     # Kate was new to the bot: the placeholder is her own record now, not a link to undo.
     assert "cannot be unlinked" in (await staff.send(f"/unlink #{kate_id}"))[-1].text
     for unclear in ("/unlink", '/unlink "Kate"'):

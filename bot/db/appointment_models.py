@@ -34,6 +34,9 @@ class Appointment(Base):
     import_key: Mapped[str | None] = mapped_column(String(64), unique=True, index=True)
     # The start before the last reschedule: the new confirmation says it moved, from when.
     previous_starts_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    # The placeholder record it was booked on, when a link moved it to whoever opened it
+    # (someone already on the bot): /unlink moves it back.
+    moved_from: Mapped[int | None] = mapped_column(Integer)
 
     patient: Mapped[Patient] = relationship(lazy="raise")
 

@@ -484,12 +484,13 @@ async def patient_with_phone(session: AsyncSession, phone: str) -> Patient | Non
 
 
 async def unlink(session: AsyncSession, *, patient_id: int | None = None,
-                 phone: str | None = None) -> tuple[Patient, Patient | None]:
+                 phone: str | None = None) -> tuple[Patient, Patient | None, list[int]]:
     """Staff /unlink: a placeholder's link was opened by the wrong person, who was on the bot
     already (their record took its bookings). The links they opened stay used but stop naming
     them, so the placeholder is nobody's again and `/link` can give the right person a new one.
-    Returns (the placeholder, who had opened it). What moved to them stays with them: staff
-    move it by hand."""
+    Returns (the placeholder, who had opened it, the appointments moved back to the placeholder):
+    the active ones the link moved to them go back, and their reminders wait for the right
+    person's link. (What they were sent already, they were sent.)"""
     if phone is not None:
         placeholder = await _placeholder_of_phone(session, phone)
         if placeholder is None:
@@ -510,7 +511,19 @@ async def unlink(session: AsyncSession, *, patient_id: int | None = None,
         PatientInvite.patient_id == placeholder.id, PatientInvite.used_by.is_not(None))
         .values(used_by=None).execution_options(synchronize_session=False))
     opener = await session.scalar(select(Patient).where(Patient.telegram_user_id == opener_id))
-    return placeholder, opener
+    back: list[int] = []
+    if opener is not None:
+        back = list((await session.scalars(select(Appointment.id).where(
+            Appointment.moved_from == placeholder.id, Appointment.patient_id == opener.id,
+            Appointment.status.in_(ACTIVE_STATUSES)).order_by(Appointment.starts_at))).all())
+    if back:
+        await session.execute(update(Appointment).where(Appointment.id.in_(back))
+                              .values(patient_id=placeholder.id, moved_from=None)
+                              .execution_options(synchronize_session=False))
+        await session.execute(update(Reminder).where(Reminder.appointment_id.in_(back))
+                              .values(patient_id=placeholder.id)
+                              .execution_options(synchronize_session=False))
+    return placeholder, opener, back
 
 
 async def same_name(session: AsyncSession, name: str, *, besides: int,
@@ -599,7 +612,7 @@ async def redeem_invite(session: AsyncSession, *, token: str, user_id: int, chat
             Appointment.patient_id == placeholder.id, Appointment.status.in_(ACTIVE_STATUSES))
             .order_by(Appointment.starts_at))).all())
         await session.execute(update(Appointment).where(Appointment.patient_id == placeholder.id)
-                              .values(patient_id=existing.id))
+                              .values(patient_id=existing.id, moved_from=placeholder.id))
         await session.execute(update(Reminder).where(Reminder.patient_id == placeholder.id)
                               .values(patient_id=existing.id))
         target = existing
