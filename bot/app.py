@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import logging
 
-from telegram import BotCommand, LinkPreviewOptions
+from telegram import BotCommand, BotCommandScopeChat, LinkPreviewOptions
 from telegram.constants import ParseMode
+from telegram.error import TelegramError
 from telegram.ext import AIORateLimiter, Application, ApplicationBuilder, Defaults
 from telegram.request import BaseRequest
 
@@ -116,11 +117,29 @@ def _post_init(svc: Services, migrate: bool):
     async def post_init(application: Application) -> None:
         if migrate:
             await upgrade(svc.db)
-        commands = svc.messages.raw("commands")
-        await application.bot.set_my_commands([BotCommand(k, v) for k, v in commands.items()])
+        commands = [BotCommand(k, v) for k, v in svc.messages.raw("commands").items()]
+        await application.bot.set_my_commands(commands)
+        await _staff_command_menus(application, svc, commands)
         log.info("bot ready: %d menu screens", len(svc.content.nodes))
 
     return post_init
+
+
+async def _staff_command_menus(application: Application, svc: Services,
+                               commands: list[BotCommand]) -> None:
+    """Staff see their commands too in the menu beside the text box: in their private chats
+    and the staff group. A chat Telegram refuses (a staff member who never opened the bot)
+    is skipped: the menu is a convenience, /help lists them as well."""
+    staff = [BotCommand(k, v) for k, v in svc.messages.raw("staff_commands").items()]
+    chats = sorted(svc.settings.staff_ids) + (
+        [svc.settings.staff_chat_id] if svc.settings.staff_chat_id is not None else [])
+    for chat_id in chats:
+        try:
+            await application.bot.set_my_commands(commands + staff,
+                                                  scope=BotCommandScopeChat(chat_id))
+        except TelegramError as exc:
+            log.warning("staff command menu not set for chat %s: %s", chat_id,
+                        type(exc).__name__)
 
 
 def _post_shutdown(svc: Services):

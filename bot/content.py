@@ -291,12 +291,12 @@ def validate_templates(data: dict[str, Any], path: Path) -> None:
     for key, value in data.items():
         key = str(key)
         line = _line_of_key(path, key)
-        if key == "commands":
+        if key in ("commands", "staff_commands"):
             if not isinstance(value, dict) or not all(
                 isinstance(k, str) and re.fullmatch(r"[a-z0-9_]{1,32}", k) and isinstance(v, str)
                 and 1 <= len(v) <= 256 for k, v in value.items()
             ):
-                raise ContentError(path, line, "commands: each is name (a-z, 0-9, _) -> description")
+                raise ContentError(path, line, f"{key}: each is name (a-z, 0-9, _) -> description")
             continue
         if isinstance(value, dict | list):
             continue  # feature sections (lists, mappings) are validated by their owners

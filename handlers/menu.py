@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import html
 
 from telegram import Update
 from telegram.ext import Application, CallbackQueryHandler, ContextTypes
@@ -57,6 +58,12 @@ async def menu(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
 async def help_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     svc = services(context)
     intro = svc.messages.with_contact(svc.messages.get("help"), gap="\n\n")
+    user = update.effective_user
+    if svc.settings.is_staff(user.id if user else None):
+        lines = [svc.messages.get("staff_help")] + [
+            f"/{name} — {html.escape(text, quote=False)}"
+            for name, text in svc.messages.raw("staff_commands").items()]
+        intro = f"{intro}\n\n" + "\n".join(lines)
     await send_screen(update, context, svc.menu.main(intro=intro))
 
 

@@ -15,6 +15,7 @@ from handlers.common_staff import require_staff
 STAFF_MESSAGES = (
     "staff_menu", "staff_menu_empty", "staff_stats_title", "staff_stat_line",
     "stat_patients_total", "stat_patients_week", "button_staff_stats", "button_staff_back",
+    "staff_commands", "staff_help",
 )
 
 

@@ -239,8 +239,12 @@ class FakeBotAPI:
 
     def _take_fault(self, method: str, params: dict[str, Any]) -> Fault | None:
         queue = self.faults.get(method) or []
+        chat_id = params.get("chat_id")
+        if chat_id is None and params.get("scope"):  # setMyCommands for one chat
+            scope = params["scope"]
+            chat_id = (json.loads(scope) if isinstance(scope, str) else scope).get("chat_id")
         for fault in queue:
-            if fault.chat_id is None or str(fault.chat_id) == str(params.get("chat_id")):
+            if fault.chat_id is None or str(fault.chat_id) == str(chat_id):
                 fault.count -= 1
                 if fault.count <= 0:
                     queue.remove(fault)
