@@ -168,3 +168,18 @@ def test_staff_arguments_split_on_double_quotes_only(text, words):
 def test_an_unclosed_quote_says_how_to_quote():
     with pytest.raises(InputError, match="a quote is not closed"):
         split_args('"Anna Smith 3.12 10:00')
+
+
+@pytest.mark.parametrize(("typed", "area", "session"), [
+    ("face 2/4", "face", (2, 4)), ("face 2 / 4", "face", (2, 4)), ("upper arms 2/ 4", "upper arms", (2, 4)),
+    ("face 2 of 4", "face", (2, 4)), ("face 1of4", "face", (1, 4)), ("face", "face", (1, 1)),
+])
+def test_a_course_session_is_read_however_it_is_spaced(typed, area, session):
+    """"2 / 4" read as part of the area set no course: no "book your next session" prompt."""
+    request = parse_book(["5012", "2026-12-03", "14:30", "60", *typed.split()], NOW, LONDON)
+    assert (request.area, (request.session_no, request.course_size)) == (area, session)
+
+
+def test_minutes_typed_after_the_area_are_refused_not_kept_in_it():
+    with pytest.raises(InputError, match=r"the area ends with a number \('face 60'\)"):
+        parse_book(["5012", "2026-12-03", "14:30", "face", "60"], NOW, LONDON)

@@ -172,8 +172,8 @@ def parse_area(text: str, default: str = "treatment") -> str:
 
 
 def parse_session(text: str) -> tuple[int, int] | None:
-    """"2/4" (or "2 / 4") -> (2, 4); None when it is not N/M."""
-    m = re.fullmatch(r"(\d{1,2})\s*/\s*(\d{1,2})", text.strip())
+    """"2/4" (or "2 / 4", "2 of 4") -> (2, 4); None when it is not N/M."""
+    m = re.fullmatch(r"(\d{1,2})\s*(?:/|of)\s*(\d{1,2})", text.strip(), re.IGNORECASE)
     if m is None:
         return None
     session_no, course_size = int(m.group(1)), int(m.group(2))
@@ -271,8 +271,14 @@ def parse_book(args: list[str], now: datetime, tz: ZoneInfo, *, default_minutes:
     minutes = default_minutes if minutes is None else minutes
     rest = rest[used:]
     session_no = course_size = 1
-    if rest and (session := parse_session(rest[-1])) is not None:
-        session_no, course_size = session
-        rest = rest[:-1]
+    for tail in (3, 2, 1):  # "2/4"; typed as "2 / 4", "2/ 4", "2 of 4" or "2of4" too
+        if len(rest) >= tail and (session := parse_session(" ".join(rest[-tail:]))) is not None:
+            session_no, course_size = session
+            rest = rest[:-tail]
+            break
+    if rest and rest[-1].isdigit():
+        # "face 60": minutes typed after the area would silently become part of it.
+        raise InputError(f"the area ends with a number ({' '.join(rest)!r}): the minutes go "
+                         "right after the time, a course session is written N/M (e.g. 2/4)")
     return BookRequest(who, starts_at, minutes, parse_area(" ".join(rest), default_area),
                        session_no, course_size)
