@@ -388,8 +388,18 @@ async def push_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> No
     if refused := await _queue_push(context, appt_id, check_only=quiet):
         await reply(update, context, texts.get(refused, id=appt_id))
     elif quiet:
-        await reply(update, context, texts.get("staff_push_quiet", id=appt_id),
-                    [[(texts.get("button_push_anyway"), f"ps:{appt_id}")]])
+        # Whose and when: a night message to the wrong patient is worse than none.
+        async with svc.db.session() as session:
+            appt = await session.get(Appointment, appt_id)
+            patient = await session.get(Patient, appt.patient_id)
+            await audit.record(session, now=svc.clock.now(), action="appointments_read",
+                               actor_user_id=update.effective_user.id, patient_id=patient.id,
+                               subject="push")
+        await reply(update, context, texts.get(
+            "staff_push_quiet", id=appt_id, who=staff_who(patient),
+            when=when_plain(appt.starts_at, svc.settings.tz)),
+            [[(texts.get("button_push_anyway"), f"ps:{appt_id}")],
+             [(texts.get("button_push_not_now"), f"pn:{appt_id}")]])
     else:
         await reply(update, context, texts.get("staff_pushed", id=appt_id))
 
@@ -429,6 +439,16 @@ async def push_confirm(update: Update, context: ContextTypes.DEFAULT_TYPE) -> No
     once = f"m{pressed.chat.id}:{pressed.message_id}" if pressed is not None else None
     refused = await _queue_push(context, appt_id, once=once)
     await show_screen(update, context, Screen(texts.get(refused or "staff_pushed", id=appt_id)))
+
+
+async def push_not_now(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    """"Not now" under /push's night question: nothing is queued."""
+    if not await staff_guard(update, context):
+        return
+    appt_id = row_id(update.callback_query.data.split(":")[1])
+    await answer_press(update)
+    await show_screen(update, context, Screen(rc(context).texts.get("staff_push_not_sent",
+                                                                    id=appt_id)))
 
 
 async def upcoming_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
@@ -769,6 +789,7 @@ def register(application: Application, svc: Services) -> None:
     application.add_handler(CallbackQueryHandler(checkin_button, pattern=r"^ck:"))
     application.add_handler(CallbackQueryHandler(next_session_button, pattern=r"^nx:"))
     application.add_handler(CallbackQueryHandler(push_confirm, pattern=r"^ps:\d{1,12}$"))
+    application.add_handler(CallbackQueryHandler(push_not_now, pattern=r"^pn:\d{1,12}$"))
     application.add_handler(CallbackQueryHandler(cancel_confirm, pattern=r"^sc:[yn]:\d{1,12}$"))
 
     if application.job_queue is not None:

@@ -49,7 +49,7 @@ async def test_staff_commands_check_staff_every_time(fake, rr, staff):
         assert shown[-1].text == "Sorry, this is only for clinic staff.", command
         assert eve.labels(shown[-1]) == ["🏠 Main menu"]  # the patient's way back
     assert not await reminders(rr)
-    for forged in ("sc:y:1", "sc:n:1", "ns:y:1"):  # confirmation buttons: staff only too
+    for forged in ("sc:y:1", "sc:n:1", "ns:y:1", "pn:1"):  # confirmation buttons: staff only
         await eve.press_data(forged, fake.last_message(eve.id))
         assert fake.calls_to("answerCallbackQuery")[-1].params.get("show_alert")
     shown = await eve.press_data("ps:1", fake.last_message(eve.id))
@@ -173,6 +173,10 @@ async def test_push_sends_now_through_the_outbox_and_asks_at_night(fake, rr, clo
     clock.set(datetime(2026, 11, 25, 22, 30, tzinfo=UTC))  # quiet hours
     shown = await staff.send(f"/push {appt}")
     assert "quiet hours" in shown[-1].text
+    assert f"appointment #{appt} (Anna (#" in shown[-1].text and "Thu 3 Dec 2026 14:30" in shown[-1].text
+    shown = await staff.press("No, not now", shown[-1])
+    assert f"Nothing was sent for appointment #{appt}" in shown[-1].text
+    shown = await staff.send(f"/push {appt}")
     assert len([r for r in await reminders(rr) if ":push:" in r.key]) == 1
     prompt = fake.last_message(42)
     await staff.press("Send now anyway")
