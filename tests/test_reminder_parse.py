@@ -183,3 +183,14 @@ def test_a_course_session_is_read_however_it_is_spaced(typed, area, session):
 def test_minutes_typed_after_the_area_are_refused_not_kept_in_it():
     with pytest.raises(InputError, match=r"the area ends with a number \('face 60'\)"):
         parse_book(["5012", "2026-12-03", "14:30", "face", "60"], NOW, LONDON)
+
+
+@pytest.mark.parametrize(("typed", "day"), [
+    ("+44 7700 900123 2026-12-03", 3), ("07700 900123 2026-12-03", 3),
+    ("+44 7700 900 123 3 Dec", 3),  # the "3" of the date is not the phone's
+    ("+447700900123 4 Dec", 4),
+])
+def test_book_reads_a_phone_written_with_spaces(typed, day):
+    request = parse_book([*typed.split(), "14:30", "60", "face"], NOW, LONDON)
+    assert request.who.phone == "+447700900123"
+    assert request.starts_at.astimezone(LONDON).day == day and request.area == "face"

@@ -259,14 +259,33 @@ def parse_duration_tokens(tokens: list[str]) -> tuple[int | None, int]:
     return None, 0
 
 
+def _spaced_phone(args: list[str], region: str = "GB") -> int:
+    """How many leading tokens make the patient: a phone written with spaces takes the
+    longest run of digit groups that is a possible number ("+44 7700 900123", but not the "3" of
+    a following "3 Dec"); anything else one token."""
+    if not re.fullmatch(r"\+?\d{1,6}", args[0]) or not (args[0].startswith(("+", "0"))):
+        return 1
+    for taken in range(min(len(args) - 2, 6), 1, -1):
+        if not all(re.fullmatch(r"\d{1,6}", a) for a in args[1:taken]):
+            continue
+        try:
+            number = phonenumbers.parse("".join(args[:taken]), region)
+        except phonenumbers.NumberParseException:
+            continue
+        if phonenumbers.is_possible_number(number):  # as parse_who judges a phone
+            return taken
+    return 1
+
+
 def parse_book(args: list[str], now: datetime, tz: ZoneInfo, *, default_minutes: int = 60,
                default_area: str = "treatment") -> BookRequest:
     """PATIENT DATE TIME [MINUTES] [AREA words] [N/M]."""
     if len(args) < 3:
         raise InputError("need at least PATIENT DATE TIME")
-    who = parse_who(args[0])
-    starts_at, used = parse_when(args[1:], now, tz)
-    rest = args[1 + used:]
+    taken = _spaced_phone(args)  # "+44 7700 900123": the phone as it is usually written
+    who = parse_who(" ".join(args[:taken]))
+    starts_at, used = parse_when(args[taken:], now, tz)
+    rest = args[taken + used:]
     minutes, used = parse_duration_tokens(rest)
     minutes = default_minutes if minutes is None else minutes
     rest = rest[used:]
