@@ -554,10 +554,11 @@ async def reply_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> N
         await context.bot.send_message(chat.id, svc.messages.get("staff_elsewhere"))
         return
     parts = (message.text or "").split(maxsplit=2)
-    if len(parts) < 3 or not is_number(parts[1]) or len(parts[1]) > 9:
+    number = parts[1].removeprefix("#") if len(parts) > 1 else ""  # "#12", as the alert names it
+    if len(parts) < 3 or not is_number(number) or len(number) > 9:
         await context.bot.send_message(chat.id, qa.config.text("staff_reply_usage"))
         return
-    await relay(context, chat.id, user.id, int(parts[1]), parts[2])
+    await relay(context, chat.id, user.id, int(number), parts[2])
 
 
 async def on_staff_console(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:

@@ -100,6 +100,8 @@ async def test_ask_the_clinic_after_an_answer_and_reply_command(fake, runner, pa
     question_id = int(re.search(r"#(\d+)", alert.params["text"]).group(1))
     await staff.send(f"/reply {question_id} Usually four,\nthree weeks apart.")
     assert "Usually four,\nthree weeks apart." in fake.last_message(patient.id).text
+    await staff.send(f"/reply #{question_id} And the first one is a consultation.")  # as alerted
+    assert "And the first one is a consultation." in fake.last_message(patient.id).text
     shown = await staff.send("/reply 999 hello")
     assert "no question #999" in shown[0].text
     shown = await staff.send("/reply nonsense")
