@@ -200,6 +200,11 @@ async def on_cancel(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     svc = services(context)
     flow = _flow(svc)
     text = flow.t("nothing_to_cancel") if flow else svc.messages.get("unknown_text")
+    user, args = update.effective_user, (update.effective_message.text or "").split()[1:]
+    if (args and re.fullmatch(r"#?\d{1,9}", args[0]) and user is not None
+            and svc.settings.is_staff(user.id) and svc.messages.has("staff_cancel_hint")):
+        # Staff typing "/cancel 21" for an appointment: the command they meant.
+        text = svc.messages.get("staff_cancel_hint", id=args[0].lstrip("#"))
     await send_screen(update, context, svc.menu.main(intro=text))
 
 

@@ -490,3 +490,11 @@ async def test_booking_a_name_again_points_to_the_records_with_that_name(fake, r
     assert f"#{a.patient_id}, #{b.patient_id} already had that name" in shown[-1].text
     shown = await staff.send('/book "Joan Doe" 2026-03-06 16:00 60 face')
     assert "⚠️" not in shown[-1].text
+
+
+async def test_staff_typing_cancel_with_a_number_are_pointed_to_cancel_appt(fake, rr, clock, staff):
+    shown = await staff.send("/cancel 21")
+    assert "To cancel appointment #21: /cancel_appt 21" in shown[-1].text
+    anna = await new_patient(rr, "Anna")
+    shown = await anna.send("/cancel 21")  # a patient: nothing about staff commands
+    assert "cancel_appt" not in shown[-1].text and "nothing to cancel" in shown[-1].text
