@@ -44,7 +44,7 @@ async def test_today_and_tomorrow_show_confirmation_and_reminder_status_and_are_
     today_part, tomorrow_part = text.split("Tomorrow")
     assert f"#{today} 15:00" in today_part and "Anna" in today_part and "✅ confirmed" in today_part
     assert "✅ confirmation" in today_part  # the confirmation message was sent
-    assert "⏳ same_day Mon 2 Mar 13:00" in today_part  # the same-day reminder waits, with its time
+    assert "⏳ same-day Mon 2 Mar 13:00" in today_part  # the same-day reminder waits, with its time
     assert f"#{tomorrow} 11:30" in tomorrow_part and "⏳ not confirmed" in tomorrow_part
     assert "⏳ preparation Mon 2 Mar 11:30" in tomorrow_part  # due today, the day before
     assert f"#{later}" not in text

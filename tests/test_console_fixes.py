@@ -108,8 +108,8 @@ async def test_pending_reminders_on_today_show_their_date(fake, rr, clock, staff
     text = (await staff.send("/today"))[-1].text
     line = text.split(f"#{appt} ")[1]
     # Three weeks on, a Tuesday like tomorrow: without its date it read as tomorrow.
-    assert "⏳ next_session Tue 24 Mar 13:00" in line
-    assert "⏳ preparation Mon 2 Mar " in line and "⏳ checkin Wed 4 Mar 13:00" in line
+    assert "⏳ next session Tue 24 Mar 13:00" in line
+    assert "⏳ preparation Mon 2 Mar " in line and "⏳ check-in Wed 4 Mar 13:00" in line
 
 
 async def test_retry_of_a_reminder_whose_appointment_became_a_no_show_is_refused(

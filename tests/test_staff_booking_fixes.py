@@ -15,7 +15,7 @@ from bot.db.appointment_models import Appointment
 from bot.db.models import Patient
 from bot.db.privacy_models import AuditEvent
 from bot.reminders import service
-from bot.reminders.render import local_date
+from bot.reminders.render import KIND_LABELS, local_date
 from tests.reminder_support import (
     LONDON,
     appointment,
@@ -137,8 +137,10 @@ async def test_upcoming_shows_the_date_of_a_pending_reminder(fake, rr, clock, st
     assert pending
     for r in pending:
         due = r.due_at.astimezone(LONDON)
-        assert f"⏳ {r.kind} {local_date(due, LONDON, clock.now())} {due:%H:%M}" in text
-    assert not re.search(r"⏳ \w+ [A-Z][a-z]{2} \d\d:\d\d", text)  # never a bare weekday
+        label = KIND_LABELS.get(r.kind, r.kind)
+        assert f"⏳ {label} {local_date(due, LONDON, clock.now())} {due:%H:%M}" in text
+    assert not re.search(r"⏳ [\w-]+ [A-Z][a-z]{2} \d\d:\d\d", text)  # never a bare weekday
+    assert "same_day" not in text and "checkin" not in text  # words, not the code's names
 
 
 # ------------------------------------------------------------------ 5: what staff are told
@@ -498,3 +500,15 @@ async def test_staff_typing_cancel_with_a_number_are_pointed_to_cancel_appt(fake
     anna = await new_patient(rr, "Anna")
     shown = await anna.send("/cancel 21")  # a patient: nothing about staff commands
     assert "cancel_appt" not in shown[-1].text and "nothing to cancel" in shown[-1].text
+
+
+async def test_upcoming_lists_each_reminder_kind_once_after_a_reschedule(fake, rr, clock, staff):
+    anna = await new_patient(rr, "Anna")
+    appt = await book(staff, f"{anna.id} 2026-03-27 12:00 60 face")
+    await dispatch(rr, clock)  # the confirmation of the first time goes out
+    await staff.send(f"/reschedule {appt} 2026-03-28 12:00")
+    text = (await staff.send("/upcoming 30"))[-1].text
+    lines = text.splitlines()
+    line = lines[next(i for i, line in enumerate(lines) if line.startswith(f"#{appt} ")) + 1]
+    assert line.count("confirmation") == 1 and line.count("preparation") == 1
+    assert "⏳ confirmation" in line  # the new time's, still to go; not the old one's ✅

@@ -43,12 +43,19 @@ STATUS_ICON = {"pending": "⏳", "sending": "📤", "sent": "✅", "failed": "�
                "cancelled": "✖️", "dead": "❗"}
 
 
+# How staff screens name the kinds (the code's names are not words).
+KIND_LABELS = {"same_day": "same-day", "checkin": "check-in", "next_session": "next session",
+               "push_before": "push", "push_after": "push (after)", "cancelled": "cancellation"}
+
+
 def reminder_statuses(reminders: Iterable[Reminder], tz: ZoneInfo, now: datetime) -> str:
     """Staff screens: "✅ confirmation, ⏳ preparation Wed 2 Dec 14:30"; a pending one with its
-    date, since it may be due weeks from now."""
+    date, since it may be due weeks from now. One per kind, the latest: after a reschedule the
+    old time's rows would list every kind twice."""
+    latest = {r.kind: r for r in sorted(reminders, key=lambda r: (r.id or 0))}
     parts = []
-    for r in reminders:
-        label = f"{STATUS_ICON.get(r.status, '?')} {r.kind}"
+    for r in sorted(latest.values(), key=lambda r: (r.id or 0)):
+        label = f"{STATUS_ICON.get(r.status, '?')} {KIND_LABELS.get(r.kind, r.kind)}"
         if r.status == "pending":
             due = r.due_at.astimezone(tz)
             label += f" {local_date(due, tz, now)} {due:%H:%M}"
