@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import func, select, update
+from sqlalchemy import and_, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.db.appointment_models import ACTIVE_STATUSES, Appointment, Reminder
@@ -205,8 +205,10 @@ async def stats(session: AsyncSession, now: datetime) -> list[tuple[str, str]]:
 
 # ------------------------------------------------------------------ broadcast
 async def audience_patients(session: AsyncSession, audience: str, now: datetime,
-                            tz: ZoneInfo) -> list[int]:
-    """Patient ids in the group who can receive a message (linked, reachable, not erased)."""
+                            tz: ZoneInfo, *, reachable: bool = True) -> list[int]:
+    """Patient ids in the group who can receive a message (linked, reachable, not erased);
+    with reachable=False, those of the group who cannot (not on the bot, or blocked it):
+    staff phone them."""
     if audience == "tomorrow":
         start, end = local_day_bounds(now, tz, 1)
         when = (Appointment.starts_at >= start, Appointment.starts_at < end)
@@ -214,10 +216,11 @@ async def audience_patients(session: AsyncSession, audience: str, now: datetime,
         when = (Appointment.starts_at > now,)
     else:
         raise ValueError(f"unknown audience {audience!r}")
+    can = and_(Patient.chat_id.is_not(None), Patient.unreachable.is_(False))
     rows = await session.scalars(
         select(Patient.id).join(Appointment, Appointment.patient_id == Patient.id)
-        .where(*when, Appointment.status.in_(ACTIVE_STATUSES), Patient.chat_id.is_not(None),
-               Patient.unreachable.is_(False), Patient.erased_at.is_(None))
+        .where(*when, Appointment.status.in_(ACTIVE_STATUSES), Patient.erased_at.is_(None),
+               can if reachable else ~can)
         .distinct().order_by(Patient.id))
     return list(rows.all())
 

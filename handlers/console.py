@@ -57,6 +57,7 @@ CONSOLE_MESSAGES = (
     "button_broadcast_upcoming", "button_broadcast_send", "button_broadcast_cancel",
     "broadcast_audience_tomorrow", "broadcast_audience_upcoming", "broadcast_ask_text",
     "broadcast_reply_prompt", "broadcast_confirm", "broadcast_nobody", "broadcast_too_long",
+    "broadcast_not_reached",
     "broadcast_queued", "broadcast_cancelled", "broadcast_stale", "settings_title",
     "settings_quiet", "settings_quiet_clinic", "settings_quiet_own", "settings_quiet_choose",
     "settings_saved",
@@ -345,13 +346,22 @@ async def draft_text(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None
                                              limit=console.BROADCAST_MAX))
         else:
             count = len(await console.audience_patients(session, draft.audience, now, tz))
+            missed = await console.audience_patients(session, draft.audience, now, tz,
+                                                     reachable=False)
+            # Those of the group the bot cannot reach: staff phone them.
+            phone = svc.messages.get(
+                "broadcast_not_reached", count=len(missed),
+                patient=", ".join(f"#{p}" for p in missed[:20]) + (" …" if len(missed) > 20 else "")
+            ) if missed else ""
             if count == 0:
                 await console.cancel_draft(session, draft.id, user.id)
-                screen = Screen(svc.messages.get("broadcast_nobody", audience=audience))
+                screen = Screen(svc.messages.get("broadcast_nobody", audience=audience)
+                                + (f"\n\n{phone}" if phone else ""))
             else:
                 shown = await console.preview(session, draft, text)
                 screen = Screen(svc.messages.get("broadcast_confirm", count=count,
-                                                 audience=audience, text=text), [
+                                                 audience=audience, text=text)
+                                + (f"\n\n{phone}" if phone else ""), [
                     [(svc.messages.get("button_broadcast_send", count=count), f"bc:send:{shown.id}")],
                     [(svc.messages.get("button_broadcast_cancel"), f"bc:no:{shown.id}")]])
     await send_screen(update, context, screen)

@@ -3,6 +3,7 @@ reminders needing attention retried through the outbox, /noshow, /stats lines, b
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime
 
 import pytest
@@ -184,6 +185,8 @@ async def test_broadcast_to_tomorrow_goes_through_the_outbox_escaped(fake, rr, c
     await book(staff, f"{anna.id} 2026-03-03 11:00 60 face")
     await book(staff, f"{ben.id} 2026-03-03 16:00 60 face")
     await book(staff, f"{carl.id} 2026-03-09 16:00 60 face")  # not tomorrow
+    shown = await staff.send('/book "Dora Phone" 2026-03-03 12:00 60 face')  # not on the bot
+    dora = int(re.search(r"\(#(\d+)\)", shown[-1].text).group(1))
     await dispatch(rr, clock)
     clock.advance(minutes=1)
     await staff.send("/staff")
@@ -192,6 +195,8 @@ async def test_broadcast_to_tomorrow_goes_through_the_outbox_escaped(fake, rr, c
     assert "(2 patient(s) now)" in shown[-1].text
     shown = await staff.send("Parking is closed <b>tomorrow</b> & use the side door")
     assert "Send this message to 2 patient(s)" in shown[-1].text
+    assert "1 patient(s) of this group are not on the bot, or blocked it" in shown[-1].text
+    assert shown[-1].text.endswith(f"Phone them: #{dora}")
     assert "&lt;b&gt;tomorrow&lt;/b&gt; &amp; use" in fake.calls_to("sendMessage", chat_id=42)[-1].params["text"]
     shown = await staff.press("📣 Send to 2")
     assert "queued for 2 patient(s)" in shown[-1].text
