@@ -49,6 +49,8 @@ async def test_forget_erases_personal_data_after_confirmation(fake, runner, db_p
     await zoe.send("/start")
     shown = await zoe.send("/forget")
     assert "Erase your data?" in shown[0].text
+    # Honest about what it cannot reach: what staff received in their own chat.
+    assert "What the clinic's staff already received in their own chat" in shown[0].text
     shown = await zoe.press("🗑 Yes")
     assert "has been erased" in shown[0].text
     with sqlite3.connect(db_path) as conn:
