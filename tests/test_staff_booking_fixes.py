@@ -512,3 +512,14 @@ async def test_upcoming_lists_each_reminder_kind_once_after_a_reschedule(fake, r
     line = lines[next(i for i, line in enumerate(lines) if line.startswith(f"#{appt} ")) + 1]
     assert line.count("confirmation") == 1 and line.count("preparation") == 1
     assert "⏳ confirmation" in line  # the new time's, still to go; not the old one's ✅
+
+
+async def test_a_misspelt_consultation_is_refused_not_booked_as_a_treatment(fake, rr, clock, staff):
+    """"consultaton" would get a procedure's preparation and aftercare messages."""
+    anna = await new_patient(rr, "Anna")
+    shown = await staff.send(f"/book {anna.id} 2026-03-04 15:00 30 scalp consultaton")
+    assert shown[-1].text.startswith("Not done: 'consultaton' looks like a misspelt consult/consultation")
+    assert await _appointments(rr) == []
+    await book(staff, f"{anna.id} 2026-03-04 15:00 30 scalp consultation")
+    await book(staff, f"{anna.id} 2026-03-05 15:00 30 face")  # no near word: a treatment
+    assert len(await _appointments(rr)) == 2

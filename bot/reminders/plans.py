@@ -9,6 +9,8 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
+from rapidfuzz.distance import Levenshtein
+
 from bot.content import BUTTON_LIMIT, ContentError, check_text, fill, load_yaml, not_a_text
 
 KINDS = ("confirmation", "preparation", "same_day", "aftercare", "checkin", "next_session")
@@ -168,6 +170,18 @@ class ReminderContent:
         """An appointment whose area names a consultation word ("consultation", "scalp
         consultation") has no procedure: it gets no preparation, aftercare or check-in."""
         return any(w in self.consultation_words for w in re.findall(r"\w+", area.casefold()))
+
+    def near_consultation(self, area: str) -> str | None:
+        """A word of the area one or two letters from a consultation word ("consultaton"): the
+        typo would book a consultation as a treatment, with a procedure's preparation and
+        aftercare. That word, or None."""
+        if self.is_consultation(area):
+            return None
+        for word in re.findall(r"\w+", area.casefold()):
+            if len(word) >= 6 and any(Levenshtein.distance(word, c) <= 2
+                                      for c in self.consultation_words):
+                return word
+        return None
 
 
 def _line(path: Path, needle: str, after: int = 0) -> int:

@@ -140,6 +140,11 @@ async def book(session: AsyncSession, *, patient_id: int, starts_at: datetime, d
                area: str, session_no: int = 1, course_size: int = 1, now: datetime,
                content: ReminderContent, settings: Settings) -> Appointment:
     validate_booking(starts_at, duration_min, area, session_no, course_size, now)
+    if (typo := content.near_consultation(area)) is not None:
+        raise BookingError(
+            f"{typo!r} looks like a misspelt {'/'.join(sorted(content.consultation_words))}: "
+            "spell it so for a consultation (no procedure's preparation or aftercare), or "
+            "use another word for a treatment")
     await _refuse_twin(session, patient_id, starts_at, duration_min)
     appt = Appointment(patient_id=patient_id, starts_at=starts_at, duration_min=duration_min,
                        area=area.strip(), session_no=session_no, course_size=course_size,
