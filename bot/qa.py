@@ -591,14 +591,15 @@ class QAEngine:
         cutoff = 85 if len(token) <= 5 else 80
         found = process.extractOne(token, self._plain, scorer=fuzz.ratio, score_cutoff=cutoff)
         fixed, score = (found[0], found[1]) if found else (token, 0.0)
-        # A red-flag or symptom word only from one letter too many or too few in a longer word,
-        # first letter kept ("feaver" -> fever): "fait", "finding", "chilly" are words of their
-        # own (qa.yaml real_words lists more).
+        # A red-flag or symptom word only from one slip in a longer word, first letter kept:
+        # a letter too many, too few or mistyped ("feaver", "swollwn", "bleedinf"). A real word
+        # one letter away ("fait", "finding", "smelling") is listed in qa.yaml real_words and
+        # never corrected.
         if len(token) >= 5:
             for word, _, _ in process.extract(token, self._guarded, scorer=fuzz.ratio,
-                                              score_cutoff=max(cutoff, score + 0.01), limit=5):
-                if word[0] == token[0] and abs(len(word) - len(token)) == 1 \
-                        and Levenshtein.distance(token, word) == 1:
+                                              score_cutoff=max(cutoff - 10, score + 0.01),
+                                              limit=5):
+                if word[0] == token[0] and Levenshtein.distance(token, word) == 1:
                     return word
         return fixed
 
@@ -782,9 +783,11 @@ def _happening_now(words: list[str]) -> bool:
 
 
 def _is_now_of(words: list[str], flag: RedFlag) -> bool:
-    """The flag's words in the present: "is/are" just before one ("my lips are swollen", "my
-    throat is tight"), where a history says "were swollen" or "swelled"."""
-    return any(w in _BE and any(flag_stem(n) in flag.stems for n in words[i + 1:i + 3])
+    """The flag's words in the present, about the patient: "my ... is/are" just before one
+    ("my lips are swollen", "my throat is tight"), where a history says "were swollen", and an
+    allergy's description "the reaction is hives" names no part of them."""
+    return any(w in _BE and "my" in words[max(0, i - 3):i]
+               and any(flag_stem(n) in flag.stems for n in words[i + 1:i + 3])
                for i, w in enumerate(words))
 
 

@@ -107,7 +107,8 @@ def test_a_red_flag_or_symptom_word_comes_only_from_a_plain_slip(typed):
         return
     swapped = any(typed[:i] + typed[i + 1] + typed[i] + typed[i + 2:] == fixed
                   for i in range(len(typed) - 1))
-    one_letter = (len(typed) >= 5 and fixed[0] == typed[0] and abs(len(fixed) - len(typed)) == 1
+    # A letter too many, too few, or mistyped, in a longer word, the first kept.
+    one_letter = (len(typed) >= 5 and fixed[0] == typed[0]
                   and Levenshtein.distance(typed, fixed) == 1)
     assert swapped or one_letter, (typed, fixed)
 
@@ -252,6 +253,8 @@ def test_a_history_answer_telling_the_present_is_a_red_flag(text):
     "penicillin gave me hives years ago", "my lips were swollen as a child",
     "I am allergic to nuts, my lips swell", "I had anaphylaxis in 2019",
     "I am allergic to latex and I get hives", "Penicillin: I had a rash",
+    "Penicillin. The reaction is hives", "nuts - reaction is swollen lips",
+    "latex, symptoms are hives and itching", "I am allergic: hives",
 ])
 def test_a_history_answer_telling_the_past_is_not(text):
     assert ENGINE.red_flag_in(text, history=True) is None
@@ -261,4 +264,21 @@ def test_a_history_answer_telling_the_past_is_not(text):
                                   "nothing urgent: when are you open?"])
 def test_urgent_alone_is_no_emergency(text):
     """"Not urgent" would alert staff and tell the patient to get help now."""
+    assert ENGINE.red_flag_in(text) is None
+
+
+@pytest.mark.parametrize("text", [
+    "I think Im having anaphylaxia", "my lip is bleedinf heavily", "my lips are swollwn",
+    "theres an absxess", "i am vomiying", "im feinting",
+])
+def test_a_mistyped_letter_in_an_emergency_word_is_still_a_red_flag(text):
+    """A letter changed (not only added or dropped) is the commonest slip on a phone."""
+    assert ENGINE.red_flag_in(text) is not None
+
+
+@pytest.mark.parametrize("text", [
+    "I had swelling for a month after", "it hides wrinkles", "I backed out of the appointment",
+    "is it doable", "I was poked with a needle", "is the solution smelling strong?",
+])
+def test_real_words_a_letter_from_an_emergency_word_are_not_one(text):
     assert ENGINE.red_flag_in(text) is None
