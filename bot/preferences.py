@@ -43,7 +43,10 @@ def _minutes(start: time, end: time) -> set[int]:
 
 def adds_to_clinic(span: tuple[time, time], clinic_start: time, clinic_end: time) -> bool:
     """Whether personal quiet hours hold any time the clinic's do not: both apply, so a span
-    inside the clinic's changes nothing (offering it would mislead)."""
+    inside the clinic's changes nothing (offering it would mislead). A clinic with no quiet
+    hours (start == end) leaves every span something to add."""
+    if clinic_start == clinic_end:
+        return True
     return not _minutes(*span) <= _minutes(clinic_start, clinic_end)
 
 

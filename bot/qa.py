@@ -130,8 +130,10 @@ def unreadable(text: str) -> bool:
         if other > latin:
             return True
     words = tokenize(text[:4096])
-    foreign = sum(w in _FOREIGN for w in words)
-    return foreign >= 2 and foreign > sum(w in _ENGLISH for w in words)
+    foreign, english = sum(w in _FOREIGN for w in words), sum(w in _ENGLISH for w in words)
+    # Two such words with no English one, or clearly more: "Mia and Elle want botox" and
+    # "Costa del Sol trip after filler?" are English with names in them.
+    return (foreign >= 2 and english == 0) or (foreign >= 4 and foreign > 2 * english)
 
 
 # Emoji variants that change nothing for a thumbs-up: variation selector, skin tones, joiner.

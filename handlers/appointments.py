@@ -151,7 +151,9 @@ async def book_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> No
             appt = await service.book(
                 session, patient_id=patient.id, starts_at=req.starts_at,
                 duration_min=req.duration_min, area=req.area, session_no=req.session_no,
-                course_size=req.course_size, now=now, content=content, settings=svc.settings)
+                course_size=req.course_size, now=now, content=content, settings=svc.settings,
+                named=await service.named_record(session, patient_id=req.who.patient_id,
+                                                 phone=req.who.phone))
             if patient.chat_id is None and token is None:
                 # Booked by #id before they opened the bot: a link to THIS patient record.
                 invitation = await service.invite_existing(
@@ -239,8 +241,8 @@ async def unlink_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> 
         await reply(update, context, texts.get("staff_not_done", problem=str(exc)))
         return
     await reply(update, context, texts.get(
-        "staff_unlinked", id=placeholder.id, who=patient_label(opener),
-        appointments=", ".join(f"#{a}" for a in back) or "-"))
+        "staff_unlinked" if back else "staff_unlinked_none_back", id=placeholder.id,
+        who=patient_label(opener), appointments=", ".join(f"#{a}" for a in back)))
 
 
 async def _appointment_arg(update: Update, context: ContextTypes.DEFAULT_TYPE,
@@ -324,8 +326,9 @@ async def cancel_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> 
     await reply(update, context, texts.get(
         "staff_cancel_confirm", id=appt_id, who=staff_who(patient), area=appt.area,
         when=when_plain(appt.starts_at, svc.settings.tz)), [
-        [(texts.get("button_staff_cancel_yes", id=appt_id), f"sc:y:{appt_id}")],
-        [(texts.get("button_staff_cancel_no"), f"sc:n:{appt_id}")]])
+        # The plan version: a Yes pressed after the appointment moved cancels nothing unseen.
+        [(texts.get("button_staff_cancel_yes", id=appt_id), f"sc:y:{appt_id}:{appt.plan_version}")],
+        [(texts.get("button_staff_cancel_no"), f"sc:n:{appt_id}:{appt.plan_version}")]])
 
 
 async def cancel_confirm(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
@@ -333,7 +336,7 @@ async def cancel_confirm(update: Update, context: ContextTypes.DEFAULT_TYPE) -> 
     query = update.callback_query
     if not await staff_guard(update, context):
         return
-    _, answer, raw_id = query.data.split(":")
+    _, answer, raw_id, raw_version = query.data.split(":")
     appt_id = row_id(raw_id)
     svc, content = services(context), rc(context)
     await answer_press(update)
@@ -342,6 +345,10 @@ async def cancel_confirm(update: Update, context: ContextTypes.DEFAULT_TYPE) -> 
         return
     async with svc.db.session() as session:
         appt = await service.active_appointment(session, appt_id)
+        if appt is not None and appt.plan_version != int(raw_version):
+            await show_screen(update, context, Screen(content.texts.get(
+                "staff_cancel_changed", id=appt_id)))
+            return
         if appt is not None:  # a double tap, or cancelled meanwhile: said below
             await service.cancel(session, appt, now=svc.clock.now(), content=content,
                                  notify_patient=True)
@@ -390,7 +397,10 @@ async def push_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> No
     elif quiet:
         # Whose and when: a night message to the wrong patient is worse than none.
         async with svc.db.session() as session:
-            appt = await session.get(Appointment, appt_id)
+            appt = await service.active_appointment(session, appt_id)
+            if appt is None:  # cancelled, or erased by the patient, a moment ago
+                await reply(update, context, texts.get("staff_no_appointment", id=appt_id))
+                return
             patient = await session.get(Patient, appt.patient_id)
             await audit.record(session, now=svc.clock.now(), action="appointments_read",
                                actor_user_id=update.effective_user.id, patient_id=patient.id,
@@ -790,7 +800,8 @@ def register(application: Application, svc: Services) -> None:
     application.add_handler(CallbackQueryHandler(next_session_button, pattern=r"^nx:"))
     application.add_handler(CallbackQueryHandler(push_confirm, pattern=r"^ps:\d{1,12}$"))
     application.add_handler(CallbackQueryHandler(push_not_now, pattern=r"^pn:\d{1,12}$"))
-    application.add_handler(CallbackQueryHandler(cancel_confirm, pattern=r"^sc:[yn]:\d{1,12}$"))
+    application.add_handler(CallbackQueryHandler(cancel_confirm,
+                                                 pattern=r"^sc:[yn]:\d{1,12}:\d{1,9}$"))
 
     if application.job_queue is not None:
         application.job_queue.run_repeating(

@@ -51,7 +51,7 @@ CONSOLE_MESSAGES = (
     "button_retry_reminder", "staff_retry_done", "staff_retry_gone", "staff_retry_inactive",
     "staff_noshow_usage", "staff_noshow_done", "staff_noshow_refused", "staff_noshow_unknown",
     "staff_noshow_not_started", "staff_noshow_confirm", "button_noshow_yes", "button_noshow_no",
-    "staff_noshow_kept", "stat_confirmation_rate",
+    "staff_noshow_kept", "staff_noshow_changed", "stat_confirmation_rate",
     "stat_no_shows", "stat_reminders_sent_7d", "stat_reminders_failed_7d",
     "stat_reminders_opted_out_7d", "broadcast_choose", "button_broadcast_tomorrow",
     "button_broadcast_upcoming", "button_broadcast_send", "button_broadcast_cancel",
@@ -228,8 +228,10 @@ async def noshow_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> 
     await send_screen(update, context, Screen(
         svc.messages.get("staff_noshow_confirm", id=appt_id, who=staff_who(patient), when=when,
                          area=appt.area),
-        [[(svc.messages.get("button_noshow_yes", id=appt_id), f"ns:y:{appt_id}")],
-         [(svc.messages.get("button_noshow_no"), f"ns:n:{appt_id}")]]))
+        # The plan version: a Yes pressed after the appointment moved records nothing unseen.
+        [[(svc.messages.get("button_noshow_yes", id=appt_id),
+           f"ns:y:{appt_id}:{appt.plan_version}")],
+         [(svc.messages.get("button_noshow_no"), f"ns:n:{appt_id}:{appt.plan_version}")]]))
 
 
 async def noshow_button(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
@@ -237,14 +239,17 @@ async def noshow_button(update: Update, context: ContextTypes.DEFAULT_TYPE) -> N
     if not await require_staff(update, context, "noshow"):
         return
     svc = services(context)
-    _, answer, raw_id = update.callback_query.data.split(":")
+    _, answer, raw_id, raw_version = update.callback_query.data.split(":")
     appt_id, now = row_id(raw_id), svc.clock.now()
     await answer_press(update)
     if answer == "n":
         await show_screen(update, context, Screen(svc.messages.get("staff_noshow_kept", id=appt_id)))
         return
     async with svc.db.session() as session:
-        if await console.mark_no_show(session, appt_id, now):
+        appt = await session.get(Appointment, appt_id)
+        if appt is not None and appt.plan_version != int(raw_version):
+            screen = Screen(svc.messages.get("staff_noshow_changed", id=appt_id))
+        elif await console.mark_no_show(session, appt_id, now):
             screen = Screen(svc.messages.get("staff_noshow_done", id=appt_id))
         else:  # a double tap, or changed meanwhile: why
             screen = _noshow_refused(svc, appt_id, console.no_show_refused(
@@ -464,7 +469,8 @@ def register(application: Application, svc: Services) -> None:
     application.add_handler(CallbackQueryHandler(
         console_button, pattern=r"^staff:(today|failed|broadcast)$"))
     application.add_handler(CallbackQueryHandler(retry_button, pattern=r"^rt:"))
-    application.add_handler(CallbackQueryHandler(noshow_button, pattern=r"^ns:[yn]:\d{1,12}$"))
+    application.add_handler(CallbackQueryHandler(noshow_button,
+                                                 pattern=r"^ns:[yn]:\d{1,12}:\d{1,9}$"))
     application.add_handler(CallbackQueryHandler(broadcast_button, pattern=r"^bc:"))
     application.add_handler(CallbackQueryHandler(settings_button, pattern=r"^pf:"))
     retention.schedule(application, svc)

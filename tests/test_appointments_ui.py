@@ -49,7 +49,7 @@ async def test_staff_commands_check_staff_every_time(fake, rr, staff):
         assert shown[-1].text == "Sorry, this is only for clinic staff.", command
         assert eve.labels(shown[-1]) == ["🏠 Main menu"]  # the patient's way back
     assert not await reminders(rr)
-    for forged in ("sc:y:1", "sc:n:1", "ns:y:1", "pn:1"):  # confirmation buttons: staff only
+    for forged in ("sc:y:1:1", "sc:n:1:1", "ns:y:1:1", "pn:1"):  # confirmation buttons: staff only
         await eve.press_data(forged, fake.last_message(eve.id))
         assert fake.calls_to("answerCallbackQuery")[-1].params.get("show_alert")
     shown = await eve.press_data("ps:1", fake.last_message(eve.id))

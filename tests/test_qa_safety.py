@@ -282,3 +282,9 @@ def test_a_mistyped_letter_in_an_emergency_word_is_still_a_red_flag(text):
 ])
 def test_real_words_a_letter_from_an_emergency_word_are_not_one(text):
     assert ENGINE.red_flag_in(text) is None
+
+
+@pytest.mark.parametrize("text", ["Mia and Elle want botox", "Costa del Sol trip after filler?"])
+def test_english_with_foreign_looking_names_is_read_as_english(text):
+    """"Not in English" sends the message to staff at once, without asking the patient."""
+    assert not unreadable(text)

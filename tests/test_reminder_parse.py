@@ -194,3 +194,14 @@ def test_book_reads_a_phone_written_with_spaces(typed, day):
     request = parse_book([*typed.split(), "14:30", "60", "face"], NOW, LONDON)
     assert request.who.phone == "+447700900123"
     assert request.starts_at.astimezone(LONDON).day == day and request.area == "face"
+
+
+@pytest.mark.parametrize(("typed", "minutes", "area", "session"), [
+    ("2 / 4", 60, "treatment", (2, 4)),  # no minutes: the "2" is the session's, not minutes
+    ("Morpheus 8", 60, "Morpheus 8", (1, 1)),  # a product's number is no duration
+    ("90 min face 1 / 3", 90, "face", (1, 3)),
+])
+def test_numbers_after_the_time_are_read_for_what_they_are(typed, minutes, area, session):
+    request = parse_book(["5012", "2026-12-03", "14:30", *typed.split()], NOW, LONDON)
+    assert (request.duration_min, request.area, (request.session_no, request.course_size)) == (
+        minutes, area, session)

@@ -131,6 +131,7 @@ async def test_only_quiet_hours_that_add_to_the_clinics_are_offered(fake, rr, cl
     assert not adds_to_clinic((t(21), t(8)), t(21), t(8))
     assert adds_to_clinic((t(23), t(10)), t(21), t(8)) and adds_to_clinic((t(20), t(9)), t(21), t(8))
     assert adds_to_clinic((t(22), t(7)), t(23), t(6))  # another clinic's shorter night
+    assert adds_to_clinic((t(22), t(7)), t(0), t(0))  # a clinic with no quiet hours
 
 
 async def test_forged_settings_buttons_change_nothing(fake, rr, clock, db_url):

@@ -383,12 +383,18 @@ async def test_unlink_undoes_a_link_opened_by_the_wrong_person(fake, rr, clock, 
     assert (f"The link for patient #{placeholder} was opened by Bob (#{bob_id}), who was on "
             f"the bot already: the appointments booked for #{placeholder} (#{booked}) moved"
             ) in told and f"/unlink #{placeholder}" in told
+    # Booked again with Kate's phone before anyone noticed: it follows the link to Bob, and
+    # goes back with the rest.
+    later = await book(staff, f"{PHONE} 2026-03-06 10:00 30 face 2/2")
+    assert (await appointment(rr, later)).patient_id == bob_id
     shown = await staff.send(f"/unlink {PHONE}")
     assert f"no longer linked to Bob (#{bob_id})" in shown[-1].text
-    assert f"back with #{placeholder} (#{booked})" in shown[-1].text
+    assert f"back with #{placeholder} (#{booked}, #{later})" in shown[-1].text
     # Back with the placeholder: Bob gets none of Kate's reminders from now on.
-    assert {(a.id, a.patient_id) for a in await _appointments(rr)} == {(booked, placeholder)}
+    assert {(a.id, a.patient_id) for a in await _appointments(rr)} == {
+        (booked, placeholder), (later, placeholder)}
     assert {r.patient_id for r in await reminders(rr, appointment_id=booked)} == {placeholder}
+    assert {r.patient_id for r in await reminders(rr, appointment_id=later)} == {placeholder}
     before = len(sent_texts(fake, bob.id))
     clock.set(datetime(2026, 3, 5, 9, 0, tzinfo=UTC))  # the morning of the appointment
     await dispatch(rr, clock)
@@ -399,8 +405,8 @@ async def test_unlink_undoes_a_link_opened_by_the_wrong_person(fake, rr, clock, 
     kate_id = (await patient_row(rr, 777)).id
     shown = await staff.send(f"/book {PHONE} 2026-03-12 10:00 30 neck")
     assert "Kate" in shown[-1].text
-    owners = {a.area: a.patient_id for a in await _appointments(rr)}
-    assert owners == {"face": kate_id, "neck": kate_id}  # hers, with the record
+    owners = {a.id: a.patient_id for a in await _appointments(rr)}
+    assert set(owners.values()) == {kate_id}  # all hers, with the record
     # Kate was new to the bot: the placeholder is her own record now, not a link to undo.
     assert "cannot be unlinked" in (await staff.send(f"/unlink #{kate_id}"))[-1].text
     for unclear in ("/unlink", '/unlink "Kate"'):
@@ -444,7 +450,7 @@ async def test_cancel_appt_names_the_visit_and_cancels_only_when_confirmed(fake,
     assert (await appointment(rr, appt)).status == "cancelled"
     await dispatch(rr, clock)
     assert sum("Appointment cancelled" in t for t in sent_texts(fake, anna.id)) == 1
-    shown = await staff.press_data(f"sc:y:{appt}", question)  # a second tap: said, not redone
+    shown = await staff.press_data(f"sc:y:{appt}:1", question)  # a second tap: said, not redone
     assert f"no active appointment #{appt}" in shown[-1].text
     await dispatch(rr, clock)
     assert sum("Appointment cancelled" in t for t in sent_texts(fake, anna.id)) == 1
@@ -523,3 +529,33 @@ async def test_a_misspelt_consultation_is_refused_not_booked_as_a_treatment(fake
     await book(staff, f"{anna.id} 2026-03-04 15:00 30 scalp consultation")
     await book(staff, f"{anna.id} 2026-03-05 15:00 30 face")  # no near word: a treatment
     assert len(await _appointments(rr)) == 2
+
+
+async def test_moved_twice_before_the_patient_heard_names_the_time_they_knew(fake, rr, clock, staff):
+    anna = await new_patient(rr, "Anna")
+    appt = await book(staff, f"{anna.id} 2026-03-05 10:00 60 face")  # Thu
+    await dispatch(rr, clock)  # "Appointment booked", Thu 10:00
+    await staff.send(f"/reschedule {appt} 2026-03-06 11:00")  # Fri: not yet told...
+    await staff.send(f"/reschedule {appt} 2026-03-07 12:00")  # ...moved again, to Sat
+    clock.advance(seconds=2)
+    await dispatch(rr, clock)
+    [moved] = [t for t in sent_texts(fake, anna.id) if "Appointment moved" in t]
+    assert "on Thu 5 Mar at 10:00 has moved. It is now on Sat 7 Mar at 12:00" in moved
+
+
+async def test_a_confirmation_pressed_after_the_appointment_moved_does_nothing(fake, rr, clock, staff):
+    """Yes under /cancel_appt or /noshow acts on the appointment as the question showed it."""
+    anna = await new_patient(rr, "Anna")
+    appt = await book(staff, f"{anna.id} 2026-03-04 15:00 60 face")
+    question = (await staff.send(f"/cancel_appt {appt}"))[-1]
+    await staff.send(f"/reschedule {appt} 2026-03-05 15:00")
+    shown = await staff.press(f"🗑 Yes, cancel #{appt}", question)
+    assert f"#{appt} was moved since this question: nothing was cancelled" in shown[-1].text
+    assert (await appointment(rr, appt)).status == "booked"
+    clock.set(datetime(2026, 3, 5, 16, 30, tzinfo=UTC))
+    question = (await staff.send(f"/noshow {appt}"))[-1]
+    async with db(rr).session() as session:  # moved meanwhile (a reschedule by another desk)
+        (await session.get(Appointment, appt)).plan_version += 1
+    shown = await staff.press(f"Yes, #{appt} was a no-show", question)
+    assert f"#{appt} was moved since this question: nothing was recorded" in shown[-1].text
+    assert (await appointment(rr, appt)).status == "booked"

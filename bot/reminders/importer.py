@@ -236,7 +236,9 @@ async def import_appointments(path: Path, db: Database, settings: Settings,
                 appt = await service.book(
                     session, patient_id=patient.id, starts_at=req.starts_at,
                     duration_min=req.duration_min, area=req.area, session_no=req.session_no,
-                    course_size=req.course_size, now=now, content=content, settings=settings)
+                    course_size=req.course_size, now=now, content=content, settings=settings,
+                    named=await service.named_record(session, patient_id=req.who.patient_id,
+                                                     phone=req.who.phone))
                 appt.import_key = key
                 if req.who.patient_id is not None and patient.chat_id is None:
                     # #N of someone who has not opened the bot: a link to THIS record, as /book

@@ -286,17 +286,18 @@ def parse_book(args: list[str], now: datetime, tz: ZoneInfo, *, default_minutes:
     who = parse_who(" ".join(args[:taken]))
     starts_at, used = parse_when(args[taken:], now, tz)
     rest = args[taken + used:]
-    minutes, used = parse_duration_tokens(rest)
-    minutes = default_minutes if minutes is None else minutes
-    rest = rest[used:]
     session_no = course_size = 1
     for tail in (3, 2, 1):  # "2/4"; typed as "2 / 4", "2/ 4", "2 of 4" or "2of4" too
         if len(rest) >= tail and (session := parse_session(" ".join(rest[-tail:]))) is not None:
             session_no, course_size = session
             rest = rest[:-tail]
             break
-    if rest and rest[-1].isdigit():
-        # "face 60": minutes typed after the area would silently become part of it.
+    minutes, used = parse_duration_tokens(rest)  # after the session: "14:30 2 / 4" has none
+    minutes = default_minutes if minutes is None else minutes
+    rest = rest[used:]
+    if rest and rest[-1].isdigit() and 15 <= int(rest[-1]) <= 600 and int(rest[-1]) % 5 == 0:
+        # "face 60": minutes typed after the area would silently become part of it ("Morpheus
+        # 8", a product's number, is no duration).
         raise InputError(f"the area ends with a number ({' '.join(rest)!r}): the minutes go "
                          "right after the time, a course session is written N/M (e.g. 2/4)")
     return BookRequest(who, starts_at, minutes, parse_area(" ".join(rest), default_area),

@@ -20,7 +20,7 @@ from bot.config import Settings
 from bot.db.appointment_models import ACTIVE_STATUSES, Appointment, PatientInvite, Reminder
 from bot.db.models import Patient
 from bot.db.qa_models import NEXT_SESSION, RESCHEDULE
-from bot.reminders.planner import AppointmentFacts, QuietHours, plan_appointment
+from bot.reminders.planner import AppointmentFacts, QuietHours, plan_appointment, reminder_key
 from bot.reminders.plans import ReminderContent
 
 log = logging.getLogger(__name__)
@@ -138,7 +138,10 @@ async def _refuse_twin(session: AsyncSession, patient_id: int, starts_at: dateti
 
 async def book(session: AsyncSession, *, patient_id: int, starts_at: datetime, duration_min: int,
                area: str, session_no: int = 1, course_size: int = 1, now: datetime,
-               content: ReminderContent, settings: Settings) -> Appointment:
+               content: ReminderContent, settings: Settings,
+               named: int | None = None) -> Appointment:
+    """`named`: the record staff named (named_record); when a link merged it into this
+    patient's, the appointment is marked as moved from it (/unlink moves it back)."""
     validate_booking(starts_at, duration_min, area, session_no, course_size, now)
     if (typo := content.near_consultation(area)) is not None:
         raise BookingError(
@@ -148,7 +151,8 @@ async def book(session: AsyncSession, *, patient_id: int, starts_at: datetime, d
     await _refuse_twin(session, patient_id, starts_at, duration_min)
     appt = Appointment(patient_id=patient_id, starts_at=starts_at, duration_min=duration_min,
                        area=area.strip(), session_no=session_no, course_size=course_size,
-                       status="booked", plan_version=1, created_at=now, updated_at=now)
+                       status="booked", plan_version=1, created_at=now, updated_at=now,
+                       moved_from=named if named is not None and named != patient_id else None)
     session.add(appt)
     await session.flush()  # the id goes into the reminder keys
     session.add_all(_rows(appt, content, settings, now))
@@ -329,12 +333,15 @@ async def reschedule(session: AsyncSession, appt: Appointment, *, starts_at: dat
     await cancel_open_reminders(session, now=now, reason="rescheduled", appointment_id=appt.id)
     await retire_undelivered(session, appointment_id=appt.id, reason="rescheduled")
     if starts_at != appt.starts_at:
-        # "Moved from ..." only to a patient who was told a time: one who never got a message
-        # about it (blocked, not linked yet) is told it is booked.
+        # "Moved from ..." names the time the patient was last told: this plan's, if one of its
+        # messages naming it went out; else the one before stays (moved twice before the
+        # patient heard of the middle time), or none (never told: "booked").
         told = await session.scalar(select(Reminder.id).where(
-            Reminder.appointment_id == appt.id, Reminder.kind.in_(TELLS_THE_TIME),
+            Reminder.key.in_([reminder_key(appt.id, k, appt.plan_version)
+                              for k in TELLS_THE_TIME]),
             Reminder.status == "sent").limit(1))
-        appt.previous_starts_at = appt.starts_at if told is not None else None
+        if told is not None:
+            appt.previous_starts_at = appt.starts_at
     appt.starts_at, appt.duration_min = starts_at, duration
     appt.plan_version += 1
     appt.status = "booked"  # the new time needs a new confirmation
@@ -476,6 +483,19 @@ async def patient_by_number(session: AsyncSession, patient_id: int) -> Patient:
         raise BookingError(f"there is no patient #{patient_id} "
                            "(their data was erased at their request)")
     return await _merged_into(session, patient)
+
+
+async def named_record(session: AsyncSession, *, patient_id: int | None,
+                       phone: str | None) -> int | None:
+    """The record staff named (#N, or the phone's placeholder), before following a link that
+    merged it into someone's record: a booking made so is marked as moved from it, for
+    /unlink to move back."""
+    if patient_id is not None:
+        return patient_id
+    if phone is not None:
+        placeholder = await _placeholder_of_phone(session, phone)
+        return placeholder.id if placeholder is not None else None
+    return None
 
 
 async def patient_with_phone(session: AsyncSession, phone: str) -> Patient | None:
