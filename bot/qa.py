@@ -340,7 +340,7 @@ def load_qa_config(path: Path) -> QAConfig:
     guarded = set(english_words)
     if symptoms is not None:
         for key in ("symptoms", "acute"):
-            guarded.update(_words(data["symptom_reports"][key], path, key))
+            guarded.update(_words(data["symptom_reports"].get(key) or [], path, key))
 
     return QAConfig(
         texts={str(k): v for k, v in texts.items()}, threshold=float(threshold), **weights,
@@ -396,7 +396,9 @@ def _symptom_rules(section: Any, path: Path, raw_words: set[str]) -> SymptomRule
     if not isinstance(section, dict):
         raise ContentError(path, _line_of(path, "symptom_reports:"),
                            "symptom_reports: expected a mapping")
+    # "acute" came later: a clinic's qa.yaml from before it still loads (none are acute).
     lists = {k: _phrases(section, "symptom_reports", k, path, raw_words)
+             if k != "acute" or "acute" in section else []
              for k in ("symptoms", "acute", "reports", "personal", "unless", "unless_personal",
                        "questions", "context")}
     return SymptomRules(

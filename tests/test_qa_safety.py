@@ -288,3 +288,17 @@ def test_real_words_a_letter_from_an_emergency_word_are_not_one(text):
 def test_english_with_foreign_looking_names_is_read_as_english(text):
     """"Not in English" sends the message to staff at once, without asking the patient."""
     assert not unreadable(text)
+
+
+def test_a_clinics_qa_file_from_before_acute_symptoms_still_loads(tmp_path):
+    """symptom_reports.acute came this version: an edited qa.yaml without it must not stop
+    the bot (nothing is acute then, as before)."""
+    import re
+
+    from bot.qa import load_qa_config
+
+    text = (CONTENT_DIR / "qa.yaml").read_text(encoding="utf-8")
+    acute = re.search(r"\n  acute:.*?(?=\n  [a-z_]+:)", text, re.S)
+    assert acute is not None
+    (tmp_path / "qa.yaml").write_text(text[:acute.start()] + text[acute.end():], encoding="utf-8")
+    assert load_qa_config(tmp_path / "qa.yaml").symptoms.acute == frozenset()
