@@ -333,19 +333,16 @@ async def cancel_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> 
 
 async def cancel_confirm(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     """The staff member's answer to /cancel_appt's question."""
-    query = update.callback_query
+    from handlers.common_staff import confirmation_answer
+
     if not await staff_guard(update, context):
         return
-    _, answer, raw_id, raw_version = query.data.split(":")
-    appt_id = row_id(raw_id)
-    svc, content = services(context), rc(context)
-    await answer_press(update)
-    if answer == "n":
-        await show_screen(update, context, Screen(content.texts.get("staff_cancel_kept", id=appt_id)))
+    if (answer := await confirmation_answer(update, context, "staff_cancel_kept")) is None:
         return
+    (appt_id, version), svc, content = answer, services(context), rc(context)
     async with svc.db.session() as session:
         appt = await service.active_appointment(session, appt_id)
-        if appt is not None and appt.plan_version != int(raw_version):
+        if appt is not None and appt.plan_version != version:
             await show_screen(update, context, Screen(content.texts.get(
                 "staff_cancel_changed", id=appt_id)))
             return

@@ -38,3 +38,21 @@ async def require_staff(update: Update, context: ContextTypes.DEFAULT_TYPE, acti
             if update.effective_chat.type == "private" else None
         await context.bot.send_message(update.effective_chat.id, text, reply_markup=markup)
     return False
+
+
+async def confirmation_answer(update: Update, context: ContextTypes.DEFAULT_TYPE,
+                              kept_text: str) -> tuple[int, int] | None:
+    """A staff member's answer to a Yes/No question ("xx:y:ID:VERSION"), the press answered:
+    (the appointment id, the plan version the question showed) for a Yes; for a No, None once
+    `kept_text` (a template with {id}) is shown."""
+    from bot.inputs import row_id
+    from handlers.common import show_screen
+
+    _, answer, raw_id, raw_version = update.callback_query.data.split(":")
+    appt_id = row_id(raw_id)
+    await answer_press(update)
+    if answer == "n":
+        await show_screen(update, context, Screen(services(context).messages.get(kept_text,
+                                                                                 id=appt_id)))
+        return None
+    return appt_id, int(raw_version)

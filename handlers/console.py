@@ -21,7 +21,7 @@ from bot import audit, console, patients, preferences, questions, retention
 from bot.content import load_yaml
 from bot.db.appointment_models import Appointment
 from bot.db.models import Patient
-from bot.inputs import is_number, row_id
+from bot.inputs import is_number
 from bot.menu import Screen
 from bot.reminders.render import local_date, reminder_statuses, staff_who, when_plain
 from bot.services import Services
@@ -35,7 +35,7 @@ from handlers.common import (
     show_screen,
     upsert_patient,
 )
-from handlers.common_staff import require_staff
+from handlers.common_staff import confirmation_answer, require_staff
 
 log = logging.getLogger(__name__)
 DRAFT_GROUP = -3  # before questions' staff replies (-2): a broadcast text is not a reply
@@ -238,16 +238,13 @@ async def noshow_button(update: Update, context: ContextTypes.DEFAULT_TYPE) -> N
     """The staff member's answer to /noshow's question."""
     if not await require_staff(update, context, "noshow"):
         return
-    svc = services(context)
-    _, answer, raw_id, raw_version = update.callback_query.data.split(":")
-    appt_id, now = row_id(raw_id), svc.clock.now()
-    await answer_press(update)
-    if answer == "n":
-        await show_screen(update, context, Screen(svc.messages.get("staff_noshow_kept", id=appt_id)))
+    if (answer := await confirmation_answer(update, context, "staff_noshow_kept")) is None:
         return
+    (appt_id, version), svc = answer, services(context)
+    now = svc.clock.now()
     async with svc.db.session() as session:
         appt = await session.get(Appointment, appt_id)
-        if appt is not None and appt.plan_version != int(raw_version):
+        if appt is not None and appt.plan_version != version:
             screen = Screen(svc.messages.get("staff_noshow_changed", id=appt_id))
         elif await console.mark_no_show(session, appt_id, now):
             screen = Screen(svc.messages.get("staff_noshow_done", id=appt_id))
