@@ -6,7 +6,7 @@ from __future__ import annotations
 import logging
 import re
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import date, datetime, timedelta
 
 from icalendar import Calendar, Event
 from sqlalchemy import select
@@ -34,14 +34,17 @@ from bot.reminders.parse import (
     InputError,
     Who,
     parse_book,
+    parse_date,
     parse_duration_tokens,
     parse_when,
     parse_who,
     split_args,
 )
+from bot.reminders.planner import resolve_local
 from bot.reminders.plans import ReminderContent, content_from_messages
 from bot.reminders.render import (
     appointment_buttons,
+    local_date,
     patient_label,
     reminder_statuses,
     staff_who,
@@ -461,10 +464,22 @@ async def push_not_now(update: Update, context: ContextTypes.DEFAULT_TYPE) -> No
 async def upcoming_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     if not await staff_guard(update, context):
         return
-    arg = args_of(update).strip()
+    svc, texts = services(context), rc(context).texts
+    args = args_of(update).split()
+    start: date | None = None
+    if "from" in [a.lower() for a in args]:  # "/upcoming 7 from 12/12": later days too
+        at = [a.lower() for a in args].index("from")
+        try:
+            start, _ = parse_date(args[at + 1:], svc.clock.now().astimezone(svc.settings.tz).date())
+        except InputError as exc:
+            await reply(update, context, texts.get("staff_bad_input", problem=str(exc)))
+            return
+        args = args[:at]
+    arg = args[0] if args else ""
     # Longer than the cap: the cap, which the reply's title states (not the default instead).
     days = min(int(arg), service.UPCOMING_MAX_DAYS) if is_number(arg) and int(arg) >= 1 else None
-    await reply(update, context, await upcoming_text(context, days, update.effective_user.id))
+    await reply(update, context, await upcoming_text(context, days, update.effective_user.id,
+                                                     start))
 
 
 async def upcoming_button(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
@@ -481,23 +496,27 @@ UPCOMING_CHARS = 3990  # of HTML; Telegram takes 4096 once the tags are parsed
 
 
 async def upcoming_text(context: ContextTypes.DEFAULT_TYPE, days: int | None,
-                        staff_user_id: int) -> str:
+                        staff_user_id: int, start: date | None = None) -> str:
     svc, content = services(context), rc(context)
     texts, now, tz = content.texts, svc.clock.now(), svc.settings.tz
     days = min(days or content.engine.upcoming_days, service.UPCOMING_MAX_DAYS)
+    since = resolve_local(datetime.combine(start, datetime.min.time()), tz) if start else None
     async with svc.db.session() as session:
-        entries, more = await service.upcoming(session, now=now, days=days)
+        entries, more = await service.upcoming(session, now=now, days=days, start=since)
         if not entries:
-            return texts.get("staff_upcoming_none", days=days)
-        text = texts.get("staff_upcoming_title", days=days)
+            return texts.get("staff_upcoming_none", days=days) if start is None else \
+                texts.get("staff_upcoming_none_from", days=days, date=local_date(since, tz))
+        text = texts.get("staff_upcoming_title", days=days) if start is None else \
+            texts.get("staff_upcoming_title_from", days=days, date=local_date(since, tz))
         shown: set[int] = set()
+        rest: Appointment | None = None  # the first one not shown
         for e in entries:
             line = texts.get(
                 "staff_upcoming_line", id=e.appt.id, when=when_plain(e.appt.starts_at, tz),
                 who=staff_who(e.patient), area=e.appt.area, status=e.appt.status,
                 reminders=reminder_statuses(e.reminders, tz, now))
-            if len(text) + len(line) + 3 > UPCOMING_CHARS:  # whole entries only, then "…"
-                more = True
+            if len(text) + len(line) + 200 > UPCOMING_CHARS:  # whole entries, then where the rest is
+                more, rest = True, e.appt
                 break
             text += "\n" + line
             shown.add(e.patient.id)
@@ -505,6 +524,12 @@ async def upcoming_text(context: ContextTypes.DEFAULT_TYPE, days: int | None,
         for pid in sorted(shown):
             await audit.record(session, now=now, action="appointments_read",
                                actor_user_id=staff_user_id, patient_id=pid, subject="upcoming")
+    day = rest.starts_at.astimezone(tz).date() if rest is not None else None
+    if day is not None and day > entries[0].appt.starts_at.astimezone(tz).date():
+        # More than one message holds: the command that lists the rest (from the first day
+        # not shown whole; a single day too full for one message has none).
+        return text + "\n" + texts.get("staff_upcoming_more", days=days,
+                                       date=f"{day.day}.{day.month}.{day.year}")
     return text + "\n…" if more else text
 
 

@@ -559,3 +559,31 @@ async def test_a_confirmation_pressed_after_the_appointment_moved_does_nothing(f
     shown = await staff.press(f"Yes, #{appt} was a no-show", question)
     assert f"#{appt} was moved since this question: nothing was recorded" in shown[-1].text
     assert (await appointment(rr, appt)).status == "booked"
+
+
+async def test_upcoming_from_a_date_and_the_rest_of_a_long_list(fake, rr, clock, staff):
+    """A list longer than one message says how to see the rest (/upcoming DAYS from DATE),
+    and that command lists what the first could not."""
+    content = rr.app.bot_data["reminder_content"]
+    settings = rr.app.bot_data["services"].settings
+    async with db(rr).session() as session:
+        for i in range(60):  # long names, a few a day: the message is full after some days
+            patient = Patient(telegram_user_id=910_000 + i, chat_id=910_000 + i,
+                              first_name=f"Patient{i:02d} " + "x" * 80,
+                              created_at=clock.now(), last_seen_at=clock.now())
+            session.add(patient)
+            await session.flush()
+            await service.book(session, patient_id=patient.id,
+                               starts_at=datetime(2026, 3, 3 + i // 10, 9, i % 10, tzinfo=UTC),
+                               duration_min=30, area="face", now=clock.now(), content=content,
+                               settings=settings)
+    text = (await staff.send("/upcoming 14"))[-1].text
+    command = re.search(r"The rest: (/upcoming 14 from \d+\.\d+\.\d{4})", text).group(1)
+    first = set(re.findall(r"Patient(\d\d) x+", text))
+    text = (await staff.send(command))[-1].text
+    assert "<b>Appointments in the 14 days from " in text
+    assert set(re.findall(r"Patient(\d\d) x+", text)) - first  # what the first could not show
+    shown = await staff.send("/upcoming 3 from 30 Feb")
+    assert "Could not read that" in shown[-1].text
+    shown = await staff.send("/upcoming 2 from 1.4.2026")
+    assert shown[-1].text == "No appointments in the 2 days from Wed 1 Apr 2026."

@@ -44,6 +44,7 @@ REQUIRED_TEXTS = tuple(f"reminder_{k}" for k in KINDS) + (
     "staff_cancel_confirm", "button_staff_cancel_yes", "button_staff_cancel_no", "staff_cancel_kept",
     "staff_cancel_changed",
     "staff_no_appointment", "staff_pushed", "staff_push_quiet", "staff_upcoming_title",
+    "staff_upcoming_title_from", "staff_upcoming_none_from", "staff_upcoming_more",
     "staff_upcoming_none", "staff_upcoming_line", "staff_unreachable", "staff_retry_unreachable",
     "staff_retry_not_linked", "staff_dead_letter", "staff_push_unreachable",
     "staff_push_not_linked", "staff_link_usage", "staff_link_not_needed",

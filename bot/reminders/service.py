@@ -406,14 +406,16 @@ class UpcomingEntry:
     reminders: list[Reminder]
 
 
-async def upcoming(session: AsyncSession, *, now: datetime,
-                   days: int) -> tuple[list[UpcomingEntry], bool]:
-    """Staff /upcoming: appointments from 12 hours ago to `days` ahead that were not cancelled
-    (at most UPCOMING_LIMIT), each with its reminders, and whether there are more."""
+async def upcoming(session: AsyncSession, *, now: datetime, days: int,
+                   start: datetime | None = None) -> tuple[list[UpcomingEntry], bool]:
+    """Staff /upcoming: appointments from 12 hours ago (or from `start`) to `days` after that
+    which were not cancelled (at most UPCOMING_LIMIT), each with its reminders, and whether
+    there are more."""
+    since, until = (now - timedelta(hours=12), now + timedelta(days=days)) if start is None \
+        else (start, start + timedelta(days=days))
     rows = (await session.execute(
         select(Appointment, Patient).join(Patient, Patient.id == Appointment.patient_id)
-        .where(Appointment.starts_at >= now - timedelta(hours=12),
-               Appointment.starts_at < now + timedelta(days=days),
+        .where(Appointment.starts_at >= since, Appointment.starts_at < until,
                Appointment.status != "cancelled")
         .order_by(Appointment.starts_at, Appointment.id).limit(UPCOMING_LIMIT + 1))).all()
     more = len(rows) > UPCOMING_LIMIT
