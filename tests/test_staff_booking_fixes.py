@@ -108,19 +108,27 @@ async def test_upcoming_command_and_button_audit_each_patient_shown(fake, rr, cl
     assert await _upcoming_audit(rr) == [(42, pid, "upcoming") for pid in ids] * 2
 
 
-async def test_a_long_upcoming_list_audits_only_the_patients_it_shows(fake, rr, clock, staff):
+async def _long_named_patients_booked(rr, clock, starts: list[datetime]) -> None:
+    """A patient per start, with a long name (so that a staff list fills its message), each
+    booked for 30 minutes of face."""
     content = rr.app.bot_data["reminder_content"]
     settings = rr.app.bot_data["services"].settings
     async with db(rr).session() as session:
-        for i in range(45):  # long names: the message is full well before the 45th
+        for i, starts_at in enumerate(starts):
             patient = Patient(telegram_user_id=900_000 + i, chat_id=900_000 + i,
                               first_name=f"Patient{i:02d} " + "x" * 80,
                               created_at=clock.now(), last_seen_at=clock.now())
             session.add(patient)
             await session.flush()
-            await service.book(session, patient_id=patient.id,
-                               starts_at=datetime(2026, 3, 3, 8, i, tzinfo=UTC), duration_min=30,
-                               area="face", now=clock.now(), content=content, settings=settings)
+            await service.book(session, patient_id=patient.id, starts_at=starts_at,
+                               duration_min=30, area="face", now=clock.now(), content=content,
+                               settings=settings)
+
+
+async def test_a_long_upcoming_list_audits_only_the_patients_it_shows(fake, rr, clock, staff):
+    # Long names: the message is full well before the 45th.
+    await _long_named_patients_booked(
+        rr, clock, [datetime(2026, 3, 3, 8, i, tzinfo=UTC) for i in range(45)])
     text = (await staff.send("/upcoming"))[-1].text
     assert text.endswith("…") and len(text) <= 4096
     listed = set(re.findall(r"Patient\d\d x+ \(#(\d+)\)", text))
@@ -564,19 +572,9 @@ async def test_a_confirmation_pressed_after_the_appointment_moved_does_nothing(f
 async def test_upcoming_from_a_date_and_the_rest_of_a_long_list(fake, rr, clock, staff):
     """A list longer than one message says how to see the rest (/upcoming DAYS from DATE),
     and that command lists what the first could not."""
-    content = rr.app.bot_data["reminder_content"]
-    settings = rr.app.bot_data["services"].settings
-    async with db(rr).session() as session:
-        for i in range(60):  # long names, a few a day: the message is full after some days
-            patient = Patient(telegram_user_id=910_000 + i, chat_id=910_000 + i,
-                              first_name=f"Patient{i:02d} " + "x" * 80,
-                              created_at=clock.now(), last_seen_at=clock.now())
-            session.add(patient)
-            await session.flush()
-            await service.book(session, patient_id=patient.id,
-                               starts_at=datetime(2026, 3, 3 + i // 10, 9, i % 10, tzinfo=UTC),
-                               duration_min=30, area="face", now=clock.now(), content=content,
-                               settings=settings)
+    # Ten a day: the message is full after some days.
+    await _long_named_patients_booked(
+        rr, clock, [datetime(2026, 3, 3 + i // 10, 9, i % 10, tzinfo=UTC) for i in range(60)])
     text = (await staff.send("/upcoming 14"))[-1].text
     command = re.search(r"The rest: (/upcoming 14 from \d+\.\d+\.\d{4})", text).group(1)
     first = set(re.findall(r"Patient(\d\d) x+", text))
