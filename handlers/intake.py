@@ -252,7 +252,8 @@ async def _run(update: Update, context: ContextTypes.DEFAULT_TYPE, kind: str) ->
                 if patient is None:
                     return False
                 if kind == "typed":
-                    waiting = flow.waiting_kind(open_row)  # None: no open question
+                    # None: no open question; history: "years ago I got hives" is no emergency.
+                    waiting, history = flow.waiting(open_row)
                     if waiting is None and not _at_review(svc, open_row, message):
                         return False
                     # Clinical safety first: an urgent message is escalated (the patient told
@@ -262,7 +263,6 @@ async def _run(update: Update, context: ContextTypes.DEFAULT_TYPE, kind: str) ->
                     # "Which other areas?" or a phone number) is not an answer, and the open
                     # question is shown again below the advice.
                     words = words_of(message) if message is not None else ""
-                    history = flow.waiting_history(open_row)  # "years ago I got hives"
                     urgent = bool(words and svc.qa is not None
                                   and svc.qa.red_flag_in(words, history=history) is not None)
                     answer = not urgent or (waiting == "text" and history and bool(message.text))

@@ -328,7 +328,7 @@ async def test_a_step_reads_patient_and_questionnaire_in_one_query(migrated_db):
     try:
         async with migrated_db.session() as session:
             loaded, row = await flow.with_patient(session, 5)
-            assert flow.waiting_kind(row) == "multi_choice"  # the goal question
+            assert flow.waiting(row) == ("multi_choice", False)  # the goal question
             # Telegram says what we know: the patient row is not written.
             refresh(loaded, chat_id=5, first_name="P", language_code="en", now=NOW)
             reply = await flow.press(session, loaded, f"ik:{row.id}:t:goal:hair", NOW)

@@ -171,30 +171,18 @@ class IntakeFlow:
             Intake.patient_id == patient.id, Intake.status == SUBMITTED
         ).order_by(Intake.submitted_at.desc(), Intake.id.desc()))
 
-    def _open_question(self, row: Intake | None) -> Question | None:
-        """The question an open questionnaire waits for; None when it waits for none, when the
-        content no longer has it, or when its data cannot be decrypted (the flow then says so,
-        after the message was checked for a red flag)."""
+    def waiting(self, row: Intake | None) -> tuple[str | None, bool]:
+        """The kind of the question an open questionnaire waits for (None when none is), and
+        whether it asks about the past (Question.history); one decryption for both. One the
+        flow cannot name (content changed, position from before 0013, data unreadable) is
+        "unknown": the flow deals with it, after the message was checked for a red flag."""
         if row is None or row.stage != "question":
-            return None
+            return None, False
         try:
-            return self.spec.question(self._load(row).current)
+            question = self.spec.question(self._load(row).current)
         except CryptoError:
-            return None
-
-    def waiting_kind(self, row: Intake | None) -> str | None:
-        """The kind of the question an open questionnaire waits for, None when none is. One
-        the flow cannot name (content changed, data unreadable) is "unknown": the flow deals
-        with it."""
-        if row is None or row.stage != "question":
-            return None
-        question = self._open_question(row)
-        return question.kind if question else "unknown"
-
-    def waiting_history(self, row: Intake | None) -> bool:
-        """Whether the open question asks about the past (Question.history)."""
-        question = self._open_question(row)
-        return question is not None and question.history
+            question = None
+        return (question.kind, question.history) if question else ("unknown", False)
 
     # ------------------------------------------------------------------ question order
     def applies(self, question: Question, answers: dict[str, Any]) -> bool:
