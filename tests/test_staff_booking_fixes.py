@@ -508,6 +508,16 @@ async def test_booking_a_name_again_points_to_the_records_with_that_name(fake, r
     assert "⚠️" not in shown[-1].text
 
 
+async def test_booking_a_name_again_finds_it_in_other_letter_cases_beyond_ascii(
+        fake, rr, clock, staff):
+    """SQLite's lower() folds ASCII only: "ÉLODIE ÇELIK" must still find "Élodie Çelik"."""
+    await staff.send('/book "Élodie Çelik" 2026-03-04 15:00 60 face')
+    shown = await staff.send('/book "ÉLODIE ÇELIK" 2026-03-04 17:00 60 face')
+    [a, b] = await _appointments(rr)
+    assert f"new patient record, #{b.patient_id}, but #{a.patient_id} already had that name" \
+        in shown[-1].text
+
+
 async def test_staff_typing_cancel_with_a_number_are_pointed_to_cancel_appt(fake, rr, clock, staff):
     shown = await staff.send("/cancel 21")
     assert "To cancel appointment #21: /cancel_appt 21" in shown[-1].text
@@ -585,3 +595,25 @@ async def test_upcoming_from_a_date_and_the_rest_of_a_long_list(fake, rr, clock,
     assert "Could not read that" in shown[-1].text
     shown = await staff.send("/upcoming 2 from 1.4.2026")
     assert shown[-1].text == "No appointments in the 2 days from Wed 1 Apr 2026."
+
+
+
+async def _namesakes_found_case_blind(database) -> None:
+    now = datetime(2026, 3, 1, tzinfo=UTC)
+    async with database.session() as session:
+        people = [Patient(first_name=name, created_at=now, last_seen_at=now)
+                  for name in ("Élodie Çelik", "élodie çelik", "Elodie Celik", "Zoë")]
+        session.add_all(people)
+        await session.flush()
+        found = await service.same_name(session, "ÉLODIE ÇELIK", besides=people[3].id)
+        assert found == [people[0].id, people[1].id]
+        assert await service.same_name(session, "ZOË", besides=people[0].id) == [people[3].id]
+
+
+async def test_namesakes_are_found_case_blind_on_sqlite(migrated_db):
+    await _namesakes_found_case_blind(migrated_db)
+
+
+@pytest.mark.postgres
+async def test_namesakes_are_found_case_blind_on_postgresql(migrated_pg_db):
+    await _namesakes_found_case_blind(migrated_pg_db)

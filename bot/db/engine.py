@@ -6,7 +6,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
-from sqlalchemy import event
+from sqlalchemy import event, func
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import (
@@ -32,6 +32,18 @@ def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
     cur.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
     cur.execute("PRAGMA foreign_keys=ON")
     cur.close()
+    # SQLite's lower() folds ASCII only ("ÉLODIE" stays "Élodie"); name lookups use this one.
+    dbapi_conn.create_function("casefold", 1, _casefold, deterministic=True)
+
+
+def _casefold(text: str | None) -> str | None:
+    return text.casefold() if isinstance(text, str) else text
+
+
+def casefolded(dialect: str, column: Any) -> Any:
+    """`column` folded for a case-blind comparison with a Python `str.casefold()`: PostgreSQL's
+    lower() follows the database's locale; SQLite's gets the function above."""
+    return func.casefold(column) if dialect == "sqlite" else func.lower(column)
 
 
 def upsert_insert(dialect: str) -> Any:

@@ -10,7 +10,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
-from sqlalchemy import and_, func, or_, select, update
+from sqlalchemy import and_, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 from sqlalchemy.orm.attributes import set_committed_value
@@ -18,6 +18,7 @@ from sqlalchemy.orm.attributes import set_committed_value
 from bot import questions
 from bot.config import Settings
 from bot.db.appointment_models import ACTIVE_STATUSES, Appointment, PatientInvite, Reminder
+from bot.db.engine import casefolded
 from bot.db.models import Patient
 from bot.db.qa_models import NEXT_SESSION, RESCHEDULE
 from bot.reminders.planner import AppointmentFacts, QuietHours, plan_appointment, reminder_key
@@ -560,9 +561,10 @@ async def same_name(session: AsyncSession, name: str, *, besides: int,
     folded = name.casefold()
     rows = (await session.execute(select(Patient.id, Patient.first_name).where(
         Patient.id != besides, Patient.erased_at.is_(None),
-        or_(Patient.first_name == name, func.lower(Patient.first_name) == name.lower()))
+        or_(Patient.first_name == name,
+            casefolded(session.bind.dialect.name, Patient.first_name) == folded))
         .order_by(Patient.id))).all()
-    # SQLite's lower() folds ASCII only: the comparison that decides is Python's.
+    # lower() and casefold() differ on a few letters ("ß"): the comparison that decides is Python's.
     return [pid for pid, first in rows if (first or "").casefold() == folded][:limit]
 
 
