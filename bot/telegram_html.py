@@ -85,3 +85,14 @@ def check(text: str) -> str:
 def plain(text: str) -> str:
     """The visible text of (valid) Telegram HTML."""
     return check(text)
+
+
+def label(text: str) -> str:
+    """A button label as Telegram shows it. Labels in content/ are written like every other text
+    (HTML: "&amp;" for "&", placeholders escaped), but a button shows plain text. A label that is
+    plain already (a document heading, a questionnaire option) is not valid HTML when it has a
+    bare "&", and stays as it is."""
+    try:
+        return check(text)
+    except HTMLError:
+        return text

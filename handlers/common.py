@@ -11,7 +11,7 @@ from telegram import InlineKeyboardButton, InlineKeyboardMarkup, Message, Update
 from telegram.error import BadRequest, TelegramError
 from telegram.ext import BaseHandler, CommandHandler, ContextTypes, filters
 
-from bot import patients
+from bot import patients, telegram_html
 from bot.db.models import Patient
 from bot.menu import Screen
 from bot.services import Services
@@ -50,7 +50,8 @@ def keyboard(screen: Screen) -> InlineKeyboardMarkup | None:
         if len(_KEYBOARDS) >= _KEYBOARD_CACHE_SIZE:
             _KEYBOARDS.clear()
         markup = _KEYBOARDS[key] = InlineKeyboardMarkup(
-            [[InlineKeyboardButton(label, callback_data=data) for label, data in row] for row in key])
+            [[InlineKeyboardButton(telegram_html.label(label), callback_data=data)
+              for label, data in row] for row in key])
     return markup
 
 

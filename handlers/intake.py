@@ -32,7 +32,7 @@ from telegram.ext import (
     filters,
 )
 
-from bot import patients
+from bot import patients, telegram_html
 from bot.crypto import CryptoError
 from bot.inputs import row_id
 from bot.intake.flow import NOTIFIED, IntakeFlow, Out, Reply, StaffNotice, erase_intake
@@ -77,13 +77,13 @@ async def _patient(session, update: Update, svc: Services, loaded):  # noqa: ANN
 def _markup(out: Out):  # noqa: ANN202
     if out.contact_keyboard:
         first, *rest = out.contact_keyboard
-        rows = [[KeyboardButton(first[0], request_contact=True)]]
-        rows += [[KeyboardButton(label) for label in row] for row in rest]
+        rows = [[KeyboardButton(telegram_html.label(first[0]), request_contact=True)]]
+        rows += [[KeyboardButton(telegram_html.label(label)) for label in row] for row in rest]
         return ReplyKeyboardMarkup(rows, resize_keyboard=True, is_persistent=True)
     if out.remove_keyboard:
         return ReplyKeyboardRemove()
     if out.rows:
-        return InlineKeyboardMarkup([[InlineKeyboardButton(label, callback_data=data)
+        return InlineKeyboardMarkup([[InlineKeyboardButton(telegram_html.label(label), callback_data=data)
                                       for label, data in row] for row in out.rows])
     return None
 
@@ -126,10 +126,10 @@ async def send_notice(context: ContextTypes.DEFAULT_TYPE, chat_id: int, notice: 
     (BUTTON_USER_PRIVACY_RESTRICTED) when the patient's privacy settings forbid it: then the
     page goes without that button rather than not at all.
     """
-    contact = [InlineKeyboardButton(notice.contact_label, callback_data=f"iks:{notice.intake_id}")]
+    contact = [InlineKeyboardButton(telegram_html.label(notice.contact_label), callback_data=f"iks:{notice.intake_id}")]
     rows = [contact]
     if notice.patient_telegram_id:
-        rows.append([InlineKeyboardButton(notice.chat_label,
+        rows.append([InlineKeyboardButton(telegram_html.label(notice.chat_label),
                                           url=f"tg://user?id={notice.patient_telegram_id}")])
     pages = paginate(notice.text_parts)
     for i, page in enumerate(pages):

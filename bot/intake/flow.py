@@ -32,7 +32,7 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import String, and_, bindparam, cast, delete, literal, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from bot import audit
+from bot import audit, telegram_html
 from bot.crypto import CryptoBox, CryptoError
 from bot.db.intake_models import ACTIVE, SUBMITTED, SUPERSEDED, Intake, IntakeConsent
 from bot.db.models import Patient
@@ -416,11 +416,11 @@ class IntakeFlow:
             # The phone question's keyboard sends its labels as text. Whatever question is open
             # (a keyboard can outlive its question), they act as buttons, never as answers.
             label = parse.clean_text(text)
-            if label == parse.clean_text(self.spec.texts["button_back"]):
+            if label == parse.clean_text(telegram_html.label(self.spec.texts["button_back"])):
                 return await self._back(state, now)
-            if label == parse.clean_text(self.spec.texts["button_cancel"]):
+            if label == parse.clean_text(telegram_html.label(self.spec.texts["button_cancel"])):
                 return await self._cancel_state(session, state)
-            if label == parse.clean_text(self.spec.texts["button_share_phone"]):
+            if label == parse.clean_text(telegram_html.label(self.spec.texts["button_share_phone"])):
                 if question.kind != "phone":  # a stray keyboard: closed, the open question shown
                     reply = self._show_state(state, None, now)
                     reply.messages.insert(0, Out(self.t("keyboard_closed"), remove_keyboard=True))

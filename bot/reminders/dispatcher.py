@@ -51,6 +51,7 @@ from telegram import Bot, InlineKeyboardButton, InlineKeyboardMarkup
 from telegram.constants import ParseMode
 from telegram.error import BadRequest, Forbidden, NetworkError, RetryAfter, TelegramError, TimedOut
 
+from bot import telegram_html
 from bot.clock import Clock
 from bot.config import Settings
 from bot.db.appointment_models import Appointment, Reminder
@@ -428,7 +429,8 @@ class Dispatcher:
             assert job.appt is not None
             text, rows = reminder_message(row.kind, self.content.texts, job.appt, tz, now)
         markup = InlineKeyboardMarkup(
-            [[InlineKeyboardButton(label, callback_data=data) for label, data in r] for r in rows]
+            [[InlineKeyboardButton(telegram_html.label(label), callback_data=data)
+              for label, data in r] for r in rows]
         ) if rows else None
         async with sem:
             if self._db_down:  # not sent: back to pending as it was, once the database is back
