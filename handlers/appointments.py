@@ -720,13 +720,22 @@ async def next_session_button(update: Update, context: ContextTypes.DEFAULT_TYPE
     await answer_press(update)
     if match is None:
         return
+    booked: Appointment | None = None
     async with svc.db.session() as session:
         appt = await _own_appointment(update, context, int(match.group(1)), session)
         if appt is not None:
+            # Pressed on the reminder after the next session was booked: staff need not call.
+            booked = (await service.continuations(session, [appt.id])).get(appt.id)
+        if appt is not None and booked is None:
             request = await _record_request(context, session, appt, NEXT_SESSION, texts.get(
                 "next_session_question", n=appt.session_no + 1, m=appt.course_size))
     if appt is None:
         await show_screen(update, context, Screen(texts.get("appointment_gone"), _nav_rows(context)))
+        return
+    if booked is not None:
+        await show_screen(update, context, Screen(texts.get(
+            "next_session_already", when=when(booked.starts_at, svc.settings.tz, svc.clock.now())),
+            _nav_rows(context)))
         return
     await show_screen(update, context, Screen(texts.get("next_session_requested"), _nav_rows(context)))
     if request.alert:

@@ -10,9 +10,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
-from sqlalchemy import and_, or_, select, update
+from sqlalchemy import or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlalchemy.orm import aliased
 from sqlalchemy.orm.attributes import set_committed_value
 
 from bot import questions
@@ -92,21 +91,47 @@ def _same_area(a: str, b: str) -> bool:
     return " ".join(a.casefold().split()) == " ".join(b.casefold().split())
 
 
+async def continuations(session: AsyncSession, ids: Iterable[int]) -> dict[int, Appointment]:
+    """For those of these appointments that a later session of their course continues, the
+    first such session: one of the same area (a next session booked without N/M), or one with a
+    higher session number that is not another course's. A one-off visit for something else is
+    not: it must not silence the course's "book your next session"."""
+    ids = set(ids)
+    if not ids:
+        return {}
+    mine = (await session.scalars(select(Appointment).where(Appointment.id.in_(ids)))).all()
+    theirs: dict[int, list[Appointment]] = {}
+    for other in (await session.scalars(select(Appointment).where(
+            Appointment.patient_id.in_({a.patient_id for a in mine}),
+            Appointment.status != "cancelled")
+            .order_by(Appointment.starts_at, Appointment.id))).all():
+        theirs.setdefault(other.patient_id, []).append(other)
+    found: dict[int, Appointment] = {}
+    for appt in mine:
+        course = theirs.get(appt.patient_id, [])
+        later = next((other for other in course if other.starts_at > appt.starts_at
+                      and other.status in LATER_BOOKED and _continues(appt, other, course)), None)
+        if later is not None:
+            found[appt.id] = later
+    return found
+
+
+def _continues(appt: Appointment, later: Appointment, course: list[Appointment]) -> bool:
+    if _same_area(later.area, appt.area):
+        return True
+    if later.session_no <= appt.session_no:
+        return False
+    # Another course's session, when an earlier session of its own area comes before it (face
+    # 1/4, scalp 1/4, scalp 2/4: scalp 2/4 continues scalp, not face). Otherwise the area was
+    # spelt another way ("face", then "full face 2/4"): it continues this course.
+    return not any(other.id not in (appt.id, later.id) and other.starts_at < later.starts_at
+                   and other.session_no < later.session_no and _same_area(other.area, later.area)
+                   for other in course)
+
+
 async def next_booked(session: AsyncSession, ids: Iterable[int]) -> set[int]:
-    """Those of these appointments that a later session of their course continues: one with a
-    higher session number, or the same area (a next session booked without N/M). A one-off
-    visit for something else is not: it must not silence the course's "book your next
-    session"."""
-    later = aliased(Appointment)
-    pairs = await session.execute(
-        select(Appointment.id, Appointment.area, Appointment.session_no, later.area,
-               later.session_no)
-        .join(later, and_(later.patient_id == Appointment.patient_id,
-                          later.starts_at > Appointment.starts_at,
-                          later.status.in_(LATER_BOOKED)))
-        .where(Appointment.id.in_(list(ids))))
-    return {appt_id for appt_id, area, number, later_area, later_number in pairs
-            if later_number > number or _same_area(later_area, area)}
+    """Those of these appointments whose course a later session continues (`continuations`)."""
+    return set(await continuations(session, ids))
 
 
 async def booked_at(session: AsyncSession, patient_id: int, starts_at: datetime) -> int | None:
