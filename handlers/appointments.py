@@ -44,6 +44,7 @@ from bot.reminders.planner import resolve_local
 from bot.reminders.plans import ReminderContent, content_from_messages
 from bot.reminders.render import (
     appointment_buttons,
+    confirm_stamp,
     local_date,
     patient_label,
     reminder_statuses,
@@ -586,7 +587,8 @@ async def appointment_button(update: Update, context: ContextTypes.DEFAULT_TYPE)
     query = update.callback_query
     svc, content = services(context), rc(context)
     texts, now, tz = content.texts, svc.clock.now(), svc.settings.tz
-    match = re.fullmatch(r"ap:(c|r|x|xx|k|i):(\d{1,9})", query.data or "")
+    # Confirm carries the start it confirms (none on buttons sent before it did).
+    match = re.fullmatch(r"ap:(c|r|x|xx|k|i):(\d{1,9})(?::(\d{1,10}))?", query.data or "")
     if match is None:
         await answer_press(update)
         return
@@ -605,7 +607,11 @@ async def appointment_button(update: Update, context: ContextTypes.DEFAULT_TYPE)
             w = when(appt.starts_at, tz, now)
             info = {"patient": appt.patient_id, "id": appt.id,
                     "when": when_plain(appt.starts_at, tz)}
-            if action == "c":
+            if action == "c" and match.group(3) and int(match.group(3)) != confirm_stamp(appt) \
+                    and appt.status == "booked":
+                screen = Screen(texts.get("confirm_moved", when=w),
+                                appointment_buttons(texts, appt) + _nav_rows(context))
+            elif action == "c":
                 confirmed_now = await service.confirm(session, appt, now=now)
                 if confirmed_now or (appt.active and appt.status == "confirmed"):
                     screen = Screen(texts.get("confirm_done", when=w), _nav_rows(context))

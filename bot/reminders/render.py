@@ -80,11 +80,18 @@ def staff_who(patient: Patient | None) -> str:
     return who
 
 
+def confirm_stamp(appt: Appointment) -> int:
+    """The appointment's start in minutes since the epoch, as its Confirm button carries it."""
+    return int(appt.starts_at.timestamp()) // 60
+
+
 def appointment_buttons(texts: Texts, appt: Appointment) -> list[list[Button]]:
     rows: list[list[Button]] = []
     first: list[Button] = []
     if appt.status == "booked":
-        first.append((texts.get("button_confirm"), f"ap:c:{appt.id}"))
+        # The time the patient confirms: a press under a message about an earlier time is not
+        # a yes to the new one.
+        first.append((texts.get("button_confirm"), f"ap:c:{appt.id}:{confirm_stamp(appt)}"))
     first.append((texts.get("button_calendar"), f"ap:i:{appt.id}"))
     rows.append(first)
     rows.append([(texts.get("button_reschedule"), f"ap:r:{appt.id}"),
