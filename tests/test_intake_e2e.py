@@ -224,7 +224,11 @@ async def test_back_and_edit(fake, runner, patient):
 async def test_cancel_at_any_point_deletes_the_answers(fake, runner, patient):
     await agree(patient)
     await toggle_done(patient, "Cellulite")
-    shown = await patient.send("/cancel")
+    shown = await patient.send("/cancel")  # answers given: asked first
+    assert "will be deleted" in shown[-1].text
+    assert patient.labels(shown[-1]) == ["✖️ Yes, stop", "‹ No, go on"]
+    assert await count(runner, Intake) == 1
+    shown = await patient.press("✖️ Yes, stop")
     assert "Cancelled" in shown[0].text
     assert MENU_BUTTON in patient.labels(shown[-1])
     assert await count(runner, Intake) == 0
@@ -233,13 +237,17 @@ async def test_cancel_at_any_point_deletes_the_answers(fake, runner, patient):
     # Cancel button, and cancel while the phone keyboard is up.
     await patient.press(MENU_BUTTON)
     shown = await patient.press("✅ I agree")
-    await patient.press("✖️ Cancel")
+    shown = await patient.press("✖️ Cancel")  # nothing answered yet: at once
+    assert "Cancelled" in shown[0].text
     assert await count(runner, Intake) == 0
     await patient.press(MENU_BUTTON)
     await patient.press("✅ I agree")
     await answer_until_phone(patient)
     shown = await patient.send("✖️ Cancel")
-    assert shown[0].reply_markup == {"remove_keyboard": True} and "Cancelled" in shown[0].text
+    assert shown[0].reply_markup == {"remove_keyboard": True} and "will be deleted" in shown[-1].text
+    shown = await patient.press("✖️ Yes, stop")
+    assert "Cancelled" in shown[0].text
+    assert await count(runner, Intake) == 0
 
 
 async def test_restart_mid_intake_continues(fake, runner, patient):
@@ -338,6 +346,8 @@ async def test_cancelling_an_update_keeps_the_sent_answers_and_says_so(fake, run
     assert "‹ Back" in patient.labels(shown[-1])  # never a dead end
     await patient.press("✏️ Update my answers")
     shown = await patient.send("/cancel")
+    assert "the answers you sent on 24 Nov 2026 stay as they are" in shown[-1].text
+    shown = await patient.press("✖️ Yes, stop")
     assert "the answers you sent on 24 Nov 2026 are unchanged" in shown[0].text
     assert "deleted" not in shown[0].text
     shown = await patient.press(MENU_BUTTON)
@@ -570,6 +580,8 @@ async def test_a_phone_keyboard_left_up_is_closed_and_its_labels_never_become_an
     assert "From which date" in current_question(patient)
     await patient.press("✏️ Anything else", review)
     shown = await patient.send("✖️ Cancel")
+    assert "will be deleted" in shown[-1].text
+    shown = await patient.press("✖️ Yes, stop")
     assert "Cancelled" in shown[0].text
     assert await count(runner, Intake) == 0
 

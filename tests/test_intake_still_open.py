@@ -25,6 +25,7 @@ async def test_start_and_menu_say_a_questionnaire_is_still_open(runner, patient)
     shown = await patient.send("/menu")
     assert STILL_OPEN in shown[-1].text
     await patient.send("/cancel")
+    await patient.press("✖️ Yes, stop")
     shown = await patient.send("/start")
     assert STILL_OPEN not in shown[-1].text
 

@@ -337,7 +337,7 @@ async def test_a_step_reads_patient_and_questionnaire_in_one_query(migrated_db):
         statements.clear()
         async with migrated_db.session() as session:
             loaded, row = await flow.with_patient(session, 5)
-            await flow.press(session, loaded, f"ik:{row.id}:x", NOW)  # cancel: the row ends
+            await flow.press(session, loaded, f"ik:{row.id}:xy", NOW)  # cancel: the row ends
             assert await flow.cancel(session, loaded) is None  # queried again: nothing open
         # The press's own lookup, the cancel's look for answers sent before, the second lookup.
         assert statements.count("SELECT") == 3

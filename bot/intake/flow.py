@@ -14,7 +14,9 @@ Callback data (<= 64 bytes; the intake id is re-checked against the pressing pat
   ik:<id>:a:<q>:<opt>        answer choice/yes-no question <q> with <opt>
   ik:<id>:t:<q>:<opt>        toggle <opt> of multi-choice <q>;  ik:<id>:d:<q>  done
   ik:<id>:s:<q>              skip optional <q>;  ik:<id>:b  back;  ik:<id>:e:<q>  edit <q>
-  ik:<id>:sub                submit;  ik:<id>:x  cancel
+  ik:<id>:sub                submit;  ik:<id>:x  cancel (asks first when there are answers)
+  ik:<id>:xy / ik:<id>:k     cancel confirmed / not: go on where they were
+  ik:<id>:r                  back to the review, the answer opened with Edit unchanged
   ik:view / ik:upd / ik:del / ik:delok   returning patient: view, update, delete (confirmed)
   iks:<id>                   staff: show the patient's phone number
 """
@@ -105,6 +107,9 @@ class State:
     # The open question's id (stage "question"). Encrypted with the answers, since a follow-up
     # question's id ("allergies_detail") tells what the answer before it was.
     current: str | None = None
+    # The open question was opened with Edit from the review (every other answer given): it
+    # offers "Back to review" (the answer unchanged) instead of Back and Cancel.
+    editing: bool = False
 
 
 class IntakeFlow:
@@ -125,11 +130,12 @@ class IntakeFlow:
         # question was added since): a typed reply re-shows the first unanswered question, and
         # a pressed button names its own.
         return State(row, dict(data.get("answers", {})), dict(data.get("draft", {})),
-                     data.get("current"))
+                     data.get("current"), bool(data.get("editing", False)))
 
     def _save(self, state: State, now: datetime) -> None:
         state.row.data = self.box.encrypt_json(
-            {"answers": state.answers, "draft": state.draft, "current": state.current},
+            {"answers": state.answers, "draft": state.draft, "current": state.current,
+             "editing": state.editing},
             context=self._context(state.row.patient_id))
         state.row.updated_at = now
 
@@ -204,6 +210,7 @@ class IntakeFlow:
         nxt = self._next_unanswered(state.answers)
         state.row.stage = "question" if nxt else "review"
         state.current = nxt.id if nxt else None
+        state.editing = False
 
     # ------------------------------------------------------------------ rendering
     def t(self, key: str, **params: object) -> str:
@@ -254,6 +261,8 @@ class IntakeFlow:
             nav = [self.t("button_cancel")]
             if n > 1:
                 nav.insert(0, self.t("button_back"))
+            if state.editing:
+                nav = [self.t("button_back_review")]
             keyboard = [[self.t("button_share_phone")], nav]
             return Out(text, contact_keyboard=keyboard)
         if question.kind == "yes_no":
@@ -271,6 +280,8 @@ class IntakeFlow:
         nav_row = [(self.t("button_cancel"), f"ik:{iid}:x")]
         if n > 1:
             nav_row.insert(0, (self.t("button_back"), f"ik:{iid}:b"))
+        if state.editing:  # opened from the review: back there, never a one-tap Cancel
+            nav_row = [(self.t("button_back_review"), f"ik:{iid}:r:{question.id}")]
         rows.append(nav_row)
         return Out(text, rows)
 
@@ -419,7 +430,10 @@ class IntakeFlow:
             if label == parse.clean_text(telegram_html.label(self.spec.texts["button_back"])):
                 return await self._back(state, now)
             if label == parse.clean_text(telegram_html.label(self.spec.texts["button_cancel"])):
-                return await self._cancel_state(session, state)
+                return await self._ask_cancel(session, state)
+            if label == parse.clean_text(
+                    telegram_html.label(self.spec.texts["button_back_review"])):
+                return self._back_to_review(state, question, now)
             if label == parse.clean_text(telegram_html.label(self.spec.texts["button_share_phone"])):
                 if question.kind != "phone":  # a stray keyboard: closed, the open question shown
                     reply = self._show_state(state, None, now)
@@ -463,7 +477,8 @@ class IntakeFlow:
             return await self.consent(session, patient, m.group(2), m.group(1) == "y", now)
         if data in ("ik:view", "ik:upd", "ik:del", "ik:delok"):
             return await self._returning_action(session, patient, data[3:], now)
-        m = re.fullmatch(r"ik:(\d{1,9}):(a|t|d|s|b|e|sub|x)(?::([a-z0-9_]{1,20}))?(?::([a-z0-9_]{1,20}))?",
+        m = re.fullmatch(r"ik:(\d{1,9}):(a|t|d|s|b|e|r|k|sub|xy|x)(?::([a-z0-9_]{1,20}))?"
+                         r"(?::([a-z0-9_]{1,20}))?",
                          data)
         state = await self._active(session, patient)
         if m is None or state is None or state.row.id != int(m.group(1)):
@@ -476,7 +491,19 @@ class IntakeFlow:
             current = question  # a row from before 0013 (see _load): the button names it
             state.current = question.id
         if action == "x":
+            return await self._ask_cancel(session, state, edit=True)
+        if action == "xy":
             return await self._cancel_state(session, state)
+        if action == "k":  # "No, go on" under the cancel question: where they were
+            reply = self._show_state(state, None, now)
+            reply.messages[-1].edit = True
+            return reply
+        if action == "r":
+            if current is None or question is None or question.id != current.id:
+                return await self._stale(session, patient, state, now)
+            reply = self._back_to_review(state, current, now)
+            reply.messages[-1].edit = True
+            return reply
         if action == "b":
             return await self._back(state, now)
         if action == "sub":
@@ -487,6 +514,8 @@ class IntakeFlow:
             if question is None or not self.applies(question, state.answers):
                 return await self._stale(session, patient, state, now)
             state.row.stage, state.current = "question", question.id
+            # From a review (nothing else missing): "Back to review" leaves the answer as it is.
+            state.editing = self._next_unanswered(state.answers) is None
             self._seed_draft(state, question)
             # Pressed on an older screen while the phone keyboard is up: that closes it first.
             return self._show_state(state, current, now)
@@ -554,8 +583,17 @@ class IntakeFlow:
         else:
             return self._show_state(state, None, now)
         state.row.stage, state.current = "question", target.id
+        state.editing = False
         self._seed_draft(state, target)
         return self._show_state(state, previous_q, now)
+
+    def _back_to_review(self, state: State, question: Question | None, now: datetime) -> Reply:
+        """Leave the question opened from the review as it was answered: the choices ticked
+        since (a draft) are dropped, and the review (or a question still unanswered) shown."""
+        if question is not None:
+            state.draft.pop(question.id, None)
+        self._goto_next(state)
+        return self._show_state(state, question, now)
 
     async def _stale(self, session: AsyncSession, patient: Patient, state: State | None,
                      now: datetime) -> Reply:
@@ -569,16 +607,37 @@ class IntakeFlow:
         state = await self._active(session, patient)
         if state is None:
             return None
-        return await self._cancel_state(session, state)
+        return await self._ask_cancel(session, state)
+
+    async def _sent_at(self, session: AsyncSession, patient_id: int) -> datetime | None:
+        """When the patient's answers now with staff were sent (None: none were)."""
+        return await session.scalar(select(Intake.submitted_at).where(
+            Intake.patient_id == patient_id, Intake.status == SUBMITTED)
+            .order_by(Intake.submitted_at.desc()).limit(1))
+
+    async def _ask_cancel(self, session: AsyncSession, state: State, edit: bool = False) -> Reply:
+        """Cancel (button, keyboard key or /cancel): with answers given, asked first, since one
+        tap would delete them all; with none, done at once."""
+        if not state.answers and not any(state.draft.values()):
+            return await self._cancel_state(session, state)
+        sent = await self._sent_at(session, state.row.patient_id)
+        text = self.t("cancel_confirm_update", date=self._local_day(sent)) if sent \
+            else self.t("cancel_confirm")
+        iid = state.row.id
+        messages = []
+        question = self.spec.question(state.current) if state.row.stage == "question" else None
+        if question is not None and question.kind == "phone":  # its keyboard would stay up
+            messages.append(Out(self.t("keyboard_closed"), remove_keyboard=True))
+        messages.append(Out(text, [[(self.t("button_cancel_confirm"), f"ik:{iid}:xy")],
+                                   [(self.t("button_cancel_keep"), f"ik:{iid}:k")]], edit=edit))
+        return Reply(messages)
 
     async def _cancel_state(self, session: AsyncSession, state: State) -> Reply:
         _drop_preloaded(session, state.row.patient_id)
         await session.delete(state.row)  # the answers go with it
         await session.flush()
         # An update of answers sent before: those stay (saying "deleted" would be untrue).
-        sent = await session.scalar(select(Intake.submitted_at).where(
-            Intake.patient_id == state.row.patient_id, Intake.status == SUBMITTED)
-            .order_by(Intake.submitted_at.desc()).limit(1))
+        sent = await self._sent_at(session, state.row.patient_id)
         text = self.t("cancelled_update", date=self._local_day(sent)) if sent else self.t("cancelled")
         return Reply([Out(text, remove_keyboard=True)], show_menu=True)
 
