@@ -440,8 +440,10 @@ class IntakeFlow:
                     reply.messages.insert(0, Out(self.t("keyboard_closed"), remove_keyboard=True))
                     return reply
                 return self._invalid(state, question, parse.Invalid("error_phone_invalid"), now)
-        if is_contact and is_number(text.strip()):
-            text = "+" + text.strip()  # Telegram sends a shared contact's number without the +
+        if is_contact and is_number(text.strip()) and not text.strip().startswith("0"):
+            # Telegram sends a shared contact's international number without the +; one in
+            # national digits ("07911123456", as saved in an address book) is read as typed.
+            text = "+" + text.strip()
         if is_contact and question.kind != "phone":
             return self._invalid(state, question, parse.Invalid("error_not_text"), now)
         result = parse.parse_typed(question, text, now.astimezone(self.tz).date())
