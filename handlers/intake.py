@@ -278,8 +278,11 @@ async def _run(update: Update, context: ContextTypes.DEFAULT_TYPE, kind: str) ->
             else:
                 assert message is not None
                 if message.contact is not None:
+                    # Shared with the keyboard's button, it is the sender's own; a card from the
+                    # address book (another user_id, or none) is someone else's.
                     reply = await flow.typed(session, patient, message.contact.phone_number, now,
-                                             is_contact=True)
+                                             is_contact=True,
+                                             own_contact=message.contact.user_id == user.id)
                 else:
                     reply = await flow.typed(session, patient, message.text, now)
     except CryptoError:

@@ -31,3 +31,22 @@ async def test_a_shared_contact_in_international_digits_still_gets_its_plus(runn
     assert "your number is saved" in shown[0].text
     review = await finish_after_phone(patient)
     assert "+33 6 12 34 56 78" in review[-1].text
+
+
+async def test_someone_elses_contact_is_not_saved_as_your_number(runner):
+    patient = TgUser(runner, "Anna")
+    await agree(patient)
+    await answer_until_phone(patient)
+    bob = {"phone_number": "+447911123457", "first_name": "Bob", "user_id": 999999}
+    shown = await patient.send_raw(patient._message(contact=bob))
+    # Was: "✓ Thanks, your number is saved." with Bob's number.
+    assert all("your number is saved" not in m.text for m in shown)
+    assert "isn't your own Telegram number" in shown[-1].text
+    assert "phone number" in shown[-1].text  # the phone question again
+    no_user = {"phone_number": "+447911123457", "first_name": "Bob"}  # address-book card
+    shown = await patient.send_raw(patient._message(contact=no_user))
+    assert "isn't your own Telegram number" in shown[-1].text
+    shown = await patient.send("07911 123456")  # typing a number still works
+    assert "your number is saved" in shown[0].text
+    review = await finish_after_phone(patient)
+    assert "+44 7911 123456" in review[-1].text and "123457" not in review[-1].text

@@ -413,8 +413,10 @@ class IntakeFlow:
 
     # ------------------------------------------------------------------ answering
     async def typed(self, session: AsyncSession, patient: Patient, text: str | None,
-                    now: datetime, *, is_contact: bool = False) -> Reply | None:
-        """A message typed (or a contact shared) while a question is open; None: not ours."""
+                    now: datetime, *, is_contact: bool = False,
+                    own_contact: bool = True) -> Reply | None:
+        """A message typed (or a contact shared) while a question is open; None: not ours.
+        `own_contact`: the shared contact is the sender's own (Telegram's user_id is theirs)."""
         state = await self._active(session, patient)
         if state is None or state.row.stage != "question":
             return None
@@ -446,6 +448,8 @@ class IntakeFlow:
             text = "+" + text.strip()
         if is_contact and question.kind != "phone":
             return self._invalid(state, question, parse.Invalid("error_not_text"), now)
+        if is_contact and not own_contact:  # someone else's card, not "your number"
+            return self._invalid(state, question, parse.Invalid("error_contact_not_yours"), now)
         result = parse.parse_typed(question, text, now.astimezone(self.tz).date())
         if isinstance(result, parse.Invalid):
             return self._invalid(state, question, result, now)
