@@ -224,6 +224,16 @@ def parse_date(question: Question, text: str, today: date) -> Parsed:
     return Valid(value.isoformat())
 
 
+def date_passed(question: Question, value: Any, today: date) -> bool:
+    """A stored date answer that is now earlier than the question allows: days went by since
+    it was given (a patient back a month later, an update opened months later)."""
+    try:
+        stored = date.fromisoformat(str(value))
+    except ValueError:
+        return False
+    return stored < today + timedelta(days=question.validation.get("not_before_days", 0))
+
+
 def parse_typed(question: Question, text: str, today: date) -> Parsed:
     if question.kind == "choice":
         return parse_choice(question, text)

@@ -110,6 +110,8 @@ class State:
     # The open question was opened with Edit from the review (every other answer given): it
     # offers "Back to review" (the answer unchanged) instead of Back and Cancel.
     editing: bool = False
+    # Said above the next step shown, once (not saved): e.g. why a date is asked again.
+    notice: str | None = None
 
 
 class IntakeFlow:
@@ -205,6 +207,25 @@ class IntakeFlow:
 
     def _next_unanswered(self, answers: dict[str, Any]) -> Question | None:
         return next((q for q in self.applicable(answers) if q.id not in answers), None)
+
+    def _expire_dates(self, state: State, now: datetime) -> bool:
+        """Date answers that have passed since they were given are removed, so the question is
+        asked again (with a note why): staff must not get a past "earliest date"."""
+        today = now.astimezone(self.tz).date()
+        notes = []
+        for question in self.applicable(state.answers):
+            value = state.answers.get(question.id)
+            if question.kind == "date" and value is not None \
+                    and parse.date_passed(question, value, today):
+                notes.append(self.t("date_passed_again",
+                                    date=_plain(self.answer_text(question, value))))
+                del state.answers[question.id]
+        for other in self.spec.questions:  # follow-ups of a removed answer go too
+            if other.id in state.answers and not self.applies(other, state.answers):
+                del state.answers[other.id]
+        if notes:
+            state.notice = "\n".join(notes)
+        return bool(notes)
 
     def _goto_next(self, state: State) -> None:
         nxt = self._next_unanswered(state.answers)
@@ -333,6 +354,9 @@ class IntakeFlow:
         """Show where the patient now is (closing a share-contact keyboard first), and save it
         (after: showing can move on from a question the content no longer asks)."""
         messages = list(pre or [])
+        if state.notice:
+            note = f"{note}\n\n{state.notice}" if note else state.notice
+            state.notice = None
         out = self._current_out(state, note)
         self._save(state, now)
         if previous is not None and previous.kind == "phone" and out.contact_keyboard is None:
@@ -651,7 +675,7 @@ class IntakeFlow:
     async def _submit(self, session: AsyncSession, patient: Patient, state: State,
                       now: datetime) -> Reply:
         missing = self._next_unanswered(state.answers)
-        if missing is not None:
+        if missing is not None or self._expire_dates(state, now):
             self._goto_next(state)
             return self._show_state(state, None, now)
         if not await self._consent_is_current(session, state):
@@ -903,6 +927,7 @@ class IntakeFlow:
         session.add(row)
         await session.flush()
         state = State(row, answers, {})
+        self._expire_dates(state, now)  # an update months later: a date sent then has passed
         self._goto_next(state)
         return state
 
