@@ -413,8 +413,13 @@ class IntakeFlow:
         if not agree:
             if state is not None:  # consent withdrawn mid-way: what was given goes too
                 return await self._cancel_state(session, state)
-            # Decline collects nothing: no consent row, no questionnaire row.
-            return Reply([Out(self.t("declined"), edit=True)], show_menu=True)
+            # Decline collects nothing: no consent row, no questionnaire row. Answers sent
+            # before (a new consent text shown on "Update my answers") stay: say so, and how
+            # to delete them, rather than "nothing was saved".
+            sent = await self._sent_at(session, patient.id)
+            text = self.t("declined_kept", date=self._local_day(sent)) if sent \
+                else self.t("declined")
+            return Reply([Out(text, edit=True)], show_menu=True)
         if version != self.spec.consent_version:
             out = self._consent_out(self.t("consent_changed"))
             out.edit = True
