@@ -51,7 +51,15 @@ def _key(text: str) -> str:
     return _SPACE.sub(" ", clean_text(text).casefold()).strip(" .!")
 
 
-def _match_option(question: Question, token: str) -> str | None:
+def _labels(question: Question) -> list[str]:
+    """The options' labels, for a hint that lists them (the flow shows one per line)."""
+    return [o.label for o in question.options]
+
+
+def _match_option(question: Question, token: str) -> str | Invalid | None:
+    """The option `token` names: its number, its label or id, or the start of exactly one
+    label, ending at a word's end ("no" -> "No, never", "facial" -> "Facial rejuvenation").
+    Invalid when it starts several labels ("yes": "Yes, mesotherapy", "Yes, other ...")."""
     key = _key(token)
     if not key:
         return None
@@ -60,13 +68,22 @@ def _match_option(question: Question, token: str) -> str | None:
     for option in question.options:
         if key in (_key(option.label), option.id):
             return option.id
+    starting = [o for o in question.options
+                if (label := _key(o.label)).startswith(key) and not label[len(key)].isalnum()]
+    if len(starting) == 1:
+        return starting[0].id
+    if starting:
+        return Invalid("error_choose_ambiguous",
+                       {"typed": clean_text(token), "options": [o.label for o in starting]})
     return None
 
 
 def parse_choice(question: Question, text: str) -> Parsed:
     option = _match_option(question, text)
+    if isinstance(option, Invalid):
+        return option
     if option is None:
-        return Invalid("error_choose", {"options": ", ".join(o.label for o in question.options)})
+        return Invalid("error_choose", {"options": _labels(question)})
     return Valid(option)
 
 
@@ -89,16 +106,16 @@ def parse_multi(question: Question, text: str) -> Parsed:
     chosen: list[str] = []
     for token in tokens:
         option = _match_option(question, token)
+        if isinstance(option, Invalid):
+            return option
         if option is None:
-            return Invalid("error_choose_multi",
-                           {"options": ", ".join(o.label for o in question.options)})
+            return Invalid("error_choose_multi", {"options": _labels(question)})
         if option not in chosen:
             chosen.append(option)
     problem = check_selection(question, chosen)
     if problem is not None:
         if not chosen:
-            return Invalid("error_choose_multi",
-                           {"options": ", ".join(o.label for o in question.options)})
+            return Invalid("error_choose_multi", {"options": _labels(question)})
         return problem
     return Valid([o.id for o in question.options if o.id in chosen])  # in the file's order
 

@@ -488,7 +488,12 @@ class IntakeFlow:
     def _invalid(self, state: State, question: Question, problem: parse.Invalid, now: datetime) -> Reply:
         # Not the question's id: a follow-up's ("allergies_detail") tells an earlier answer.
         log.info("intake %s: invalid answer (%s)", state.row.id, problem.key)
-        note = "⚠️ " + self.t(problem.key, **problem.params)
+        # A list (option labels) is shown one per line, each quoted: "No, never" must not read
+        # as "No" and "never".
+        values = {k: "\n".join(self.t("option_line", option=x) for x in v) if isinstance(v, list)
+                  else html.escape(str(v), quote=False) for k, v in problem.params.items()}
+        note = "⚠️ " + self.spec.fill(
+            problem.key, clinic_name=html.escape(self.spec.clinic_name, quote=False), **values)
         self._save(state, now)
         return Reply([self._question_out(state, question, note)])
 

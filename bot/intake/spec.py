@@ -23,7 +23,7 @@ REQUIRED_TEXTS = (
     "button_share_phone", "button_continue", "button_back_review", "button_cancel_confirm",
     "button_cancel_keep", "cancel_confirm", "cancel_confirm_update", "keyboard_closed", "declined",
     "cancelled", "cancelled_update", "error_contact_not_yours", "date_passed_again",
-    "declined_kept",
+    "declined_kept", "error_choose_ambiguous", "option_line",
     "nothing_to_cancel",
     "progress", "current_answer", "hint_cancel", "resumed", "still_open", "answered", "skipped",
     "none_selected", "review_title", "review_line", "submitted", "returning", "deleted",
@@ -43,7 +43,7 @@ REQUIRED_TEXTS = (
 PLACEHOLDERS = frozenset({
     "clinic_name", "answer", "count", "date", "earliest", "example", "flags", "label", "latest",
     "length", "max", "min", "n", "name", "note", "option", "options", "patient_id", "phone",
-    "question", "total", "version", "when"})
+    "question", "total", "typed", "version", "when"})
 
 
 class _Map(dict):
