@@ -32,8 +32,12 @@ class Appointment(Base):
     # The CSV row that booked it (bot/reminders/importer.py), kept through relinking,
     # cancellation and rescheduling so that importing the row again books nothing.
     import_key: Mapped[str | None] = mapped_column(String(64), unique=True, index=True)
-    # The start before the last reschedule: the new confirmation says it moved, from when.
+    # The start the patient was told before the last change; equal to starts_at when only the
+    # duration changed since. The new confirmation says it moved (or changed), from when.
     previous_starts_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    # The plan version that set starts_at (booking, or a reschedule that moved it): messages of
+    # it and later versions name this time. None for appointments older than 0016.
+    time_version: Mapped[int | None] = mapped_column(Integer)
     # The placeholder record it was booked on, when a link moved it to whoever opened it
     # (someone already on the bot): /unlink moves it back.
     moved_from: Mapped[int | None] = mapped_column(Integer)

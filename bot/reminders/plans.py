@@ -37,7 +37,7 @@ REQUIRED_TEXTS = tuple(f"reminder_{k}" for k in KINDS) + (
     "my_appointments_title", "my_appointments_none", "appointment_line", "session_of",
     "status_confirmed", "confirm_done", "reschedule_requested", "cancel_question", "cancel_done",
     "cancel_kept", "appointment_gone", "checkin_fine", "checkin_concern", "concern_question",
-    "reschedule_question", "next_session_question", "next_session_requested", "next_session_already", "confirm_moved", "calendar_caption",
+    "reschedule_question", "next_session_question", "next_session_requested", "next_session_already", "confirm_moved", "reminder_changed", "calendar_caption",
     "calendar_summary", "link_done", "link_invalid", "staff_book_usage", "staff_reschedule_usage",
     "staff_cancel_usage", "staff_cancel_hint", "staff_retry_usage", "staff_retried", "staff_push_usage",
     "staff_bad_input", "staff_not_done", "staff_booked", "staff_same_name", "staff_invite", "staff_rescheduled", "staff_cancelled",

@@ -104,7 +104,9 @@ def reminder_message(kind: str, texts: Texts, appt: Appointment, tz: ZoneInfo,
     params = {"when": when(appt.starts_at, tz, now), "minutes": appt.duration_min,
               "area": appt.area, "session_no": appt.session_no, "course_size": appt.course_size,
               "date": local_date(appt.starts_at, tz, now)}
-    if kind == "confirmation" and appt.previous_starts_at is not None:
+    if kind == "confirmation" and appt.previous_starts_at == appt.starts_at:
+        text = texts.get("reminder_changed", **params)  # the duration, told the same start
+    elif kind == "confirmation" and appt.previous_starts_at is not None:
         # A moved appointment's confirmation: "moved", not "booked" (a second appointment?).
         text = texts.get("reminder_moved", previous=when(appt.previous_starts_at, tz, now),
                          **params)

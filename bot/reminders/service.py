@@ -177,7 +177,8 @@ async def book(session: AsyncSession, *, patient_id: int, starts_at: datetime, d
     await _refuse_twin(session, patient_id, starts_at, duration_min)
     appt = Appointment(patient_id=patient_id, starts_at=starts_at, duration_min=duration_min,
                        area=area.strip(), session_no=session_no, course_size=course_size,
-                       status="booked", plan_version=1, created_at=now, updated_at=now,
+                       status="booked", plan_version=1, time_version=1, created_at=now,
+                       updated_at=now,
                        moved_from=named if named is not None and named != patient_id else None)
     session.add(appt)
     await session.flush()  # the id goes into the reminder keys
@@ -345,6 +346,19 @@ async def active_appointment(session: AsyncSession, appointment_id: int) -> Appo
 TELLS_THE_TIME = ("confirmation", "preparation", "same_day", "push_before")
 
 
+async def told_the_time(session: AsyncSession, appt: Appointment) -> bool:
+    """Whether a message naming the appointment's current start has reached the patient: one
+    of the plan version that set it or a later one (a replan keeps the time), /push's too."""
+    versions = range(appt.time_version or appt.plan_version, appt.plan_version + 1)
+    told = [Reminder.key.in_([reminder_key(appt.id, k, v) for k in TELLS_THE_TIME
+                              for v in versions])]
+    if appt.time_version is not None:  # 0016 on: /push keys carry the version
+        told += [Reminder.key.like(f"appt:{appt.id}:push:v{v}:%") for v in versions]
+    return await session.scalar(select(Reminder.id).where(
+        or_(*told), Reminder.appointment_id == appt.id, Reminder.kind.in_(TELLS_THE_TIME),
+        Reminder.status == "sent").limit(1)) is not None
+
+
 async def reschedule(session: AsyncSession, appt: Appointment, *, starts_at: datetime,
                      now: datetime, content: ReminderContent, settings: Settings,
                      duration_min: int | None = None) -> Appointment:
@@ -358,18 +372,17 @@ async def reschedule(session: AsyncSession, appt: Appointment, *, starts_at: dat
     await _refuse_twin(session, appt.patient_id, starts_at, duration, moving=appt.id)
     await cancel_open_reminders(session, now=now, reason="rescheduled", appointment_id=appt.id)
     await retire_undelivered(session, appointment_id=appt.id, reason="rescheduled")
-    if starts_at != appt.starts_at:
-        # "Moved from ..." names the time the patient was last told: this plan's, if one of its
-        # messages naming it went out; else the one before stays (moved twice before the
-        # patient heard of the middle time), or none (never told: "booked").
-        told = await session.scalar(select(Reminder.id).where(
-            Reminder.key.in_([reminder_key(appt.id, k, appt.plan_version)
-                              for k in TELLS_THE_TIME]),
-            Reminder.status == "sent").limit(1))
-        if told is not None:
-            appt.previous_starts_at = appt.starts_at
+    # "Moved from ..." names the time the patient was last told: the current one, if a message
+    # naming it went out; else the one before stays (moved twice before the patient heard of
+    # the middle time), or none (never told: "booked"). Told, and only the duration changes:
+    # the same start, and the confirmation says "changed".
+    if await told_the_time(session, appt):
+        appt.previous_starts_at = appt.starts_at
+    moved = starts_at != appt.starts_at
     appt.starts_at, appt.duration_min = starts_at, duration
     appt.plan_version += 1
+    if moved:
+        appt.time_version = appt.plan_version
     appt.status = "booked"  # the new time needs a new confirmation
     appt.updated_at = now
     session.add_all(_rows(appt, content, settings, now))
@@ -403,8 +416,8 @@ async def push(session: AsyncSession, appt: Appointment, *, now: datetime,
     """Staff /push: the relevant reminder, now, through the outbox. With `once` (the pressed
     button's message), a second press of that button queues nothing more: the row it queued.
     The caller holds the appointment's lock (`active_appointment`)."""
-    key = f"appt:{appt.id}:push:{once}" if once else \
-        f"appt:{appt.id}:push:{int(now.timestamp() * 1000)}"
+    # The plan version in the key: whether the patient was told the time (`told_the_time`).
+    key = f"appt:{appt.id}:push:v{appt.plan_version}:{once or int(now.timestamp() * 1000)}"
     if once:
         queued = await session.scalar(select(Reminder).where(Reminder.key == key))
         if queued is not None:
