@@ -862,18 +862,26 @@ class IntakeFlow:
     async def staff_contact(self, session: AsyncSession, intake_id: int, staff_user_id: int | None,
                             now: datetime) -> str:
         row = await session.get(Intake, intake_id)
+        patient = await session.get(Patient, row.patient_id) if row is not None else None
+        key = "staff_contact"
+        if row is not None and row.status == SUPERSEDED and patient is not None:
+            # An older summary: the patient updated their answers since (this row's were
+            # cleared). Staff get the number from, and are pointed to, the updated request.
+            newer = await self._submitted(session, patient)
+            if newer is not None:
+                row, key = newer, "staff_contact_superseded"
         if row is None or row.status != SUBMITTED:
             return self.t("staff_not_found")
         await audit.record(session, now=now, action="intake_contact_viewed",
                            actor_user_id=staff_user_id, patient_id=row.patient_id,
-                           subject=f"intake:{intake_id}")
-        patient = await session.get(Patient, row.patient_id)
+                           subject=f"intake:{row.id}")
         answers = self._load(row).answers
         phone_q = next((q for q in self.spec.questions if q.kind == "phone"), None)
         phone = self.answer_text(phone_q, answers.get(phone_q.id)) if phone_q else "-"
         name = (patient.first_name if patient else None) or "patient"
-        return self.spec.fill("staff_contact", name=html.escape(name, quote=False),
-                              patient_id=row.patient_id, phone=phone)
+        return self.spec.fill(key, name=html.escape(name, quote=False),
+                              patient_id=row.patient_id, phone=phone,
+                              date=self._local_day(row.submitted_at))
 
     # ------------------------------------------------------------------ returning patient
     async def _returning_action(self, session: AsyncSession, patient: Patient, action: str,
