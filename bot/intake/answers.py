@@ -37,12 +37,17 @@ YES = {"yes", "y", "yeah", "yep", "да", "oui", "si", "sí", "ja", "true", "1"}
 NO = {"no", "n", "nope", "нет", "non", "nein", "false", "0"}
 _SPACE = re.compile(r"\s+")
 _CONTROL = {"Cc", "Cf", "Cs", "Co", "Cn"}
+# Format characters that are part of the text: the zero-width non-joiner (Persian "می‌خواهم")
+# and joiner (emoji sequences such as "👩‍⚕️"). Other format characters (bidi overrides,
+# zero-width spaces) still go.
+_KEEP = "\n\u200c\u200d"
 
 
 def clean_text(raw: str) -> str:
-    """Unicode-normalised, control characters removed (newlines kept), spaces trimmed."""
+    """Unicode-normalised, control characters removed (newlines, ZWNJ and ZWJ kept), spaces
+    trimmed."""
     text = unicodedata.normalize("NFC", raw)
-    text = "".join(ch for ch in text if ch in "\n" or unicodedata.category(ch) not in _CONTROL)
+    text = "".join(ch for ch in text if ch in _KEEP or unicodedata.category(ch) not in _CONTROL)
     lines = [_SPACE.sub(" ", line).strip() for line in text.split("\n")]
     return "\n".join(line for line in lines if line).strip()
 
