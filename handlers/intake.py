@@ -191,6 +191,12 @@ async def on_message(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None
         raise ApplicationHandlerStop
 
 
+async def on_edited(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    """An edited message: if it answered a question, the patient is told the edit is not read."""
+    if await _run(update, context, "edited"):
+        raise ApplicationHandlerStop
+
+
 async def on_cancel_early(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     if await _run(update, context, "cancel"):
         raise ApplicationHandlerStop
@@ -229,10 +235,11 @@ async def _run(update: Update, context: ContextTypes.DEFAULT_TYPE, kind: str) ->
     """Apply one event in one transaction, then show the result. False: not an intake update."""
     urgent = answer = False
     waiting: str | None = None
+    reply: Reply | None = None
     svc = services(context)
     flow = _flow(svc)
     if flow is None:
-        if kind in ("typed", "cancel"):
+        if kind in ("typed", "cancel", "edited"):
             return False
         log.error("intake unavailable: ENCRYPTION_KEYS or content/intake.yaml missing")
         await answer_press(update)
@@ -247,7 +254,7 @@ async def _run(update: Update, context: ContextTypes.DEFAULT_TYPE, kind: str) ->
             if user is None:  # private chats always name the sender; anything else is not ours
                 return False
             patient, open_row = await flow.with_patient(session, user.id)
-            if kind in ("typed", "cancel"):
+            if kind in ("typed", "cancel", "edited"):
                 # Every message passes here first: only patients with an intake go on.
                 if patient is None:
                     return False
@@ -267,7 +274,16 @@ async def _run(update: Update, context: ContextTypes.DEFAULT_TYPE, kind: str) ->
                                   and svc.qa.red_flag_in(words, history=history) is not None)
                     answer = not urgent or (waiting == "text" and history and bool(message.text))
             patient = await _patient(session, update, svc, patient)
-            if kind == "entry":
+            if kind == "edited":
+                assert message is not None
+                found = await flow.edited(session, patient, message.message_id, now)
+                if found is not None:
+                    reply, history = found
+                    # The new words are read for urgency all the same ("now my lips swell").
+                    words = words_of(message)
+                    urgent = bool(words and svc.qa is not None
+                                  and svc.qa.red_flag_in(words, history=history) is not None)
+            elif kind == "entry":
                 reply = await flow.entry(session, patient, now)
             elif kind == "press":
                 reply = await flow.press(session, patient, update.callback_query.data or "", now)
@@ -284,7 +300,8 @@ async def _run(update: Update, context: ContextTypes.DEFAULT_TYPE, kind: str) ->
                                              is_contact=True,
                                              own_contact=message.contact.user_id == user.id)
                 else:
-                    reply = await flow.typed(session, patient, message.text, now)
+                    reply = await flow.typed(session, patient, message.text, now,
+                                             message_id=message.message_id)
     except CryptoError:
         # A key was removed before rotation finished: say so to the operator (no data in logs).
         log.error("intake data of user %s cannot be decrypted with ENCRYPTION_KEYS",
@@ -380,6 +397,9 @@ def register(application: Application, svc: Services) -> None:
     application.add_handler(
         MessageHandler(PRIVATE & filters.UpdateType.MESSAGE & ~filters.COMMAND, on_message),
         group=GROUP)
+    application.add_handler(
+        MessageHandler(PRIVATE & filters.UpdateType.EDITED_MESSAGE & filters.TEXT
+                       & ~filters.COMMAND, on_edited), group=GROUP)
     application.add_handler(CallbackQueryHandler(on_button, pattern=r"^ik:"))
     application.add_handler(CallbackQueryHandler(on_staff_button, pattern=r"^iks:\d{1,12}$"))
     if application.job_queue is not None:

@@ -47,6 +47,7 @@ log = logging.getLogger(__name__)
 
 Button = tuple[str, str]  # (label, callback_data); a label starting "url:" is never used
 REVIEW_ANSWER_LIMIT = 300
+TYPED_KEPT = 60  # ids of the latest typed answers kept, to recognise an edit of one
 STAFF_BLOCK = 3000  # characters per block of the staff summary (a page holds up to 3800)
 NOTIFIED = "intake_staff_notified"  # the audit action once a staff chat got the summary
 # The submit's own notice may still be on its way: the staff group's rate limit (about 20
@@ -112,6 +113,9 @@ class State:
     editing: bool = False
     # Said above the next step shown, once (not saved): e.g. why a date is asked again.
     notice: str | None = None
+    # [message id, question id] of the latest typed answers: an edit of one is not read, and
+    # the patient is told so (encrypted with the answers: a question id tells an answer).
+    typed: list[list[Any]] = field(default_factory=list)
 
 
 class IntakeFlow:
@@ -132,12 +136,13 @@ class IntakeFlow:
         # question was added since): a typed reply re-shows the first unanswered question, and
         # a pressed button names its own.
         return State(row, dict(data.get("answers", {})), dict(data.get("draft", {})),
-                     data.get("current"), bool(data.get("editing", False)))
+                     data.get("current"), bool(data.get("editing", False)),
+                     typed=list(data.get("typed", [])))
 
     def _save(self, state: State, now: datetime) -> None:
         state.row.data = self.box.encrypt_json(
             {"answers": state.answers, "draft": state.draft, "current": state.current,
-             "editing": state.editing},
+             "editing": state.editing, "typed": state.typed},
             context=self._context(state.row.patient_id))
         state.row.updated_at = now
 
@@ -443,9 +448,10 @@ class IntakeFlow:
     # ------------------------------------------------------------------ answering
     async def typed(self, session: AsyncSession, patient: Patient, text: str | None,
                     now: datetime, *, is_contact: bool = False,
-                    own_contact: bool = True) -> Reply | None:
+                    own_contact: bool = True, message_id: int | None = None) -> Reply | None:
         """A message typed (or a contact shared) while a question is open; None: not ours.
-        `own_contact`: the shared contact is the sender's own (Telegram's user_id is theirs)."""
+        `own_contact`: the shared contact is the sender's own (Telegram's user_id is theirs).
+        `message_id`: the message's id in the chat, remembered to recognise an edit of it."""
         state = await self._active(session, patient)
         if state is None or state.row.stage != "question":
             return None
@@ -475,6 +481,8 @@ class IntakeFlow:
             # Telegram sends a shared contact's international number without the +; one in
             # national digits ("07911123456", as saved in an address book) is read as typed.
             text = "+" + text.strip()
+        if message_id is not None and not is_contact:  # an answer (or a try): saved below
+            state.typed = [*state.typed, [message_id, question.id]][-TYPED_KEPT:]
         if is_contact and question.kind != "phone":
             return self._invalid(state, question, parse.Invalid("error_not_text"), now)
         if is_contact and not own_contact:  # someone else's card, not "your number"
@@ -484,6 +492,33 @@ class IntakeFlow:
             return self._invalid(state, question, result, now)
         pre = [Out(self.t("contact_saved"), remove_keyboard=True)] if question.kind == "phone" else []
         return self._record(state, question, result.value, now, pre=pre)
+
+    async def edited(self, session: AsyncSession, patient: Patient, message_id: int,
+                     now: datetime) -> tuple[Reply, bool] | None:
+        """The patient edited a message that answered a question (None: not one of those).
+        The edit is not applied (the answer may have led to other questions, been checked for
+        urgency, or gone to staff already): they are told so and how to change the answer.
+        Also says whether that question asks about the past (for the urgency check)."""
+        state = await self._active(session, patient)
+        submitted = await self._submitted(session, patient)
+        try:
+            sent = self._load(submitted) if submitted is not None else None
+        except CryptoError:  # a key removed before rotation: that request cannot tell
+            sent = None
+        for row_state in (state, sent):
+            if row_state is None:
+                continue
+            qid = next((q for m, q in row_state.typed if m == message_id), None)
+            if qid is None:
+                continue
+            question = self.spec.question(qid)
+            history = question.history if question is not None else False
+            if state is not None:  # where they are now, under the note
+                return self._show_state(state, None, now, note=self.t("edit_not_taken")), history
+            out = self._returning_out(submitted)
+            out.text = f"{self.t('edit_not_taken_sent')}\n\n{out.text}"
+            return Reply([out]), history
+        return None
 
     def _invalid(self, state: State, question: Question, problem: parse.Invalid, now: datetime) -> Reply:
         # Not the question's id: a follow-up's ("allergies_detail") tells an earlier answer.

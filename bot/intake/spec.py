@@ -24,7 +24,7 @@ REQUIRED_TEXTS = (
     "button_cancel_keep", "cancel_confirm", "cancel_confirm_update", "keyboard_closed", "declined",
     "cancelled", "cancelled_update", "error_contact_not_yours", "date_passed_again",
     "declined_kept", "error_choose_ambiguous", "option_line",
-    "staff_contact_superseded",
+    "staff_contact_superseded", "edit_not_taken", "edit_not_taken_sent",
     "nothing_to_cancel",
     "progress", "current_answer", "hint_cancel", "resumed", "still_open", "answered", "skipped",
     "none_selected", "review_title", "review_line", "submitted", "returning", "deleted",
