@@ -429,7 +429,13 @@ class IntakeFlow:
             out = self._consent_out(self.t("consent_changed"))
             out.edit = True
             return Reply([out])
-        if state is not None and not await self._consent_is_current(session, state):
+        agreed = Out(self.t("answered", question=_first_line(self.spec.consent()),
+                            answer=_label_text(self.t("button_agree"))), edit=True)
+        if state is not None and await self._consent_is_current(session, state):
+            # Agreed already (a quick double tap, or an older consent message): the question
+            # they see is not sent again; the pressed message shows the agreement.
+            return Reply([agreed], toast=self.t("already_agreed"))
+        if state is not None:
             # Agreed to a text that changed while the questionnaire was open: recorded, and the
             # questionnaire goes on under it.
             state.row.consent_id = await self._record_consent(session, patient, now)
@@ -441,8 +447,6 @@ class IntakeFlow:
             # starts at the first question.
             state = await self._open(session, patient, consent_id,
                                      await self._submitted(session, patient), now)
-        agreed = Out(self.t("answered", question=_first_line(self.spec.consent()),
-                            answer=_label_text(self.t("button_agree"))), edit=True)
         return self._show_state(state, None, now, pre=[agreed])
 
     # ------------------------------------------------------------------ answering

@@ -25,6 +25,7 @@ REQUIRED_TEXTS = (
     "cancelled", "cancelled_update", "error_contact_not_yours", "date_passed_again",
     "declined_kept", "error_choose_ambiguous", "option_line",
     "staff_contact_superseded", "edit_not_taken", "edit_not_taken_sent",
+    "already_agreed",
     "nothing_to_cancel",
     "progress", "current_answer", "hint_cancel", "resumed", "still_open", "answered", "skipped",
     "none_selected", "review_title", "review_line", "submitted", "returning", "deleted",
