@@ -97,16 +97,18 @@ async def test_update_ids_continue_after_the_highest_claimed(tmp_path):
 
 async def test_the_phone_step_shows_its_reply_keyboard_and_each_key_works(tmp_path):
     screens = await chat(tmp_path, [
-        *TO_PHONE_STEP, key("Back"), press("No"), key("Cancel"),
+        *TO_PHONE_STEP, key("Back"), press("No"), key("Cancel"), press("Yes, stop"),
     ])
-    phone_step, back, phone_again, cancelled = screens[-4:]
+    phone_step, back, phone_again, asked, cancelled = screens[-5:]
     assert "Question 9 of 12" in phone_step
     assert "[k1] 📱 Share my phone number" in phone_step
     assert "[k2] ‹ Back" in phone_step and "[k3] ✖️ Cancel" in phone_step
     # Back sends the label as text, as Telegram does; the bot closes the keyboard.
     assert "[keyboard closed]" in back and "Question 8 of 12" in back
     assert "[k1] 📱 Share my phone number" in phone_again
-    assert "[keyboard closed]" in cancelled and "Question" not in cancelled
+    # Cancel with answers given asks first; yes, and the questionnaire is gone.
+    assert "[keyboard closed]" in asked and "Yes, stop" in asked
+    assert "Cancelled" in cancelled and "Question" not in cancelled
 
 
 async def test_sharing_the_contact_answers_the_phone_step(tmp_path):
