@@ -11,10 +11,15 @@ from tests.intake_support import (
 )
 
 
-async def test_a_shared_contact_in_national_digits_is_read_as_typed(runner):
+async def _at_the_phone_question(runner) -> TgUser:
     patient = TgUser(runner, "Anna")
     await agree(patient)
     await answer_until_phone(patient)
+    return patient
+
+
+async def test_a_shared_contact_in_national_digits_is_read_as_typed(runner):
+    patient = await _at_the_phone_question(runner)
     # Was: "+" put in front ("+07911123456") and refused with "I couldn't tell the country".
     shown = await patient.send_contact("07911123456")
     assert "your number is saved" in shown[0].text
@@ -24,9 +29,7 @@ async def test_a_shared_contact_in_national_digits_is_read_as_typed(runner):
 
 
 async def test_a_shared_contact_in_international_digits_still_gets_its_plus(runner):
-    patient = TgUser(runner, "Anna")
-    await agree(patient)
-    await answer_until_phone(patient)
+    patient = await _at_the_phone_question(runner)
     shown = await patient.send_contact("33612345678")  # Telegram sends no "+"
     assert "your number is saved" in shown[0].text
     review = await finish_after_phone(patient)
@@ -34,9 +37,7 @@ async def test_a_shared_contact_in_international_digits_still_gets_its_plus(runn
 
 
 async def test_someone_elses_contact_is_not_saved_as_your_number(runner):
-    patient = TgUser(runner, "Anna")
-    await agree(patient)
-    await answer_until_phone(patient)
+    patient = await _at_the_phone_question(runner)
     bob = {"phone_number": "+447911123457", "first_name": "Bob", "user_id": 999999}
     shown = await patient.send_raw(patient._message(contact=bob))
     # Was: "✓ Thanks, your number is saved." with Bob's number.

@@ -32,6 +32,15 @@ async def _to_allergy_details(runner) -> TgUser:  # noqa: ANN001
     return patient
 
 
+async def _after_allergy_details_to_the_last_question(patient: TgUser) -> None:
+    await patient.press("No")  # medicines
+    for _ in range(3):
+        await patient.press("No")
+    await patient.send("+447911123456")
+    await toggle_done(patient, "Weekday mornings")
+    await patient.press("Skip ›")
+
+
 async def test_editing_a_typed_answer_is_answered_with_how_to_change_it(fake, runner):
     patient = await _to_allergy_details(runner)
     typo = patient._message(text="Penicilin")
@@ -42,12 +51,7 @@ async def test_editing_a_typed_answer_is_answered_with_how_to_change_it(fake, ru
     assert "✏️ button on the review screen" in shown[-1].text
     assert "medicines" in shown[-1].text  # the open question, shown again below the note
     # The way it names works: at the review, Edit the allergy details.
-    await patient.press("No")  # medicines
-    for _ in range(3):
-        await patient.press("No")
-    await patient.send("+447911123456")
-    await toggle_done(patient, "Weekday mornings")
-    await patient.press("Skip ›")
+    await _after_allergy_details_to_the_last_question(patient)
     review = await patient.press("Skip ›")
     assert "Penicilin" in review[-1].text and "latex" not in review[-1].text
     await patient.press("✏️ Allergy details")
@@ -59,12 +63,7 @@ async def test_editing_an_answer_after_submitting_points_to_update(fake, runner)
     patient = await _to_allergy_details(runner)
     typo = patient._message(text="Penicilin")
     await patient.send_raw(typo)
-    await patient.press("No")  # medicines
-    for _ in range(3):
-        await patient.press("No")
-    await patient.send("+447911123456")
-    await toggle_done(patient, "Weekday mornings")
-    await patient.press("Skip ›")
+    await _after_allergy_details_to_the_last_question(patient)
     await patient.press("Skip ›")
     await patient.press("📨 Submit")
     shown = await _edit(patient, typo, "Penicillin and latex")

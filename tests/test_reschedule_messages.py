@@ -28,6 +28,15 @@ def clock() -> FixedClock:
     return FixedClock(datetime(2026, 3, 1, 10, 0, tzinfo=UTC))
 
 
+async def booked_and_told(rr, staff, clock):
+    """Anna, booked for Fri 20 Mar 15:00 (45 min), her confirmation sent; the clock moved on."""
+    anna = await new_patient(rr)
+    appt = await book(staff, f"{anna.id} 2026-03-20 15:00 45 face")
+    await dispatch(rr, clock)
+    clock.advance(seconds=5)
+    return anna, appt
+
+
 def staff_texts(fake) -> list[str]:
     return sent_texts(fake, 42)
 
@@ -65,10 +74,7 @@ async def test_confirm_under_a_message_about_the_same_time_confirms(fake, rr, cl
 
 
 async def test_a_change_of_duration_alone_is_changed_not_booked_again(fake, rr, clock, staff):
-    anna = await new_patient(rr)
-    appt = await book(staff, f"{anna.id} 2026-03-20 15:00 45 face")
-    await dispatch(rr, clock)
-    clock.advance(seconds=5)
+    anna, appt = await booked_and_told(rr, staff, clock)
     await staff.send(f"/reschedule {appt} 2026-03-20 15:00 90")
     clock.advance(seconds=5)
     await dispatch(rr, clock)
@@ -79,10 +85,7 @@ async def test_a_change_of_duration_alone_is_changed_not_booked_again(fake, rr, 
 
 
 async def test_a_change_of_duration_after_a_move_does_not_repeat_the_move(fake, rr, clock, staff):
-    anna = await new_patient(rr)
-    appt = await book(staff, f"{anna.id} 2026-03-20 15:00 45 face")
-    await dispatch(rr, clock)
-    clock.advance(seconds=5)
+    anna, appt = await booked_and_told(rr, staff, clock)
     await staff.send(f"/reschedule {appt} 2026-03-22 11:30")
     clock.advance(seconds=5)
     await dispatch(rr, clock)
@@ -97,10 +100,7 @@ async def test_a_change_of_duration_after_a_move_does_not_repeat_the_move(fake, 
 
 async def test_a_duration_change_before_the_patient_heard_of_the_move_still_says_moved(
         fake, rr, clock, staff):
-    anna = await new_patient(rr)
-    appt = await book(staff, f"{anna.id} 2026-03-20 15:00 45 face")
-    await dispatch(rr, clock)
-    clock.advance(seconds=5)
+    anna, appt = await booked_and_told(rr, staff, clock)
     await staff.send(f"/reschedule {appt} 2026-03-22 11:30")
     await staff.send(f"/reschedule {appt} 2026-03-22 11:30 90")  # before anything was sent
     clock.advance(seconds=5)
