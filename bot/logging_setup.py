@@ -42,9 +42,26 @@ class RedactTokenFilter(logging.Filter):
         return True
 
 
+class RedactingFormatter(logging.Formatter):
+    """Redacts the whole line as written, traceback included: an exception's chained cause
+    (aiohttp's "Connection timeout to host .../bot<token>/getMe" under a clean TimedOut) is
+    printed by the formatter, past what the filter sees."""
+
+    def __init__(self, fmt: str, secrets: list[str] | None = None) -> None:
+        super().__init__(fmt)
+        self._secrets = [s for s in (secrets or []) if s]
+
+    def format(self, record: logging.LogRecord) -> str:
+        text = redact_token(super().format(record))
+        for secret in self._secrets:
+            text = text.replace(secret, "<redacted>")
+        return text
+
+
 def setup_logging(level: str = "INFO", secrets: list[str] | None = None) -> None:
     handler = logging.StreamHandler()
-    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    handler.setFormatter(RedactingFormatter("%(asctime)s %(levelname)s %(name)s: %(message)s",
+                                            secrets))
     handler.addFilter(RedactTokenFilter(secrets))
     root = logging.getLogger()
     root.handlers[:] = [handler]
