@@ -96,7 +96,8 @@ class WebhookServer:
         return f"http://{self.listen}:{self.port}{self.path}"
 
     async def _telegram(self, request: web.Request) -> web.Response:
-        given = request.headers.get(SECRET_HEADER, "").encode()
+        # Header bytes that are not UTF-8 come as surrogates: not the secret, and no 500.
+        given = request.headers.get(SECRET_HEADER, "").encode("utf-8", "surrogateescape")
         if not hmac.compare_digest(given, self._secret):
             self.rejected += 1
             log.warning("webhook request refused: %s secret token",

@@ -110,6 +110,23 @@ async def test_webhook_answers_400_to_an_undecodable_body_and_413_to_an_oversize
         assert fake.violations == []
 
 
+async def test_a_secret_header_that_is_not_utf8_is_refused_with_403(fake: FakeBotAPI, db_url: str):
+    """Raw header bytes, as any scanner may send: refused like a wrong secret, not a 500 with
+    an error logged."""
+    async with webhook_instance(webhook_settings(fake, db_url)) as bot:
+        assert bot.server is not None
+        reader, writer = await asyncio.open_connection(bot.server.listen, bot.server.port)
+        body = b'{"update_id": 1}'
+        writer.write(b"POST " + bot.server.path.encode() + b" HTTP/1.1\r\nHost: x\r\n"
+                     b"X-Telegram-Bot-Api-Secret-Token: \xff\xfe\r\n"
+                     b"Content-Type: application/json\r\nContent-Length: "
+                     + str(len(body)).encode() + b"\r\n\r\n" + body)
+        await writer.drain()
+        status_line = await reader.readline()
+        writer.close()
+        assert b" 403 " in status_line and bot.server.rejected == 1
+
+
 async def test_healthz_reports_the_database(fake: FakeBotAPI, db_url: str):
     async with webhook_instance(webhook_settings(fake, db_url)) as bot:
         status, body = await bot.get("/healthz")
