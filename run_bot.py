@@ -33,6 +33,35 @@ def _fail(message: str) -> int:
     return 2
 
 
+def _startup_problem(exc: Exception) -> str | None:
+    """One line for what stops the bot from starting and is the operator's to fix (the
+    database, Telegram, the webhook's port), instead of a traceback; None for anything else."""
+    import errno
+
+    from telegram.error import BadRequest, NetworkError, TelegramError
+
+    from bot.db.errors import is_db_unavailable
+    from bot.logging_setup import redact_token
+
+    if isinstance(exc, BadRequest) and "webhook" in exc.message.lower():
+        return (f"Telegram refused the webhook ({redact_token(exc.message)}): check WEBHOOK_URL "
+                "(an https URL on port 443, 80, 88 or 8443)")
+    if isinstance(exc, NetworkError):  # before the database: its cause may be a TimeoutError
+        return (f"Telegram's Bot API could not be reached ({redact_token(exc.message)}): check "
+                "the network, a proxy (HTTPS_PROXY) and TELEGRAM_API_BASE_URL if set")
+    if isinstance(exc, TelegramError):
+        return None
+    if isinstance(exc, OSError) and exc.errno == errno.EADDRINUSE:
+        return (f"Cannot listen for the webhook ({exc.strerror}): another program uses "
+                "WEBHOOK_LISTEN:WEBHOOK_PORT; stop it or choose another port")
+    if is_db_unavailable(exc):
+        return (f"The database cannot be used ({type(exc).__name__}: "
+                f"{redact_token(str(exc)).splitlines()[0] if str(exc) else 'no detail'}): check "
+                "DATABASE_URL, that the server runs (PostgreSQL) or that the folder exists "
+                "(SQLite)")
+    return None
+
+
 def cmd_run(args: argparse.Namespace) -> int:
     from telegram import Update
 
@@ -255,7 +284,10 @@ def main(argv: list[str] | None = None) -> int:
                      "one from @BotFather")
     except KeyboardInterrupt:
         return 130
-    except Exception:
+    except Exception as exc:
+        problem = _startup_problem(exc)
+        if problem is not None:
+            return _fail(problem)
         # Anything else: the traceback is for the operator, with anything token-shaped removed
         # (library messages may quote a URL that carries it).
         import traceback

@@ -118,7 +118,7 @@ class Settings(BaseSettings):
     def _zone(cls, value: str) -> str:
         try:
             ZoneInfo(value)
-        except (ZoneInfoNotFoundError, ValueError):
+        except (ZoneInfoNotFoundError, ValueError, OSError):  # "Europe" is a folder: OSError
             raise ValueError(f"unknown time zone {value!r} (use an IANA name such as Europe/Paris)") from None
         return value
 
@@ -129,6 +129,12 @@ class Settings(BaseSettings):
             raise ValueError(
                 "must start with sqlite+aiosqlite:// or postgresql+asyncpg:// (async drivers)"
             )
+        # SQLite creates the file, not its folder: say which folder, before a driver's
+        # "unable to open database file".
+        path = re.match(r"^sqlite\+aiosqlite:///([^?]+)", value)
+        if path and path.group(1) != ":memory:" and not Path(path.group(1)).parent.is_dir():
+            raise ValueError(f"the folder {str(Path(path.group(1)).parent)!r} does not exist "
+                             "(SQLite creates the database file, not its folder)")
         return value
 
     @field_validator("telegram_api_base_url")
