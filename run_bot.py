@@ -72,6 +72,11 @@ def cmd_run(args: argparse.Namespace) -> int:
     webhook = getattr(args, "webhook", False)
     if webhook:
         settings.require_webhook()
+    elif settings.webhook_url:
+        # Polling starts by deleting the webhook: one instance started without --webhook
+        # would quietly cut off every instance that serves it.
+        return _fail("WEBHOOK_URL is set: start with `run --webhook`, or unset WEBHOOK_URL to "
+                     "poll (polling turns the webhook off for every instance)")
     settings.encryption_key_list()  # no key, no start: health answers are never stored in clear
     secrets = [token]
     if settings.webhook_secret_token is not None:

@@ -84,3 +84,11 @@ async def test_a_webhook_port_in_use_is_one_line(fake, tmp_path):
 async def test_a_time_zone_that_is_a_region_folder_is_one_line(fake, tmp_path, command):
     code, output = await run(fake, tmp_path, command, CLINIC_TIMEZONE="Europe")
     assert code == 2 and "CLINIC_TIMEZONE" in one_line(output)
+
+
+async def test_polling_with_a_webhook_configured_refuses_rather_than_delete_the_webhook(
+        fake, tmp_path):
+    code, output = await run(fake, tmp_path, "run", WEBHOOK_URL="https://bot.example.com/tg",
+                             WEBHOOK_SECRET_TOKEN="s" * 32)
+    assert code == 2 and one_line(output).startswith("WEBHOOK_URL is set: start with `run --webhook`")
+    assert not fake.calls_to("deleteWebhook") and not fake.calls_to("getUpdates")
