@@ -144,6 +144,10 @@ async def _staff_command_menus(application: Application, svc: Services,
 
 def _post_shutdown(svc: Services):
     async def post_shutdown(application: Application) -> None:
+        # When start-up failed at getMe (a revoked token, Telegram unreachable), PTB shuts
+        # nothing down: the Bot API sessions would be reported unclosed under the one-line
+        # error. Closes them then; after a normal run they are closed already (a no-op).
+        await application.bot.shutdown()
         await svc.db.dispose()
 
     return post_shutdown

@@ -92,3 +92,10 @@ async def test_polling_with_a_webhook_configured_refuses_rather_than_delete_the_
                              WEBHOOK_SECRET_TOKEN="s" * 32)
     assert code == 2 and one_line(output).startswith("WEBHOOK_URL is set: start with `run --webhook`")
     assert not fake.calls_to("deleteWebhook") and not fake.calls_to("getUpdates")
+
+
+async def test_a_revoked_token_is_one_line_without_unclosed_sessions(fake, tmp_path):
+    code, output = await run(fake, tmp_path, "run",
+                             BOT_TOKEN="987654321:AAH-revoked-token-abcdefghijklmnopqrstu")
+    assert code == 2 and one_line(output).startswith("BOT_TOKEN was rejected by Telegram")
+    assert "Unclosed" not in output and "revoked-token" not in output
