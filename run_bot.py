@@ -286,7 +286,8 @@ def main(argv: list[str] | None = None) -> int:
     except InvalidToken:
         # PTB's message quotes the token: never printed, in one line instead.
         return _fail("BOT_TOKEN was rejected by Telegram (revoked or mistyped): get the current "
-                     "one from @BotFather")
+                     "one from @BotFather (or TELEGRAM_API_BASE_URL, if set, is not a Bot API "
+                     "address: it ends in /bot)")
     except KeyboardInterrupt:
         return 130
     except Exception as exc:

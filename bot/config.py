@@ -142,7 +142,9 @@ class Settings(BaseSettings):
     def _base_url(cls, value: str) -> str:
         if not re.match(r"^https?://[^\s/]+", value):
             raise ValueError("must be an http(s) URL such as https://api.telegram.org/bot")
-        return value
+        # PTB appends the token: ".../bot/" would make ".../bot/<token>", a 404 that PTB
+        # reports as a rejected token.
+        return value.rstrip("/")
 
     @field_validator("webhook_url")
     @classmethod

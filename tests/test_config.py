@@ -121,3 +121,10 @@ def test_check_content_checks_every_file_the_bot_loads(tmp_path, file, old, new,
     result = _run_cli(["check-content"], {"CONTENT_DIR": str(content)}, tmp_path)
     assert result.returncode == 2, result.stdout
     assert expected in result.stderr and "Traceback" not in result.stderr
+
+
+def test_a_base_url_with_a_trailing_slash_still_reaches_the_bot_api(monkeypatch, tmp_path):
+    """PTB appends the token: ".../bot/" made ".../bot/<token>", a 404 read as a bad token."""
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("TELEGRAM_API_BASE_URL", "http://127.0.0.1:8081/bot/")
+    assert load_settings().telegram_api_base_url == "http://127.0.0.1:8081/bot"
