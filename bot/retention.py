@@ -64,6 +64,7 @@ async def purge(session: AsyncSession, now: datetime, months: int) -> Purged:
     cutoff = months_before(now, months)
     purged = Purged()
     purged.update(await _purge_intakes(session, now, cutoff))
+    await _purge_orphan_consents(session, now, cutoff)
     purged.questions = await _purge_questions(session, now, cutoff)
     await session.flush()
     return purged
@@ -78,9 +79,13 @@ async def _purge_intakes(session: AsyncSession, now: datetime, cutoff: datetime)
         return purged
     # Count what this transaction deleted, not what it selected: two instances' jobs can select
     # the same rows, and the second's DELETE then finds them gone (no second audit row).
+    # The DELETE repeats the conditions: a questionnaire the patient answered (or an
+    # appointment booked) since the SELECT stays.
     rows = (await session.execute(
-        delete(Intake).where(Intake.id.in_([r.id for r in rows]))
-        .returning(Intake.id, Intake.patient_id, Intake.consent_id))).all()
+        delete(Intake).where(Intake.id.in_([r.id for r in rows]), Intake.updated_at < cutoff,
+                             _no_appointment_since(Intake.patient_id, cutoff))
+        .returning(Intake.id, Intake.patient_id, Intake.consent_id)
+        .execution_options(synchronize_session=False))).all()
     if not rows:
         return purged
     consent_ids = {r.consent_id for r in rows}
@@ -96,6 +101,22 @@ async def _purge_intakes(session: AsyncSession, now: datetime, cutoff: datetime)
         await audit.record(session, now=now, action="retention_purge", actor_user_id=None,
                            patient_id=patient_id, subject=f"intakes:{count}")
     return purged
+
+
+async def _purge_orphan_consents(session: AsyncSession, now: datetime, cutoff: datetime) -> None:
+    """Consents given before the cutoff whose questionnaire is gone (cancelled, or purged in
+    an earlier run): nothing else ever removed them. A consent is never taken up again by a
+    new questionnaire (agreeing records a new one), so none in use can go."""
+    rows = (await session.execute(
+        delete(IntakeConsent).where(IntakeConsent.agreed_at < cutoff,
+                                    ~exists().where(Intake.consent_id == IntakeConsent.id))
+        .returning(IntakeConsent.patient_id).execution_options(synchronize_session=False))).all()
+    counts: dict[int, int] = {}
+    for (patient_id,) in rows:
+        counts[patient_id] = counts.get(patient_id, 0) + 1
+    for patient_id, count in sorted(counts.items()):
+        await audit.record(session, now=now, action="retention_purge", actor_user_id=None,
+                           patient_id=patient_id, subject=f"consents:{count}")
 
 
 def _question_purgeable(cutoff: datetime) -> ColumnElement[bool]:
