@@ -151,9 +151,17 @@ def cmd_rotate_keys(args: argparse.Namespace) -> int:
         finally:
             await svc.db.dispose()
 
+    from bot.rotation import LEFT
+
     counts = asyncio.run(_go())
+    left = counts.pop(LEFT, 0)
     print("re-encrypted under the first key: "
           + ", ".join(f"{n} {what}" for what, n in counts.items()))
+    if left:
+        return _fail(f"{left} encrypted fields were written under an old key while this ran (a "
+                     "bot still running with the old ENCRYPTION_KEYS): restart every instance "
+                     "with the new keys, run rotate-keys again, and keep the old key until it "
+                     "reports none")
     return 0
 
 

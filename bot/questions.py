@@ -274,12 +274,20 @@ async def rotate_keys(session: AsyncSession, crypto: CryptoBox) -> int:
     """Re-encrypt every question text and staff reply under the primary key; returns how many
     fields changed. The context inside each ciphertext (question:<patient>:text|reply) is kept."""
     changed = 0
-    for q in (await session.scalars(select(Question).order_by(Question.id))).all():
-        if q.text_enc and crypto.needs_rotation(q.text_enc):
-            q.text_enc = crypto.rotate(q.text_enc)
-            changed += 1
-        if q.reply_enc is not None and crypto.needs_rotation(q.reply_enc):
-            q.reply_enc = crypto.rotate(q.reply_enc)
-            changed += 1
-    await session.flush()
+    rows = (await session.execute(select(Question.id, Question.text_enc, Question.reply_enc)
+                                  .order_by(Question.id))).all()
+    for question_id, text_enc, reply_enc in rows:
+        for column, value in ((Question.text_enc, text_enc), (Question.reply_enc, reply_enc)):
+            if value and crypto.needs_rotation(value):
+                # Only if unchanged since read: a staff reply saved meanwhile stays as written.
+                result = await session.execute(
+                    update(Question).where(Question.id == question_id, column == value)
+                    .values({column: crypto.rotate(value)})
+                    .execution_options(synchronize_session=False))
+                changed += result.rowcount or 0
     return changed
+
+
+async def fields_under_old_keys(session: AsyncSession, crypto: CryptoBox) -> int:
+    rows = (await session.execute(select(Question.text_enc, Question.reply_enc))).all()
+    return sum(1 for row in rows for value in row if value and crypto.needs_rotation(value))

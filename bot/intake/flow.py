@@ -31,7 +31,7 @@ from datetime import date, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import String, and_, bindparam, cast, delete, literal, select
+from sqlalchemy import String, and_, bindparam, cast, delete, literal, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot import audit, telegram_html
@@ -1024,12 +1024,20 @@ async def rotate_intake_keys(session: AsyncSession, box: CryptoBox) -> int:
     """Re-encrypt every intake under the primary key; returns how many rows changed. Needs no
     questionnaire file: with the questionnaire switched off, its stored answers still rotate."""
     changed = 0
-    for row in (await session.scalars(select(Intake))).all():
-        if row.data and box.needs_rotation(row.data):
-            row.data = box.rotate(row.data)
-            changed += 1
-    await session.flush()
+    for row_id, data in (await session.execute(select(Intake.id, Intake.data))).all():
+        if data and box.needs_rotation(data):
+            # Only if unchanged since read: a patient's answer saved meanwhile (by a running
+            # bot) is not overwritten with the older answers (rotate_all counts what is left).
+            result = await session.execute(
+                update(Intake).where(Intake.id == row_id, Intake.data == data)
+                .values(data=box.rotate(data)).execution_options(synchronize_session=False))
+            changed += result.rowcount or 0
     return changed
+
+
+async def intakes_under_old_keys(session: AsyncSession, box: CryptoBox) -> int:
+    return sum(1 for data in (await session.scalars(select(Intake.data))).all()
+               if data and box.needs_rotation(data))
 
 
 async def erase_intake(session: AsyncSession, patient: Patient, now: datetime) -> None:
