@@ -6,13 +6,14 @@ question a staff member is answering after pressing Reply is a row too.
 
 from __future__ import annotations
 
+import logging
 from datetime import datetime, timedelta
 from typing import NamedTuple
 
 from sqlalchemy import and_, delete, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from bot.crypto import CryptoBox
+from bot.crypto import CryptoBox, CryptoError
 from bot.db.models import Patient
 from bot.db.qa_models import (
     ANSWERED,
@@ -36,6 +37,8 @@ MAX_TEXT = 4096  # Telegram's own limit for a message; anything longer is not fr
 # the categories stored before. Not the status: a staff reply turns a red flag's status into
 # "replied", and the weekly figures still count it as a red flag.
 FLAGGED = "flagged"
+
+log = logging.getLogger(__name__)
 
 
 def _context(question: Question, part: str) -> str:
@@ -257,9 +260,19 @@ async def export_for(session: AsyncSession, patient: Patient,
     # `urgent`: the stored marker (a staff reply turns the status into "replied", the marker
     # stays), as a yes/no rather than the column's internal value.
     return [{"asked_at": q.created_at.isoformat(), "source": q.source,
-             "question": question_text(crypto, q), "status": q.status,
-             "urgent": q.red_flag is not None, "clinic_reply": reply_text(crypto, q),
+             **_readable(crypto, q), "status": q.status, "urgent": q.red_flag is not None,
              "replied_at": q.replied_at.isoformat() if q.replied_at else None} for q in rows]
+
+
+def _readable(crypto: CryptoBox, question: Question) -> dict[str, object]:
+    """The question's texts; a row under a key the clinic removed is marked, not fatal: the
+    patient still gets everything else."""
+    try:
+        return {"question": question_text(crypto, question),
+                "clinic_reply": reply_text(crypto, question)}
+    except CryptoError:
+        log.error("question %s cannot be decrypted with ENCRYPTION_KEYS", question.id)
+        return {"question": None, "clinic_reply": None, "readable": False}
 
 
 async def erase_for(session: AsyncSession, patient: Patient, now: datetime) -> None:

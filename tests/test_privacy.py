@@ -134,3 +134,34 @@ async def test_questions_are_exported_and_erased(fake, runner, db_path):
     await eve.press("🗑 Yes")
     with sqlite3.connect(db_path) as conn:
         assert conn.execute("select count(*) from questions").fetchone() == (0,)
+
+
+async def test_mydata_marks_a_row_under_a_removed_key_and_gives_the_rest(fake, db_url):
+    """A key removed before rotation finished: that question is marked not readable, and the
+    patient still gets everything else (the whole export failed with "something went wrong")."""
+    from bot.crypto import new_key
+    from tests.conftest import make_settings
+    from tests.harness import BotRunner
+    from tests.intake_support import agree
+
+    runner = BotRunner(fake, make_settings(fake, db_url))
+    await runner.start()
+    try:
+        anna = TgUser(runner, first_name="Anna")
+        await anna.send("Can I go to the sauna after the session?")
+        await agree(anna)  # a questionnaire begun: its answers are encrypted too
+    finally:
+        await runner.stop()
+    runner = BotRunner(fake, make_settings(fake, db_url, encryption_keys=new_key()))
+    await runner.start()
+    try:
+        anna = TgUser(runner, first_name="Anna", user_id=anna.id)
+        shown = await anna.send("/mydata")
+        data = json.loads(fake.files[TgUser.document_in(shown).document["file_id"]])
+    finally:
+        await runner.stop()
+    [sauna] = data["questions"]
+    assert sauna["question"] is None and sauna["readable"] is False
+    assert sauna["status"] and data["profile"]["first_name"] == "Anna"  # the rest is there
+    [questionnaire] = data["consultation_intake"]["questionnaires"]
+    assert questionnaire["answers"] is None and questionnaire["readable"] is False

@@ -995,9 +995,15 @@ class IntakeFlow:
             IntakeConsent.patient_id == patient.id).order_by(IntakeConsent.id))).all()
         rows = (await session.scalars(select(Intake).where(
             Intake.patient_id == patient.id).order_by(Intake.id))).all()
-        questionnaires = []
+        questionnaires: list[dict[str, Any]] = []
         for row in rows:
-            answers = self._load(row).answers if row.data else {}
+            try:
+                answers = self._load(row).answers if row.data else {}
+            except CryptoError:  # a key removed before rotation: marked, the rest still given
+                log.error("intake %s cannot be decrypted with ENCRYPTION_KEYS", row.id)
+                questionnaires.append({"status": row.status, "started": row.created_at.isoformat(),
+                                       "answers": None, "readable": False})
+                continue
             questionnaires.append({
                 "status": row.status,
                 "started": row.created_at.isoformat(),
