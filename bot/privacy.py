@@ -80,6 +80,15 @@ class PrivacyRegistry:
             await audit.unname_patient(session, patient.telegram_user_id, patient.id)
         for section in self.sections:
             notes += await section.erase(session, patient, now) or []
+        # The profile's change of its key column (telegram_user_id) waits, on PostgreSQL, for
+        # transactions inserting rows for this patient right now (another instance recording
+        # their question holds a key-share lock on the row). Those rows were invisible to the
+        # deletes above and stayed behind, attached to the erased record: the sections erase
+        # once more (each statement sees what committed meanwhile). Locking the row first
+        # instead would deadlock with a request press (see tests/test_postgres.py).
+        await session.flush()
+        for section in self.sections[:-1]:
+            notes += await section.erase(session, patient, now) or []
         await audit.record(session, now=now, action="erasure", actor_user_id=staff_actor,
                            patient_id=patient.id)
         await session.flush()

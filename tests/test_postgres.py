@@ -386,3 +386,39 @@ async def test_lock_wait_helper_sees_a_wait_that_begins_after_its_first_poll(mig
     finally:
         if waiter is not None:
             await waiter
+
+
+async def test_an_erasure_takes_a_question_recorded_at_that_moment_too(migrated_pg_db):
+    """Two instances: the patient's "I have a concern" press is being recorded (instance 1)
+    while "Yes, delete my data" runs (instance 2). The question, invisible to the erasure's
+    first deletes, must not stay behind on the erased record, out of /mydata's reach."""
+    from bot import patients, questions
+    from bot.crypto import CryptoBox
+    from bot.db.qa_models import Question
+    from bot.privacy import DataSection, PrivacyRegistry
+    from tests.conftest import TEST_ENCRYPTION_KEY
+
+    db, now = migrated_pg_db, datetime(2026, 5, 1, 9, tzinfo=UTC)
+    registry = PrivacyRegistry()
+    registry.register(DataSection("questions", lambda session, patient: None, questions.erase_for,
+                                  ("questions", "staff_reply_targets")))
+    async with db.session() as session:
+        await patients.upsert_from_telegram(session, user_id=7, chat_id=7, first_name="P",
+                                            language_code=None, now=now)
+
+    async def forget() -> None:
+        async with db.session() as session:
+            patient = await patients.by_telegram_id(session, 7, lock=True)
+            await registry.erase(session, patient, now=now)
+
+    async with db.session() as session:  # the concern press, on the other instance
+        patient = await patients.upsert_from_telegram(session, user_id=7, chat_id=7,
+                                                      first_name="P", language_code=None, now=now)
+        await questions.record_request(session, patient.id, 7, "concern", "my lips are swollen",
+                                       now, CryptoBox([TEST_ENCRYPTION_KEY]))
+        erasure = asyncio.create_task(forget())
+        await until_one_waits_on_a_lock(db, "the erasure")  # on the patient's key
+    await asyncio.wait_for(erasure, 10)
+    async with db.session() as session:
+        assert await session.scalar(select(func.count()).select_from(Question)) == 0
+        assert await session.scalar(select(Patient.erased_at)) is not None
