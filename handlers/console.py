@@ -26,6 +26,7 @@ from bot.menu import Screen
 from bot.reminders.render import local_date, reminder_statuses, staff_who, when_plain
 from bot.services import Services
 from bot.staff import is_staff
+from bot.telegram_html import plain
 from handlers.common import (
     PRIVATE,
     answer_press,
@@ -374,14 +375,17 @@ async def draft_text(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None
 def settings_screen(svc: Services, prefs: preferences.Prefs) -> Screen:
     s = svc.settings
     # The clinic's quiet hours always apply; the patient's own come on top of them.
-    quiet = svc.messages.get("settings_quiet_clinic", start=f"{s.quiet_hours_start:%H:%M}",
-                             end=f"{s.quiet_hours_end:%H:%M}")
+    # Texts placed inside other texts go in as their visible text (escaped once there), not as
+    # HTML escaped a second time ("&amp;amp;").
+    quiet = plain(svc.messages.get("settings_quiet_clinic", start=f"{s.quiet_hours_start:%H:%M}",
+                                   end=f"{s.quiet_hours_end:%H:%M}"))
     if prefs.quiet_start and prefs.quiet_end:
-        quiet = svc.messages.get("settings_quiet_own", quiet=quiet,
-                                 start=f"{prefs.quiet_start:%H:%M}", end=f"{prefs.quiet_end:%H:%M}")
+        quiet = plain(svc.messages.get("settings_quiet_own", quiet=quiet,
+                                       start=f"{prefs.quiet_start:%H:%M}",
+                                       end=f"{prefs.quiet_end:%H:%M}"))
     rows: list[list[tuple[str, str]]] = []
     for kind in preferences.OPTIONAL_KINDS:
-        label = svc.messages.get(f"kind_{kind}")
+        label = plain(svc.messages.get(f"kind_{kind}"))
         key = "button_kind_on" if prefs.allows(kind) else "button_kind_off"
         rows.append([(svc.messages.get(key, label=label), f"pf:k:{kind}")])
     quiet_row: list[tuple[str, str]] = []
@@ -394,7 +398,7 @@ def settings_screen(svc: Services, prefs: preferences.Prefs) -> Screen:
         ) if span is None else svc.messages.get(
             "button_quiet_preset", start=f"{span[0]:%H}", end=f"{span[1]:%H}")
         if preset == prefs.preset:
-            label = svc.messages.get("button_quiet_current", label=label)
+            label = svc.messages.get("button_quiet_current", label=plain(label))
         quiet_row.append((label, f"pf:q:{preset}"))
     rows.extend(row for row in (quiet_row[:3], quiet_row[3:]) if row)
     rows.append([(svc.messages.get("button_main_menu"), "home")])

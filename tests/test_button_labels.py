@@ -26,6 +26,9 @@ EDITS = {
     "reminders.yaml": ('button_confirm: "✅ Confirm"', 'button_confirm: "✅ Confirm &amp; see you"'),
     "qa.yaml": ('button_reply: "↩️ Reply"', 'button_reply: "↩️ Reply &amp; close"'),
     "intake.yaml": ('button_back: "‹ Back"', 'button_back: "‹ Back &amp; fix"'),
+    "console.yaml": ('kind_aftercare: "Aftercare message"', 'kind_aftercare: "Aftercare &amp; advice"'),
+    "console.yaml ": ("settings_quiet_clinic: \"the clinic's ({start}-{end})\"",
+                      "settings_quiet_clinic: \"the clinic's ({start} &amp; {end})\""),
 }
 
 
@@ -40,7 +43,7 @@ def settings(settings, tmp_path: Path):
     content = tmp_path / "content"
     shutil.copytree(settings.content_dir, content)
     for name, (old, new) in EDITS.items():
-        path = content / name
+        path = content / name.strip()  # "console.yaml ": a second edit of one file
         text = path.read_text(encoding="utf-8")
         assert old in text, name
         path.write_text(text.replace(old, new), encoding="utf-8")
@@ -82,3 +85,15 @@ async def test_a_reply_keyboard_label_with_an_ampersand_works_when_sent(fake, rr
     assert "‹ Back & fix" in labels
     await anna.send("‹ Back & fix")
     assert "long-term" in current_question(anna).lower()
+
+
+async def test_a_text_inside_another_is_escaped_once(fake, rr, clock):
+    """/settings puts a reminder kind's name inside its button, and the clinic's quiet hours
+    inside a sentence: an "&" there shows as "&", not "&amp;"."""
+    anna = TgUser(rr, "Anna")
+    shown = await anna.send("/settings")
+    assert "✅ Aftercare & advice" in anna.labels(shown[0])
+    await anna.press("✅ Aftercare & advice")
+    assert "🔕 Aftercare & advice" in anna.labels(anna.last_keyboard_message())
+    assert "Quiet hours (no non-urgent messages at night): <b>the clinic's (21:00 &amp; 08:00)" \
+        in shown[0].text
