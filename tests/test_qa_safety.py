@@ -222,6 +222,21 @@ def test_emergency_words_of_other_languages_are_red_flags(text):
 
 
 @pytest.mark.parametrize("text", [
+    "ho la febbre", "estoy mareada", "sangra mucho", "mi sento male", "me duele mucho",
+    "Mir ist schwindelig", "j'ai des vertiges", "blutet stark", "tengo un dolor fuerte",
+])
+def test_short_urgent_messages_in_other_languages_are_red_flags(text):
+    """Too short to count as another language (two foreign words): they were "unknown", and
+    the patient got the English offer to pass the question on, staff nothing."""
+    assert ENGINE.ask(text).kind == "red_flag", text
+
+
+@pytest.mark.parametrize("text", ["me siento muy bien", "mi sento bene, grazie", "mucho gusto"])
+def test_feeling_well_in_another_language_is_no_emergency(text):
+    assert ENGINE.ask(text).kind != "red_flag", text
+
+
+@pytest.mark.parametrize("text", [
     "Est-ce que ça fait mal ?", "¿Cuánto cuesta el tratamiento?", "Wie viele Sitzungen brauche ich?",
     "Quanto costa il trattamento?", "Quantas sessões eu preciso?", "Qu'est-ce que la mésothérapie ?",
 ])
