@@ -27,6 +27,7 @@ from bot.reminders.service import (
 AUDIENCES = ("tomorrow", "upcoming")
 BROADCAST_MAX = 3500  # characters of staff text; the header and Telegram's 4096 limit leave room
 BROADCAST_VALID_FOR = timedelta(hours=24)
+DRAFT_OPEN_FOR = timedelta(hours=1)  # writing a broadcast, and pressing its preview's Send
 RETRYABLE = ("dead", "failed")
 
 
@@ -205,12 +206,14 @@ async def stats(session: AsyncSession, now: datetime) -> list[tuple[str, str]]:
 
 # ------------------------------------------------------------------ broadcast
 async def audience_patients(session: AsyncSession, audience: str, now: datetime,
-                            tz: ZoneInfo, *, reachable: bool = True) -> list[int]:
+                            tz: ZoneInfo, *, reachable: bool = True,
+                            begun_at: datetime | None = None) -> list[int]:
     """Patient ids in the group who can receive a message (linked, reachable, not erased);
     with reachable=False, those of the group who cannot (not on the bot, or blocked it):
-    staff phone them."""
+    staff phone them. `begun_at`: when staff began the broadcast, whose "tomorrow" it is (the
+    day after that, even when its Send is pressed after midnight)."""
     if audience == "tomorrow":
-        start, end = local_day_bounds(now, tz, 1)
+        start, end = local_day_bounds(begun_at or now, tz, 1)
         when = (Appointment.starts_at >= start, Appointment.starts_at < end)
     elif audience == "upcoming":
         when = (Appointment.starts_at > now,)
@@ -254,7 +257,7 @@ async def open_draft(session: AsyncSession, staff_user_id: int, chat_id: int,
     """The draft this staff member is writing in this chat (an hour at most)."""
     return await session.scalar(select(Broadcast).where(
         Broadcast.created_by == staff_user_id, Broadcast.chat_id == chat_id,
-        Broadcast.status == "draft", Broadcast.created_at > now - timedelta(hours=1))
+        Broadcast.status == "draft", Broadcast.created_at > now - DRAFT_OPEN_FOR)
         .order_by(Broadcast.id.desc()).limit(1))
 
 
@@ -287,9 +290,11 @@ async def queue(session: AsyncSession, broadcast_id: int, staff_user_id: int, no
     """Write one outbox row per recipient (due now, valid for a day). None if not open."""
     draft = next((d for d in await _open_drafts(session, staff_user_id) if d.id == broadcast_id),
                  None)
-    if draft is None or draft.text is None:
+    # A preview's Send lasts as long as its draft: pressed the next morning, it would reach
+    # whoever the group holds by then, not the patients the preview counted.
+    if draft is None or draft.text is None or draft.created_at <= now - DRAFT_OPEN_FOR:
         return None
-    ids = await audience_patients(session, draft.audience, now, tz)
+    ids = await audience_patients(session, draft.audience, now, tz, begun_at=draft.created_at)
     session.add_all(Reminder(
         key=f"bc:{draft.id}:{pid}", appointment_id=None, patient_id=pid, kind="broadcast",
         due_at=now, expires_at=now + BROADCAST_VALID_FOR, quiet_ok=False, status="pending",

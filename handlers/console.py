@@ -348,9 +348,10 @@ async def draft_text(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None
             screen = Screen(svc.messages.get("broadcast_too_long", length=len(text),
                                              limit=console.BROADCAST_MAX))
         else:
-            count = len(await console.audience_patients(session, draft.audience, now, tz))
+            count = len(await console.audience_patients(session, draft.audience, now, tz,
+                                                        begun_at=draft.created_at))
             missed = await console.audience_patients(session, draft.audience, now, tz,
-                                                     reachable=False)
+                                                     reachable=False, begun_at=draft.created_at)
             # Those of the group the bot cannot reach: staff phone them.
             phone = svc.messages.get(
                 "broadcast_not_reached", count=len(missed),
