@@ -185,6 +185,23 @@ def test_minutes_typed_after_the_area_are_refused_not_kept_in_it():
         parse_book(["5012", "2026-12-03", "14:30", "face", "60"], NOW, LONDON)
 
 
+@pytest.mark.parametrize(("typed", "minutes"), [
+    ("1h 30m face", 90), ("1 hour 30 min face", 90), ("1h 30 min face", 90), ("1.5h face", 90),
+    ("1h face", 60), ("90 min face", 90), ("1h30 face", 90),
+])
+def test_book_reads_hours_and_minutes_however_they_are_written(typed, minutes):
+    """"1h 30m" booked 60 minutes with "30m face" as the area: aftercare went out while the
+    patient was still in the chair."""
+    request = parse_book(["5012", "2026-12-03", "14:30", *typed.split()], NOW, LONDON)
+    assert (request.duration_min, request.area) == (minutes, "face")
+
+
+@pytest.mark.parametrize("typed", ["face 90min", "face 45 min", "face 1h", "full face 1.5h"])
+def test_a_duration_typed_in_the_area_is_refused(typed):
+    with pytest.raises(InputError, match=r"the area holds a duration .*right after the time"):
+        parse_book(["5012", "2026-12-03", "14:30", *typed.split()], NOW, LONDON)
+
+
 @pytest.mark.parametrize(("typed", "day"), [
     ("+44 7700 900123 2026-12-03", 3), ("07700 900123 2026-12-03", 3),
     ("+44 7700 900 123 3 Dec", 3),  # the "3" of the date is not the phone's

@@ -249,14 +249,39 @@ def parse_duration_tokens(tokens: list[str]) -> tuple[int | None, int]:
         return None, 0
     token = tokens[0].lower()
     following = tokens[1].lower() if len(tokens) > 1 else ""
+    hours: int | None = None
+    used = 0
     if re.fullmatch(r"\d{1,2}", token) and following in _HOUR_WORDS:
-        return int(token) * 60, 2
-    if m := re.fullmatch(r"(\d{1,3})(m|mins?|minutes?)?", token):
+        hours, used = int(token) * 60, 2
+    elif m := re.fullmatch(r"(\d)[.,](\d)(?:h|hrs?|hours?)", token):  # "1.5h"
+        return int(m.group(1)) * 60 + int(m.group(2)) * 6, 1
+    elif m := re.fullmatch(r"(\d{1,3})(m|mins?|minutes?)?", token):
         unit_word = m.group(2) is None and following in _MINUTE_WORDS
         return int(m.group(1)), 2 if unit_word else 1
-    if m := re.fullmatch(r"(\d{1,2})(?:h|hrs?|hours?)(?:(\d{1,2})(?:m|mins?)?)?", token):
-        return int(m.group(1)) * 60 + int(m.group(2) or 0), 1
-    return None, 0
+    elif m := re.fullmatch(r"(\d{1,2})(?:h|hrs?|hours?)(?:(\d{1,2})(?:m|mins?)?)?", token):
+        if m.group(2):
+            return int(m.group(1)) * 60 + int(m.group(2)), 1
+        hours, used = int(m.group(1)) * 60, 1
+    if hours is None:
+        return None, 0
+    # "1h 30m", "1 hour 30 min": the minutes after the hours belong to them.
+    rest = tokens[used:]
+    if rest and (m := re.fullmatch(r"(\d{1,2})(m|mins?|minutes?)?", rest[0].lower())) and (
+            m.group(2) or (len(rest) > 1 and rest[1].lower() in _MINUTE_WORDS)):
+        return hours + int(m.group(1)), used + (1 if m.group(2) else 2)
+    return hours, used
+
+
+_DURATION_LIKE = re.compile(r"\d+(?:[.,]\d+)?(?:m|mins?|minutes?|h|hrs?|hours?)")
+
+
+def duration_in_area(words: list[str]) -> bool:
+    """A duration among the area's words ("face 90min", "face 45 min"): minutes typed in the
+    wrong place, which would otherwise book the default length."""
+    lowered = [w.lower() for w in words]
+    return any(_DURATION_LIKE.fullmatch(w) or (w.isdigit() and i + 1 < len(lowered)
+                                               and lowered[i + 1] in _MINUTE_WORDS | _HOUR_WORDS)
+               for i, w in enumerate(lowered))
 
 
 def _spaced_phone(args: list[str], region: str = "GB") -> int:
@@ -295,6 +320,9 @@ def parse_book(args: list[str], now: datetime, tz: ZoneInfo, *, default_minutes:
     minutes, used = parse_duration_tokens(rest)  # after the session: "14:30 2 / 4" has none
     minutes = default_minutes if minutes is None else minutes
     rest = rest[used:]
+    if duration_in_area(rest):  # "face 90min", "face 45 min": booked as the default length
+        raise InputError(f"the area holds a duration ({' '.join(rest)!r}): the minutes go "
+                         "right after the time (e.g. 14:30 90 face)")
     if rest and rest[-1].isdigit() and 15 <= int(rest[-1]) <= 600 and int(rest[-1]) % 5 == 0:
         # "face 60": minutes typed after the area would silently become part of it ("Morpheus
         # 8", a product's number, is no duration).
