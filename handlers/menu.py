@@ -67,10 +67,17 @@ async def help_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> No
     await send_screen(update, context, svc.menu.main(intro=intro))
 
 
+# The main menu as a new message, the pressed one left as it is (the urgent "get help now").
+KEEP_HOME = "home:new"
+
+
 async def navigate(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     query = update.callback_query
     assert query is not None
     svc = services(context)
+    if query.data == KEEP_HOME:  # under advice that must stay in the chat: a menu below it
+        await asyncio.gather(answer_press(update), send_screen(update, context, svc.menu.main()))
+        return
     nav = parse_callback(query.data)
     screen = svc.menu.resolve(nav) if nav else None
     if screen is None:
@@ -86,4 +93,4 @@ def register(application: Application, svc: Services) -> None:
     application.add_handler(command("start", start, PRIVATE))
     application.add_handler(command("menu", menu, PRIVATE))
     application.add_handler(command("help", help_command, PRIVATE))
-    application.add_handler(CallbackQueryHandler(navigate, pattern=r"^(n:|r:|home$)"))
+    application.add_handler(CallbackQueryHandler(navigate, pattern=r"^(n:|r:|home$|home:new$)"))

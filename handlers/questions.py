@@ -55,6 +55,7 @@ from handlers.common import (
 )
 from handlers.common_staff import require_staff
 from handlers.fallback import unknown_command
+from handlers.menu import KEEP_HOME
 
 log = logging.getLogger(__name__)
 
@@ -175,7 +176,8 @@ async def _alert(update: Update, context: ContextTypes.DEFAULT_TYPE, result: Res
     qa = _engine(svc)
     message, chat = update.effective_message, update.effective_chat
     assert result.red_flag is not None and message is not None and chat is not None
-    rows = [[(qa.config.text("button_main_menu"), "home")]] if menu_button else []
+    # The advice stays in the chat: its Main menu button sends the menu below it.
+    rows = [[(qa.config.text("button_main_menu"), KEEP_HOME)]] if menu_button else []
     await send_screen(update, context, Screen(svc.messages.with_contact(qa.config.text("red_flag")), rows))
     # Under a photo or file: staff learn there is one (the bot keeps none).
     text = _alert_text(qa, question_id, patient_id, name, words_of(message),
@@ -239,7 +241,7 @@ async def _pass_unreadable(update: Update, context: ContextTypes.DEFAULT_TYPE, q
     message = update.effective_message
     assert message is not None
     await send_screen(update, context, Screen(svc.messages.with_contact(qa.config.text("unreadable")),
-                                              [[(qa.config.text("button_main_menu"), "home")]]))
+                                              [[(qa.config.text("button_main_menu"), KEEP_HOME)]]))
     async with svc.db.session() as session:
         await repo.hand_off(session, question_id, svc.clock.now())
     delivered = await alert_staff(

@@ -118,6 +118,12 @@ async def test_red_flag_tells_the_patient_to_get_help_and_alerts_staff(fake, pat
     assert "URGENT" in alert.params["text"] and "allergic reaction" in alert.params["text"]
     assert "My lips are swelling up" in alert.params["text"]
     assert reply_button(alert).startswith("qa:reply:")
+    # Main menu under the advice sends the menu below it: the advice stays in the chat (it was
+    # edited into the menu, the contact line with it).
+    advice = shown[0]
+    menu = await patient.press("🏠 Main menu", advice)
+    assert len(menu) == 1 and menu[0].message_id != advice.message_id
+    assert "Please get help now" in fake.messages[patient.id][advice.message_id].text
 
 
 def _photo(patient: TgUser, caption: str) -> dict:
