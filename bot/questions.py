@@ -10,7 +10,7 @@ import logging
 from datetime import datetime, timedelta
 from typing import NamedTuple
 
-from sqlalchemy import and_, delete, or_, select, update
+from sqlalchemy import and_, delete, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.crypto import CryptoBox, CryptoError
@@ -227,6 +227,11 @@ async def record_reply(session: AsyncSession, question: Question, staff_user_id:
 
 # ------------------------------------------------------------------ staff console and /stats
 
+async def count_open_questions(session: AsyncSession) -> int:
+    return int(await session.scalar(select(func.count()).select_from(Question).where(
+        Question.status.in_((HANDED_OFF, RED_FLAG)))) or 0)
+
+
 async def open_questions(session: AsyncSession, limit: int = 10) -> list[tuple[Question, Patient]]:
     """Questions staff still owe an answer: handed off or red-flagged, not yet replied; the
     red flags first, then oldest first."""
@@ -240,8 +245,6 @@ async def open_questions(session: AsyncSession, limit: int = 10) -> list[tuple[Q
 
 async def weekly_stats(session: AsyncSession, now: datetime) -> tuple[int, int, int]:
     """(typed, handed to staff, red flags) of the questions typed over the last 7 days."""
-    from sqlalchemy import func
-
     since = and_(Question.created_at >= now - timedelta(days=7), Question.source == TYPED)
     total = await session.scalar(select(func.count()).select_from(Question).where(since))
     handed = await session.scalar(select(func.count()).select_from(Question).where(

@@ -48,7 +48,8 @@ CONSOLE_MESSAGES = (
     "button_staff_today", "button_staff_failed", "button_staff_broadcast", "staff_day_title",
     "staff_day_none", "staff_day_continued", "staff_day_more", "staff_day_line",
     "staff_confirmed", "staff_not_confirmed", "staff_no_show", "staff_completed",
-    "staff_failed_title", "staff_failed_none", "staff_failed_line", "staff_failed_unreachable",
+    "staff_failed_title", "staff_failed_none", "staff_failed_more", "staff_failed_line",
+    "staff_failed_unreachable",
     "button_retry_reminder", "staff_retry_done", "staff_retry_gone", "staff_retry_inactive",
     "staff_noshow_usage", "staff_noshow_done", "staff_noshow_refused", "staff_noshow_unknown",
     "staff_noshow_not_started", "staff_noshow_confirm", "button_noshow_yes", "button_noshow_no",
@@ -122,6 +123,7 @@ async def failed_screen(svc: Services, staff_user_id: int) -> Screen:
     rows: list[list[tuple[str, str]]] = []
     async with svc.db.session() as session:
         items = await console.needing_attention(session, now)
+        total = await console.count_needing_attention(session, now) if items else 0
         for pid in sorted({p.id for _, p in items}):
             await audit.record(session, now=now, action="reminders_read",
                                actor_user_id=staff_user_id, patient_id=pid, subject="failed")
@@ -137,6 +139,8 @@ async def failed_screen(svc: Services, staff_user_id: int) -> Screen:
             note=svc.messages.get("staff_failed_unreachable") if blocked else ""))
         if not blocked:
             rows.append([(svc.messages.get("button_retry_reminder", id=r.id), f"rt:{r.id}")])
+    if total > len(items):  # the list is cut (console.needing_attention): say so
+        lines.append(svc.messages.get("staff_failed_more", count=total - len(items)))
     rows.append(_back(svc))
     return Screen("\n".join(lines), rows)
 

@@ -590,8 +590,11 @@ async def on_staff_console(update: Update, context: ContextTypes.DEFAULT_TYPE) -
             items.append(item)
             rows.append([(qa.config.text("button_reply_to", question_id=question.id),
                           f"qa:reply:{question.id}")])
+        more = await repo.count_open_questions(session) - len(items) if items else 0
     text = "\n\n".join([qa.config.text("staff_open_title"), *items]) if items \
         else qa.config.text("staff_open_empty")
+    if more > 0:  # cut at ten, or at one message: say so
+        text += "\n\n" + qa.config.text("staff_open_more", count=more)
     rows.append([(svc.messages.get("button_staff_back"), "staff:menu")])
     await show_screen(update, context, Screen(text, rows))
 
