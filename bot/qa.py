@@ -52,7 +52,7 @@ REQUIRED_TEXTS = (
     "staff_reply_started", "staff_reply_placeholder", "staff_reply_expired",
     "staff_reply_sent", "staff_reply_undeliverable", "staff_reply_cancelled", "staff_reply_usage",
     "staff_question_not_found", "staff_reply_empty", "staff_console_button", "staff_open_title",
-    "staff_open_empty", "staff_open_item", "staff_open_more", "button_reply_to", "stat_questions_week",
+    "staff_open_empty", "staff_open_item", "staff_open_more", "staff_reply_followup", "button_reply_to", "stat_questions_week",
     "stat_questions_handed_off_week", "stat_red_flags_week",
 )
 BUTTON_LIMIT = 64

@@ -213,16 +213,32 @@ async def clear_reply(session: AsyncSession, staff_user_id: int,
     return target.question_id
 
 
+class EarlierReply(NamedTuple):
+    staff_user_id: int | None
+    at: datetime
+
+
 async def record_reply(session: AsyncSession, question: Question, staff_user_id: int, text: str,
-                       now: datetime, crypto: CryptoBox) -> None:
+                       now: datetime, crypto: CryptoBox) -> EarlierReply | None:
+    """Record a staff reply. A question answered before keeps that answer too (two staff
+    members replying at once, or a follow-up): the replies are kept one after the other, and
+    the earlier one is returned so the staff member learns theirs was not the first."""
+    earlier = None
+    if question.reply_enc is not None and question.replied_at is not None:
+        earlier = EarlierReply(question.replied_by, question.replied_at)
+        try:
+            text = f"{reply_text(crypto, question)}\n\n{text}"
+        except CryptoError:  # under a removed key: the new reply is what can be kept
+            log.error("question %s: earlier reply cannot be decrypted", question.id)
     question.status = REPLIED
-    question.reply_enc = crypto.encrypt_json(text[:MAX_TEXT], context=_context(question, "reply"))
+    question.reply_enc = crypto.encrypt_json(text[-MAX_TEXT:], context=_context(question, "reply"))
     question.replied_by = staff_user_id
     question.replied_at = now
     if question.handed_off_at is None:
         question.handed_off_at = now
     await session.execute(delete(StaffReplyTarget)
                           .where(StaffReplyTarget.staff_user_id == staff_user_id))
+    return earlier
 
 
 # ------------------------------------------------------------------ staff console and /stats

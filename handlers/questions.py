@@ -448,15 +448,20 @@ async def relay(context: ContextTypes.DEFAULT_TYPE, staff_chat_id: int, staff_us
         raise
     if name is None:
         return
+    earlier = None
     async with svc.db.session() as session:
         found = await repo.with_patient(session, question_id)
         if found is not None:
-            await repo.record_reply(session, found[0], staff_user_id, reply.strip(),
-                                    svc.clock.now(), _crypto(svc))
+            earlier = await repo.record_reply(session, found[0], staff_user_id, reply.strip(),
+                                              svc.clock.now(), _crypto(svc))
     log.info("staff %s replied to question %s", staff_user_id, question_id)
+    sent = qa.config.text("staff_reply_sent", question_id=question_id, name=name)
+    if earlier is not None:  # a colleague (or they) answered first: the patient has both
+        sent += "\n" + qa.config.text(
+            "staff_reply_followup", staff=earlier.staff_user_id or "?",
+            when=earlier.at.astimezone(svc.settings.tz).strftime("%d %b %H:%M"))
     try:
-        await context.bot.send_message(staff_chat_id, qa.config.text(
-            "staff_reply_sent", question_id=question_id, name=name))
+        await context.bot.send_message(staff_chat_id, sent)
     except TelegramError as exc:
         # Delivered and recorded: the error handler's "try again" would send it twice.
         log.warning("reply to question %s sent; its confirmation to staff not: %s",
