@@ -78,6 +78,20 @@ def test_import_refuses_a_file_without_the_required_columns(tmp_path):
     assert run(tmp_path, str(tmp_path / "none.csv")).returncode == 2
 
 
+def test_an_excel_export_with_seconds_and_its_code_page_is_read_or_explained(tmp_path):
+    """Spreadsheets write times as 14:30:00; Excel's plain "CSV" is in the computer's code
+    page, not UTF-8: say how to save it (the raw codec error was all staff got)."""
+    path = tmp_path / "excel.csv"
+    path.write_text(f"patient;date;time;duration;area\n\"Zoe\";{SOON:%d/%m/%Y};14:30:00;60;face\n",
+                    encoding="utf-8-sig")
+    result = run(tmp_path, str(path), "--quiet")
+    assert result.returncode == 0 and "booked 1, already booked 0, failed 0" in result.stdout
+    path.write_bytes(f"patient,date,time\n\"Zo\u00eb\",{SOON:%Y-%m-%d},10:00\n".encode("cp1252"))
+    result = run(tmp_path, str(path))
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert 'line 2 is not UTF-8 text: in Excel, save the file as "CSV UTF-8' in result.stderr
+
+
 def test_a_later_import_never_attaches_a_namesake_to_an_old_record(tmp_path):
     first = tmp_path / "october.csv"
     first.write_text(f'patient,date,time\n"Maria Lopez",{SOON:%Y-%m-%d},10:00\n', encoding="utf-8")

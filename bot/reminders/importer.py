@@ -99,6 +99,21 @@ def _delimiter(header_line: str) -> str:
 
 
 def _rows(path: Path) -> tuple[list[str], list[tuple[int, dict[str, str]]]]:
+    try:
+        return _read_rows(path)
+    except UnicodeDecodeError:
+        # Excel's plain "CSV" is in the computer's code page ("Zoë" as one byte): say what to do.
+        data = path.read_bytes()
+        try:
+            data.decode("utf-8")
+            line = 1
+        except UnicodeDecodeError as exc:  # where, in the whole file (the reader reads chunks)
+            line = data[:exc.start].count(b"\n") + 1
+        raise InputError(f"line {line} is not UTF-8 text: in Excel, save the file as "
+                         "\"CSV UTF-8 (Comma delimited)\" and import it again") from None
+
+
+def _read_rows(path: Path) -> tuple[list[str], list[tuple[int, dict[str, str]]]]:
     with path.open(newline="", encoding="utf-8-sig") as handle:
         first = handle.readline()
         if not first:

@@ -127,7 +127,8 @@ def parse_time(tokens: list[str]) -> tuple[time, int]:
     used = 1
     if len(tokens) >= 2 and tokens[1].lower() in ("am", "pm", "a.m.", "p.m."):
         suffix, used = tokens[1].lower()[0], 2
-    m = re.fullmatch(r"(\d{1,2})(?:[:.h](\d{2}))?\s*(am|pm|a\.m\.|p\.m\.)?", first)
+    # "14:30:00": spreadsheets export times with seconds (whole minutes only).
+    m = re.fullmatch(r"(\d{1,2})(?:[:.h](\d{2})(?::00)?)?\s*(am|pm|a\.m\.|p\.m\.)?", first)
     if not m or (m.group(2) is None and m.group(3) is None and suffix is None):
         raise InputError(f"cannot read the time {tokens[0]!r} (try 14:30 or 2:30pm)")
     h, mi = int(m.group(1)), int(m.group(2) or 0)
