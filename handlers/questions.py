@@ -188,6 +188,20 @@ async def _alert(update: Update, context: ContextTypes.DEFAULT_TYPE, result: Res
         await context.bot.send_message(chat.id, qa.config.text("red_flag_staff_alerted"))
 
 
+async def on_edited_text(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    """A patient edits a message they sent: answering it again would repeat the bot, but an
+    edit that now says something urgent ("my throat is tight") is handled like one sent."""
+    svc = services(context)
+    message = update.effective_message
+    if message is None or not message.text or update.effective_user is None:
+        return
+    result = _engine(svc).ask(message.text)
+    if result.kind != "red_flag":
+        return
+    question_id, patient_id, name = await _record_question(update, svc, result)
+    await _alert(update, context, result, question_id, patient_id, name)
+
+
 async def on_text(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     svc = services(context)
     qa = _engine(svc)
@@ -634,6 +648,9 @@ def register(application: Application, svc: Services) -> None:
     application.add_handler(CallbackQueryHandler(on_reply_button, pattern=r"^qa:reply:"))
     application.add_handler(CallbackQueryHandler(on_cancel, pattern=r"^qa:cancel$"))
     application.add_handler(MessageHandler(text & PRIVATE, on_text))
+    application.add_handler(MessageHandler(
+        filters.UpdateType.EDITED_MESSAGE & filters.TEXT & ~filters.COMMAND & PRIVATE,
+        on_edited_text))
     # Before the fallback (group 0) says the bot reads text only; the questionnaire (group -5)
     # screens captions itself.
     application.add_handler(MessageHandler(

@@ -126,6 +126,24 @@ async def test_red_flag_tells_the_patient_to_get_help_and_alerts_staff(fake, pat
     assert "Please get help now" in fake.messages[patient.id][advice.message_id].text
 
 
+async def test_an_edit_that_makes_a_message_urgent_is_handled_like_one_sent(fake, patient):
+    """An edit was ignored: "my lips are swelling and my throat is tight" added by editing
+    reached nobody. Other edits are not answered again."""
+    import time
+
+    message = patient._message(text="Is it painful?")
+    await patient.send_raw(message)
+    shown = await patient.send_raw(dict(message, text="Is it painful? Also, is there a risk?",
+                                        edit_date=int(time.time())), kind="edited_message")
+    assert shown == [] and staff_messages(fake) == []
+    shown = await patient.send_raw(
+        dict(message, text="my lips are swelling and my throat is tight",
+             edit_date=int(time.time())), kind="edited_message")
+    assert "Please get help now" in shown[0].text
+    [alert] = staff_messages(fake)
+    assert "URGENT" in alert.params["text"] and "my throat is tight" in alert.params["text"]
+
+
 def _photo(patient: TgUser, caption: str) -> dict:
     return patient._message(caption=caption, photo=[
         {"file_id": "p1", "file_unique_id": "u1", "width": 90, "height": 90}])
