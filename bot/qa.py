@@ -63,9 +63,15 @@ SMALLTALK_KINDS = ("greeting", "thanks", "help", "empty")  # empty: "ok", shows 
 _STEMMER = snowballstemmer.stemmer("english")
 
 
+# Words the stemmer merges with another whose meaning differs: "effective" became "effect",
+# and "how effective is it" was answered with the Side Effects section.
+_OWN_STEMS = {"effective": "effective", "effectiveness": "effective", "effectively": "effective",
+              "ineffective": "ineffective"}
+
+
 @lru_cache(maxsize=20000)
 def stem(word: str) -> str:
-    return _STEMMER.stemWord(word)
+    return _OWN_STEMS.get(word) or _STEMMER.stemWord(word)
 
 
 def flag_stem(word: str) -> str:

@@ -390,3 +390,11 @@ def test_an_answer_never_offers_the_same_section_twice(text):
     targets = [data for row in answer_screen(SimpleNamespace(qa=ENGINE), result, 1).rows
                for _, data in row if data.startswith("n:")]
     assert len(targets) == len(set(targets)), targets
+
+
+@pytest.mark.parametrize("text", ["how effective is it", "is it effective", "effectiveness?"])
+def test_effective_is_not_answered_with_side_effects(text):
+    """The stemmer made "effective" "effect": Side Effects was quoted at full confidence."""
+    result = ENGINE.ask(text)
+    assert result.kind == "answer" and result.matches[0].node.title == "Expectation Management"
+    assert ENGINE.ask("any side effects?").matches[0].node.title == "Side Effects"
