@@ -305,6 +305,12 @@ async def queue(session: AsyncSession, broadcast_id: int, staff_user_id: int, no
     return len(ids)
 
 
+async def author_of(session: AsyncSession, broadcast_id: int) -> int | None:
+    """Who composes this broadcast while it is a draft (None once sent or cancelled)."""
+    return await session.scalar(select(Broadcast.created_by).where(
+        Broadcast.id == broadcast_id, Broadcast.status == "draft"))
+
+
 async def cancel_draft(session: AsyncSession, broadcast_id: int, staff_user_id: int) -> bool:
     """Cancel the broadcast being composed (every preview of it) if this draft is open."""
     if not any(d.id == broadcast_id for d in await _open_drafts(session, staff_user_id)):

@@ -60,7 +60,8 @@ CONSOLE_MESSAGES = (
     "broadcast_audience_tomorrow", "broadcast_audience_upcoming", "broadcast_ask_text",
     "broadcast_reply_prompt", "broadcast_confirm", "broadcast_nobody", "broadcast_too_long",
     "broadcast_not_reached",
-    "broadcast_queued", "broadcast_cancelled", "broadcast_stale", "settings_title",
+    "broadcast_queued", "broadcast_cancelled", "broadcast_stale", "broadcast_not_yours",
+    "settings_title",
     "settings_quiet", "settings_quiet_clinic", "settings_quiet_own", "settings_quiet_choose",
     "settings_saved",
     "button_settings", "settings_none", "kind_preparation", "kind_same_day", "kind_aftercare",
@@ -276,13 +277,20 @@ async def broadcast_button(update: Update, context: ContextTypes.DEFAULT_TYPE) -
     query = update.callback_query
     if not await require_staff(update, context, (query.data or "bc")[:64]):
         return
-    await answer_press(update)
     svc = services(context)
     now, tz, user = svc.clock.now(), svc.settings.tz, query.from_user
     match = re.fullmatch(r"bc:(g|send|no):(\w{1,12})", query.data or "")
+    action, arg = match.groups() if match else ("", "")
+    if action in ("send", "no") and is_number(arg) and len(arg) <= 9:
+        async with svc.db.session() as session:
+            author = await console.author_of(session, int(arg))
+        if author is not None and author != user.id:
+            # A colleague's preview in the staff group: theirs to send; the message stays.
+            await answer_press(update, svc.messages.get("broadcast_not_yours"), show_alert=True)
+            return
+    await answer_press(update)
     if match is None:
         return
-    action, arg = match.groups()
     if action == "g":
         if arg not in console.AUDIENCES:
             return
