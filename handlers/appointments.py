@@ -479,8 +479,8 @@ async def upcoming_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -
     arg = args[0] if args else ""
     # Longer than the cap: the cap, which the reply's title states (not the default instead).
     days = min(int(arg), service.UPCOMING_MAX_DAYS) if is_number(arg) and int(arg) >= 1 else None
-    await reply(update, context, await upcoming_text(context, days, update.effective_user.id,
-                                                     start))
+    for page in await upcoming_pages(context, days, update.effective_user.id, start):
+        await reply(update, context, page)
 
 
 async def upcoming_button(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
@@ -494,10 +494,18 @@ async def upcoming_button(update: Update, context: ContextTypes.DEFAULT_TYPE) ->
 
 
 UPCOMING_CHARS = 3990  # of HTML; Telegram takes 4096 once the tags are parsed
+UPCOMING_PAGES = 4  # messages one /upcoming sends: a busy day (40 appointments) is listed whole
 
 
 async def upcoming_text(context: ContextTypes.DEFAULT_TYPE, days: int | None,
                         staff_user_id: int, start: date | None = None) -> str:
+    """The first message of /upcoming (the console's button shows one screen)."""
+    return (await upcoming_pages(context, days, staff_user_id, start, pages=1))[0]
+
+
+async def upcoming_pages(context: ContextTypes.DEFAULT_TYPE, days: int | None,
+                         staff_user_id: int, start: date | None = None, *,
+                         pages: int = UPCOMING_PAGES) -> list[str]:
     svc, content = services(context), rc(context)
     texts, now, tz = content.texts, svc.clock.now(), svc.settings.tz
     days = min(days or content.engine.upcoming_days, service.UPCOMING_MAX_DAYS)
@@ -505,10 +513,10 @@ async def upcoming_text(context: ContextTypes.DEFAULT_TYPE, days: int | None,
     async with svc.db.session() as session:
         entries, more = await service.upcoming(session, now=now, days=days, start=since)
         if not entries:
-            return texts.get("staff_upcoming_none", days=days) if start is None else \
-                texts.get("staff_upcoming_none_from", days=days, date=local_date(since, tz))
-        text = texts.get("staff_upcoming_title", days=days) if start is None else \
-            texts.get("staff_upcoming_title_from", days=days, date=local_date(since, tz))
+            return [texts.get("staff_upcoming_none", days=days) if start is None else
+                    texts.get("staff_upcoming_none_from", days=days, date=local_date(since, tz))]
+        out = [texts.get("staff_upcoming_title", days=days) if start is None else
+               texts.get("staff_upcoming_title_from", days=days, date=local_date(since, tz))]
         shown: set[int] = set()
         rest: Appointment | None = None  # the first one not shown
         for e in entries:
@@ -516,22 +524,28 @@ async def upcoming_text(context: ContextTypes.DEFAULT_TYPE, days: int | None,
                 "staff_upcoming_line", id=e.appt.id, when=when_plain(e.appt.starts_at, tz),
                 who=staff_who(e.patient), area=e.appt.area, status=e.appt.status,
                 reminders=reminder_statuses(e.reminders, tz, now))
-            if len(text) + len(line) + 200 > UPCOMING_CHARS:  # whole entries, then where the rest is
-                more, rest = True, e.appt
-                break
-            text += "\n" + line
+            if len(out[-1]) + len(line) + 200 > UPCOMING_CHARS:  # whole entries per message
+                if len(out) == pages:
+                    more, rest = True, e.appt
+                    break
+                out.append("")
+            out[-1] += ("\n" if out[-1] else "") + line
             shown.add(e.patient.id)
         # Each patient whose appointments a staff member saw: one audit row (no content).
         for pid in sorted(shown):
             await audit.record(session, now=now, action="appointments_read",
                                actor_user_id=staff_user_id, patient_id=pid, subject="upcoming")
+    if rest is None and more:  # beyond what one /upcoming lists: from the last day shown
+        rest = entries[-1].appt
     day = rest.starts_at.astimezone(tz).date() if rest is not None else None
     if day is not None and day > entries[0].appt.starts_at.astimezone(tz).date():
-        # More than one message holds: the command that lists the rest (from the first day
-        # not shown whole; a single day too full for one message has none).
-        return text + "\n" + texts.get("staff_upcoming_more", days=days,
-                                       date=f"{day.day}.{day.month}.{day.year}")
-    return text + "\n…" if more else text
+        # The command that lists the rest (from the first day not shown whole; a single day
+        # too full for all the messages has none).
+        out[-1] += "\n" + texts.get("staff_upcoming_more", days=days,
+                                    date=f"{day.day}.{day.month}.{day.year}")
+    elif more:
+        out[-1] += "\n…"
+    return out
 
 
 # ------------------------------------------------------------------------------ patient side

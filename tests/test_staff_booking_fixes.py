@@ -125,15 +125,16 @@ async def _long_named_patients_booked(rr, clock, starts: list[datetime]) -> None
                                settings=settings)
 
 
-async def test_a_long_upcoming_list_audits_only_the_patients_it_shows(fake, rr, clock, staff):
-    # Long names: the message is full well before the 45th.
+async def test_a_busy_day_is_listed_whole_over_several_messages(fake, rr, clock, staff):
+    """Long names: one message is full well before the 45th; the day went on in no message
+    (a single day has no "from" to continue at), so /upcoming sends several."""
     await _long_named_patients_booked(
         rr, clock, [datetime(2026, 3, 3, 8, i, tzinfo=UTC) for i in range(45)])
-    text = (await staff.send("/upcoming"))[-1].text
-    assert text.endswith("…") and len(text) <= 4096
-    listed = set(re.findall(r"Patient\d\d x+ \(#(\d+)\)", text))
-    assert 0 < len(listed) < 45
-    assert {str(pid) for _, pid, _ in await _upcoming_audit(rr)} == listed
+    pages = [m.text for m in await staff.send("/upcoming")]
+    assert len(pages) > 1 and all(len(page) <= 4096 for page in pages)
+    listed = [pid for page in pages for pid in re.findall(r"Patient\d\d x+ \(#(\d+)\)", page)]
+    assert len(listed) == len(set(listed)) == 45
+    assert {str(pid) for _, pid, _ in await _upcoming_audit(rr)} == set(listed)
 
 
 # ------------------------------------------------------------------ 4: reminder dates
@@ -580,17 +581,17 @@ async def test_a_confirmation_pressed_after_the_appointment_moved_does_nothing(f
 
 
 async def test_upcoming_from_a_date_and_the_rest_of_a_long_list(fake, rr, clock, staff):
-    """A list longer than one message says how to see the rest (/upcoming DAYS from DATE),
-    and that command lists what the first could not."""
-    # Ten a day: the message is full after some days.
+    """A list longer than one /upcoming lists says how to see the rest (/upcoming DAYS from
+    DATE), and that command lists what the first could not."""
+    # Ten a day, eighty: more than the sixty one /upcoming lists.
     await _long_named_patients_booked(
-        rr, clock, [datetime(2026, 3, 3 + i // 10, 9, i % 10, tzinfo=UTC) for i in range(60)])
-    text = (await staff.send("/upcoming 14"))[-1].text
-    command = re.search(r"The rest: (/upcoming 14 from \d+\.\d+\.\d{4})", text).group(1)
-    first = set(re.findall(r"Patient(\d\d) x+", text))
-    text = (await staff.send(command))[-1].text
-    assert "<b>Appointments in the 14 days from " in text
-    assert set(re.findall(r"Patient(\d\d) x+", text)) - first  # what the first could not show
+        rr, clock, [datetime(2026, 3, 3 + i // 10, 9, i % 10, tzinfo=UTC) for i in range(80)])
+    pages = [m.text for m in await staff.send("/upcoming 14")]
+    command = re.search(r"The rest: (/upcoming 14 from \d+\.\d+\.\d{4})", pages[-1]).group(1)
+    first = {n for page in pages for n in re.findall(r"Patient(\d\d) x+", page)}
+    pages = [m.text for m in await staff.send(command)]
+    assert "<b>Appointments in the 14 days from " in pages[0]
+    assert {n for page in pages for n in re.findall(r"Patient(\d\d) x+", page)} - first
     shown = await staff.send("/upcoming 3 from 30 Feb")
     assert "Could not read that" in shown[-1].text
     shown = await staff.send("/upcoming 2 from 1.4.2026")
