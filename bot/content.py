@@ -323,9 +323,12 @@ def load_messages(path: Path) -> Messages:
     return Messages(data, path)
 
 
+_TAG = re.compile(r"</?[A-Za-z][A-Za-z0-9]*(?:\s[^<>]*)?/?>")
+
+
 def parse_document(path: Path) -> Document:
     try:
-        text = path.read_text(encoding="utf-8")
+        text = path.read_text(encoding="utf-8-sig")  # a BOM (Notepad, Word) is not text
     except OSError as exc:
         raise ContentError(path, 0, f"cannot read: {exc.strerror}") from None
     text = text.replace("\r\n", "\n")
@@ -416,9 +419,14 @@ def parse_document(path: Path) -> Document:
             raise ContentError(path, node.line, f"section {node.title!r} has no text")
         for block in node.blocks:
             for item in block.lines:
-                if "<" in item or ">" in item:
-                    # The document is plain text; markup here is almost always a paste error.
-                    raise ContentError(path, node.line, f"markup inside {node.title!r}")
+                tag = _TAG.search(item)
+                if tag:
+                    # The document is plain text (escaped when shown, so "<18" or "->" are
+                    # fine); an HTML tag is a paste from a web page or Word.
+                    at = text.find(tag.group(0))
+                    raise ContentError(path, text.count("\n", 0, at) + 1 if at >= 0 else node.line,
+                                       f"HTML tag {tag.group(0)!r} in {node.title!r}: the "
+                                       "document is plain text (pasted from a web page?)")
     return Document(
         doc_id=doc_id,
         menu_label=str(meta.get("menu_label") or root.title)[:BUTTON_LIMIT],

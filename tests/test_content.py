@@ -66,6 +66,17 @@ def test_every_screen_fits_telegram_limits():
                     assert parse_callback(data) is not None
 
 
+def test_a_saved_bom_and_comparison_signs_in_the_text_are_fine(content_dir: Path):
+    """Notepad and Word save a BOM ("text before the first heading" pointed at a "---" line);
+    "under 18 (<18)" and "->" are text, shown escaped ("markup" pointed at the heading)."""
+    doc = content_dir / "mesotherapy.md"
+    text = doc.read_text(encoding="utf-8") + "\n## Who It Is For\n\nAdults only (<18: no) -> ask us.\n"
+    doc.write_bytes(b"\xef\xbb\xbf" + text.encode("utf-8"))
+    content = load_content(content_dir)
+    node = next(n for n in content.root.children if n.label == "Who It Is For")
+    assert "Adults only (&lt;18: no) -&gt; ask us." in node.blocks[0].html()
+
+
 def test_a_new_section_needs_only_content(content_dir: Path):
     doc = content_dir / "mesotherapy.md"
     doc.write_text(doc.read_text() + "\n## Aftercare Notes\n\n### Sun\n\nClinic text here.\n")
@@ -90,7 +101,7 @@ def test_a_second_treatment_document_adds_a_treatment_list(content_dir: Path):
         ("# T\n\n## A\n\ntext\n\n## A\n\nagain\n", 7, "duplicate heading"),
         ("# T\n\n## Empty\n\n## B\n\ntext\n", 3, "has no text"),
         ("## No title\n\ntext\n", 1, "without a parent"),
-        ("# T\n\n## A\n\n<b>bold</b>\n", 3, "markup"),
+        ("# T\n\n## A\n\nFirst line.\n<b>bold</b>\n", 6, "HTML tag '<b>' in 'A'"),
         ("# T\n# U\n", 2, "only one"),
     ],
 )
