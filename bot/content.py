@@ -64,12 +64,14 @@ class ContentError(Exception):
 class Block:
     """A paragraph, or a bullet list, of plain text from the document."""
 
-    kind: str  # "para" | "bullets"
+    kind: str  # "para" | "bullets" | "numbered" (each line keeps its "1.")
     lines: list[str]
 
     def html(self) -> str:
         if self.kind == "bullets":
             return "\n".join("• " + html.escape(x, quote=False) for x in self.lines)
+        if self.kind == "numbered":
+            return "\n".join(html.escape(x, quote=False) for x in self.lines)
         return html.escape(" ".join(self.lines), quote=False)
 
     def plain(self) -> str:
@@ -190,7 +192,8 @@ class Content:
 
 _FRONT = re.compile(r"\A---\n(.*?)\n---\n", re.S)
 _HEADING = re.compile(r"^(#{1,3})\s+(.*\S)\s*$")
-_BULLET = re.compile(r"^[-*]\s+(.*\S)\s*$")
+_BULLET = re.compile(r"^[-*•]\s+(.*\S)\s*$")  # "•": pasted from Word
+_NUMBERED = re.compile(r"^\d{1,2}[.)]\s+\S")  # "1. Avoid the sun": its own line, as numbered
 
 
 def _yaml_line(exc: yaml.YAMLError) -> int:
@@ -355,17 +358,19 @@ def parse_document(path: Path) -> Document:
     current: Node | None = None
     para: list[str] = []
     bullets: list[str] = []
+    numbered = False  # the pending list is numbered ("1. ..."), not bulleted
     block_line = 0  # where the pending paragraph or list started, for error messages
 
     def flush(line_no: int) -> None:
-        nonlocal para, bullets
+        nonlocal para, bullets, numbered
         if (para or bullets) and current is None:
             raise ContentError(path, block_line, "text before the first '# ' heading")
         if para:
             current.blocks.append(Block("para", para))  # type: ignore[union-attr]
         if bullets:
-            current.blocks.append(Block("bullets", bullets))  # type: ignore[union-attr]
-        para, bullets = [], []
+            current.blocks.append(  # type: ignore[union-attr]
+                Block("numbered" if numbered else "bullets", bullets))
+        para, bullets, numbered = [], [], False
 
     lines = text.split("\n")
     for idx, raw in enumerate(lines):
@@ -403,10 +408,14 @@ def parse_document(path: Path) -> Document:
         if not para and not bullets:
             block_line = line_no
         bullet = _BULLET.match(line.strip())
-        if bullet:
+        number = None if bullet else _NUMBERED.match(line.strip())
+        if (bullet or number) and bullets and numbered != bool(number):
+            flush(line_no)  # a numbered list after a bulleted one, or the other way
+        if bullet or number:
             if para:
                 flush(line_no)
-            bullets.append(bullet.group(1))
+            bullets.append(bullet.group(1) if bullet else line.strip())
+            numbered = bool(number)
         else:
             if bullets:
                 flush(line_no)

@@ -101,13 +101,34 @@ def _split_long(text: str, budget: int) -> list[str]:
     return _balance([p for p in pieces if p])
 
 
+def _split_lines(text: str, budget: int) -> list[str]:
+    """A list (an item a line) cut between items, its line breaks kept."""
+    pieces: list[str] = []
+    current = ""
+    for line in text.split("\n"):
+        for part in _split_long(line, budget):
+            joined = f"{current}\n{part}" if current else part
+            if len(joined) > budget and current:
+                pieces.append(current)
+                current = part
+            else:
+                current = joined
+    if current:
+        pieces.append(current)
+    return pieces
+
+
 def paginate(fragments: list[str], budget: int = PAGE_BUDGET) -> list[str]:
     """Pack HTML fragments (paragraphs) into pages no longer than budget characters."""
     pages: list[str] = []
     current = ""
     for fragment in fragments:
-        for i, part in enumerate(_split_long(fragment, budget)):
-            gap = " " if i else "\n\n"  # a cut paragraph continues on the same page as one
+        # A long list of the document (escaped text, an item a line) is cut between items.
+        is_list = "\n" in fragment and "<" not in fragment and len(fragment) > budget
+        parts = _split_lines(fragment, budget) if is_list else _split_long(fragment, budget)
+        for i, part in enumerate(parts):
+            # A cut paragraph continues on the same page as one; a cut list, a line further.
+            gap = ("\n" if is_list else " ") if i else "\n\n"
             joined = f"{current}{gap}{part}" if current else part
             if len(joined) > budget:
                 pages.append(current)

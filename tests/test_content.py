@@ -174,6 +174,29 @@ def test_long_sections_are_paged_under_the_limit(content_dir: Path):
     assert joined.count("of the clinic's long text & more.") == 800
 
 
+def test_numbered_and_pasted_lists_keep_their_lines(content_dir: Path):
+    """A numbered list and "•" bullets (pasted from Word) ran into one line; a long "-" list
+    lost its line breaks where a page was cut."""
+    items = "\n".join(f"- Aftercare point number {i} of the clinic's long list." for i in range(120))
+    doc = content_dir / "mesotherapy.md"
+    doc.write_text(doc.read_text() + "\n## Aftercare Steps\n\n1. Avoid strenuous activities.\n"
+                   "2. Avoid sun exposure.\n\n• Keep the area clean\n• Drink water\n"
+                   f"\n## Long List\n\n{items}\n")
+    content = load_content(content_dir)
+    menu = MenuRenderer(content)
+    steps = next(n for n in content.root.children if n.title == "Aftercare Steps")
+    text = menu.node(steps, 0).text
+    assert "1. Avoid strenuous activities.\n2. Avoid sun exposure." in text
+    assert "• Keep the area clean\n• Drink water" in text
+    long_list = next(n for n in content.root.children if n.title == "Long List")
+    pages = int(re.search(r"Page 1 of (\d+)", menu.node(long_list, 0).text).group(1))
+    lines = [line for page in range(pages) for line in
+             telegram_html.check(menu.node(long_list, page).text).splitlines()
+             if "Aftercare point" in line]
+    assert pages > 1 and len(lines) == 120  # each item on a line of its own, on every page
+    assert all(line.startswith("• Aftercare point number") for line in lines)
+
+
 @settings(max_examples=200, deadline=None)
 @given(st.lists(st.text(min_size=0, max_size=3000), min_size=0, max_size=8),
        st.integers(min_value=50, max_value=4000))
