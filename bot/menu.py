@@ -197,7 +197,9 @@ class MenuRenderer:
         if node.children:
             text += "\n\n" + self.msg.get("section_prompt")
             rows.extend([(c.label, f"n:{c.id}")] for c in node.children)
-            if any(c.blocks and not c.children for c in node.children):
+            # Only over items (a section's): a treatment's sections have items of their own,
+            # which "read all" would show as bare titles.
+            if any(c.blocks for c in node.children) and not any(c.children for c in node.children):
                 rows.append([(self.msg.get("button_read_all"), f"r:{node.id}")])
         if pager:
             rows.append(pager)

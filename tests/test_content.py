@@ -91,6 +91,12 @@ def test_a_second_treatment_document_adds_a_treatment_list(content_dir: Path):
     assert [n.label for n in content.root.children][:2] == ["Mesotherapy", "Chemical peels"]
     screen = MenuRenderer(content).main()
     assert screen.text.startswith("<b>Treatments</b>")
+    # A treatment's screen lists its sections; "read all" would show their titles bare.
+    meso = MenuRenderer(content).node(content.root.children[0])
+    assert "📄 Read the whole section" not in [label for row in meso.rows for label, _ in row]
+    uses = next(n for n in content.root.children[0].children if n.title == "Uses of Mesotherapy")
+    assert "📄 Read the whole section" in [label for row in MenuRenderer(content).node(uses).rows
+                                          for label, _ in row]
 
 
 @pytest.mark.parametrize(
