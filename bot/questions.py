@@ -56,7 +56,7 @@ def reply_text(crypto: CryptoBox, question: Question) -> str | None:
 
 
 async def record(session: AsyncSession, patient: Patient, text: str, result: Result,
-                 now: datetime, crypto: CryptoBox) -> Question:
+                 now: datetime, crypto: CryptoBox, message_id: int | None = None) -> Question:
     if result.kind == "red_flag":
         status = RED_FLAG
     elif result.kind == "answer":
@@ -72,6 +72,7 @@ async def record(session: AsyncSession, patient: Patient, text: str, result: Res
         red_flag=FLAGGED if result.red_flag else None,
         created_at=now,
         handed_off_at=now if status == RED_FLAG else None,
+        message_id=message_id,
     )
     question.text_enc = crypto.encrypt_json(text[:MAX_TEXT], context=_context(question, "text"))
     session.add(question)
@@ -147,6 +148,14 @@ async def unalerted(session: AsyncSession, now: datetime, *, grace: timedelta,
                Question.handed_off_at <= now - grace, Question.handed_off_at > now - within)
         .order_by((Question.status == RED_FLAG).desc(), Question.id).limit(limit))
     return [(q, p) for q, p in rows.all()]
+
+
+async def alerted_for(session: AsyncSession, telegram_user_id: int, message_id: int) -> bool:
+    """Whether this chat message of the patient raised a red flag already."""
+    return await session.scalar(
+        select(Question.id).join(Patient, Patient.id == Question.patient_id)
+        .where(Patient.telegram_user_id == telegram_user_id, Question.message_id == message_id,
+               Question.red_flag.is_not(None)).limit(1)) is not None
 
 
 async def with_patient(session: AsyncSession, question_id: int) -> tuple[Question, Patient] | None:

@@ -163,7 +163,7 @@ async def _record_question(update: Update, svc: Services, result: Result) -> tup
     async with svc.db.session() as session:
         patient = await upsert_patient(session, update, now)
         question = await repo.record(session, patient, words_of(message), result, now,
-                                     _crypto(svc))
+                                     _crypto(svc), message_id=message.message_id)
         ids = question.id, patient.id, patient.first_name or "?"
     log.info("question %s from patient %s: %s", ids[0], ids[1], result.kind)
     return ids
@@ -192,12 +192,15 @@ async def on_edited_text(update: Update, context: ContextTypes.DEFAULT_TYPE) -> 
     """A patient edits a message they sent: answering it again would repeat the bot, but an
     edit that now says something urgent ("my throat is tight") is handled like one sent."""
     svc = services(context)
-    message = update.effective_message
-    if message is None or not message.text or update.effective_user is None:
-        return
+    message, user = update.effective_message, update.effective_user
+    if message is None or not message.text or user is None or svc.settings.is_staff(user.id):
+        return  # staff correcting a reply they sent are no patient
     result = _engine(svc).ask(message.text)
     if result.kind != "red_flag":
         return
+    async with svc.db.session() as session:
+        if await repo.alerted_for(session, user.id, message.message_id):
+            return  # urgent already (a typo fixed): staff were alerted once
     question_id, patient_id, name = await _record_question(update, svc, result)
     await _alert(update, context, result, question_id, patient_id, name)
 

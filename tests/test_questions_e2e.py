@@ -144,6 +144,36 @@ async def test_an_edit_that_makes_a_message_urgent_is_handled_like_one_sent(fake
     assert "URGENT" in alert.params["text"] and "my throat is tight" in alert.params["text"]
 
 
+async def test_a_typo_fixed_in_an_urgent_message_alerts_staff_once(fake, runner, patient):
+    import time
+
+    message = patient._message(text="My lips are sweling up and my throat is tight")
+    await patient.send_raw(message)
+    shown = await patient.send_raw(dict(message, text="My lips are swelling up and my throat is "
+                                        "tight", edit_date=int(time.time())), kind="edited_message")
+    assert shown == []
+    assert len([m for m in staff_messages(fake) if "URGENT" in m.params["text"]]) == 1
+    assert len(await rows(runner, Question)) == 1
+
+
+async def test_staff_editing_a_reply_they_sent_raise_no_alert(fake, runner, patient):
+    """A staff member's edit was read as a patient's: "Please get help now" to them, a patient
+    record and an URGENT alert about them."""
+    import time
+
+    await patient.send("How much does one session cost?")
+    await patient.press("💬 Yes, send it to the clinic")
+    staff = TgUser(runner, "Nurse", user_id=STAFF_ID)
+    await staff.press_data(reply_button(staff_messages(fake)[-1]), fake.last_message(STAFF_ID))
+    reply = staff._message(text="If the swelling gets worse or your throat feels tight, call 999.")
+    await staff.send_raw(reply)
+    before = len(staff_messages(fake))
+    shown = await staff.send_raw(dict(reply, text=reply["text"] + " Now.",
+                                      edit_date=int(time.time())), kind="edited_message")
+    assert shown == [] and len(staff_messages(fake)) == before
+    assert {q.patient_id for q in await rows(runner, Question)} == {1}
+
+
 def _photo(patient: TgUser, caption: str) -> dict:
     return patient._message(caption=caption, photo=[
         {"file_id": "p1", "file_unique_id": "u1", "width": 90, "height": 90}])

@@ -51,6 +51,8 @@ class Question(Base):
     appointment_id: Mapped[int | None] = mapped_column(Integer)
     # When a staff chat got the alert; None while none has (handed off: alerted again).
     alerted_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    # The patient's chat message it came from (typed ones): an edit of it is not a new alert.
+    message_id: Mapped[int | None] = mapped_column(BigInteger)
 
 
 class StaffReplyTarget(Base):
