@@ -231,20 +231,31 @@ async def record_reply(session: AsyncSession, question: Question, staff_user_id:
                        now: datetime, crypto: CryptoBox) -> EarlierReply | None:
     """Record a staff reply. A question answered before keeps that answer too (two staff
     members replying at once, or a follow-up): the replies are kept one after the other, and
-    the earlier one is returned so the staff member learns theirs was not the first."""
+    the earlier one is returned so the staff member learns theirs was not the first.
+
+    A guarded UPDATE (the reply read is still the stored one), read again and retried when
+    another reply landed in between: two handled at once must not overwrite each other."""
     earlier = None
-    if question.reply_enc is not None and question.replied_at is not None:
-        earlier = EarlierReply(question.replied_by, question.replied_at)
-        try:
-            text = f"{reply_text(crypto, question)}\n\n{text}"
-        except CryptoError:  # under a removed key: the new reply is what can be kept
-            log.error("question %s: earlier reply cannot be decrypted", question.id)
-    question.status = REPLIED
-    question.reply_enc = crypto.encrypt_json(text[-MAX_TEXT:], context=_context(question, "reply"))
-    question.replied_by = staff_user_id
-    question.replied_at = now
-    if question.handed_off_at is None:
-        question.handed_off_at = now
+    for _ in range(5):
+        earlier, combined = None, text
+        if question.reply_enc is not None and question.replied_at is not None:
+            earlier = EarlierReply(question.replied_by, question.replied_at)
+            try:
+                combined = f"{reply_text(crypto, question)}\n\n{text}"
+            except CryptoError:  # under a removed key: the new reply is what can be kept
+                log.error("question %s: earlier reply cannot be decrypted", question.id)
+        sealed = crypto.encrypt_json(combined[-MAX_TEXT:], context=_context(question, "reply"))
+        unchanged = Question.replied_at.is_(None) if question.replied_at is None \
+            else Question.replied_at == question.replied_at
+        result = await session.execute(
+            update(Question).where(Question.id == question.id, unchanged)
+            .values(status=REPLIED, reply_enc=sealed, replied_by=staff_user_id, replied_at=now,
+                    handed_off_at=func.coalesce(Question.handed_off_at, now))
+            .execution_options(synchronize_session=False))
+        if result.rowcount:
+            break
+        await session.refresh(question)  # a colleague's reply landed meanwhile: keep it too
+    await session.refresh(question)
     await session.execute(delete(StaffReplyTarget)
                           .where(StaffReplyTarget.staff_user_id == staff_user_id))
     return earlier

@@ -44,3 +44,25 @@ async def test_a_second_reply_is_kept_with_the_first_and_its_sender_told(fake, t
         assert reply_text(svc.crypto, question) == (
             "It is 150 pounds.\n\nIt is 200 pounds with the consultation.")
         assert question.replied_by == 43
+
+
+async def test_two_replies_recorded_at_once_keep_both(fake, two_staff):
+    """Each read the question before the other wrote (32 updates at once, or two instances):
+    the second write won, and the first reply was gone from the record."""
+    from bot import questions as repo
+
+    anna = TgUser(two_staff, first_name="Anna")
+    await anna.send("How much does one session cost?")
+    await anna.press("💬 Yes, send it to the clinic")
+    svc, database = two_staff.app.bot_data["services"], db(two_staff)
+    now = svc.clock.now()
+    async with database.sessionmaker() as first, database.sessionmaker() as second:
+        (one, _), (two, _) = await repo.with_patient(first, 1), await repo.with_patient(second, 1)
+        assert await repo.record_reply(first, one, 42, "It is 150 pounds.", now, svc.crypto) is None
+        await first.commit()
+        earlier = await repo.record_reply(second, two, 43, "It is 200 pounds.", now, svc.crypto)
+        await second.commit()
+    assert earlier is not None and earlier.staff_user_id == 42
+    async with database.session() as session:
+        question = (await session.scalars(select(Question))).one()
+        assert reply_text(svc.crypto, question) == "It is 150 pounds.\n\nIt is 200 pounds."
