@@ -603,12 +603,14 @@ async def _namesakes_found_case_blind(database) -> None:
     now = datetime(2026, 3, 1, tzinfo=UTC)
     async with database.session() as session:
         people = [Patient(first_name=name, created_at=now, last_seen_at=now)
-                  for name in ("Élodie Çelik", "élodie çelik", "Elodie Celik", "Zoë")]
+                  for name in ("Élodie Çelik", "élodie çelik", "Elodie Celik", "Zoë", "Νίκος")]
         session.add_all(people)
         await session.flush()
         found = await service.same_name(session, "ÉLODIE ÇELIK", besides=people[3].id)
         assert found == [people[0].id, people[1].id]
         assert await service.same_name(session, "ZOË", besides=people[0].id) == [people[3].id]
+        # A final sigma: PostgreSQL's lower() keeps "ς", casefold() makes it "σ".
+        assert await service.same_name(session, "ΝΊΚΟΣ", besides=people[0].id) == [people[4].id]
 
 
 async def test_namesakes_are_found_case_blind_on_sqlite(migrated_db):

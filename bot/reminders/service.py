@@ -596,13 +596,16 @@ async def same_name(session: AsyncSession, name: str, *, besides: int,
                     limit: int = 5) -> list[int]:
     """Other patients (not erased) with this name, case aside: a booking by name makes a new
     record each time, so staff are shown the ones they may have meant."""
-    folded = name.casefold()
+    folded, dialect = name.casefold(), session.bind.dialect.name
+    # Like with like in SQL: SQLite's casefold() (engine.py) with Python's, PostgreSQL's lower()
+    # with Python's lower() (they differ on a few letters: "ß", a final "ς").
     rows = (await session.execute(select(Patient.id, Patient.first_name).where(
         Patient.id != besides, Patient.erased_at.is_(None),
         or_(Patient.first_name == name,
-            casefolded(session.bind.dialect.name, Patient.first_name) == folded))
+            casefolded(dialect, Patient.first_name) == (folded if dialect == "sqlite"
+                                                        else name.lower())))
         .order_by(Patient.id))).all()
-    # lower() and casefold() differ on a few letters ("ß"): the comparison that decides is Python's.
+    # The comparison that decides is Python's casefold().
     return [pid for pid, first in rows if (first or "").casefold() == folded][:limit]
 
 
