@@ -245,7 +245,14 @@ async def test_cancel_at_any_point_deletes_the_answers(fake, runner, patient):
     await answer_until_phone(patient)
     shown = await patient.send("✖️ Cancel")
     assert shown[0].reply_markup == {"remove_keyboard": True} and "will be deleted" in shown[-1].text
-    shown = await patient.press("✖️ Yes, stop")
+    asked = shown[-1]
+    shown = await patient.press("‹ No, go on", asked)  # the phone question again, keyboard up
+    assert "phone number" in shown[-1].text and "keyboard" in (shown[-1].reply_markup or {})
+    # The question answered lost its buttons: a "Yes, stop" pressed there later deleted all.
+    assert patient.labels(fake.messages[patient.id][asked.message_id]) == []
+    assert "✓ <b>No, go on</b>" in fake.messages[patient.id][asked.message_id].text
+    shown = await patient.send("✖️ Cancel")
+    shown = await patient.press("✖️ Yes, stop", shown[-1])
     assert "Cancelled" in shown[0].text
     assert await count(runner, Intake) == 0
 

@@ -575,7 +575,15 @@ class IntakeFlow:
             return await self._cancel_state(session, state)
         if action == "k":  # "No, go on" under the cancel question: where they were
             reply = self._show_state(state, None, now)
-            reply.messages[-1].edit = True
+            if reply.messages[-1].contact_keyboard is None:
+                reply.messages[-1].edit = True
+            else:
+                # The phone question comes as a new message (its keyboard cannot be edited
+                # in): the question answered loses its buttons, or a later "Yes, stop" there
+                # would delete every answer without asking.
+                reply.messages.insert(0, Out(self.t(
+                    "answered", question=_first_line(self.t("cancel_confirm")),
+                    answer=_label_text(self.t("button_cancel_keep"))), edit=True))
             return reply
         if action == "r":
             if current is None or question is None or question.id != current.id:
