@@ -88,3 +88,22 @@ async def complete(user: TgUser, phone: str = "+447911123456", **kwargs: str) ->
     await answer_until_phone(user, **kwargs)
     await user.send_contact(phone)
     return await finish_after_phone(user)
+
+
+async def seed_questionnaire(db, box, at: datetime, allergies: str) -> None:  # noqa: ANN001
+    """Patient 1 (Telegram 111), their consent and an open questionnaire (intake 1) whose one
+    answer is `allergies`, all written at `at`, straight into the database."""
+    from bot.db.intake_models import Intake, IntakeConsent
+    from bot.db.models import Patient
+
+    async with db.session() as session:
+        session.add(Patient(id=1, telegram_user_id=111, chat_id=111, created_at=at,
+                            last_seen_at=at))
+        await session.flush()
+        session.add(IntakeConsent(id=1, patient_id=1, version="v1", text_sha256="0" * 64,
+                                  agreed_at=at))
+        await session.flush()
+        session.add(Intake(id=1, patient_id=1, consent_id=1, status="active", stage="question",
+                           data=box.encrypt_json({"answers": {"allergies": allergies},
+                                                  "draft": {}}, context="intake:1"),
+                           created_at=at, updated_at=at))

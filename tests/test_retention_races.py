@@ -14,33 +14,17 @@ from sqlalchemy.sql.dml import Delete
 from bot.clock import FixedClock
 from bot.crypto import CryptoBox
 from bot.db.intake_models import Intake, IntakeConsent
-from bot.db.models import Patient
 from bot.retention import purge
 from tests.conftest import TEST_ENCRYPTION_KEY, make_settings, sql
 from tests.harness import BotRunner, TgUser
-from tests.intake_support import agree
+from tests.intake_support import agree, seed_questionnaire
 
 NOW = datetime(2026, 11, 24, 10, 0, tzinfo=UTC)
 
 
-async def _seed_old_questionnaire(db, box: CryptoBox) -> None:
-    long_ago = NOW - timedelta(days=3 * 365)
-    async with db.session() as session:
-        session.add(Patient(id=1, telegram_user_id=111, chat_id=111, created_at=long_ago,
-                            last_seen_at=long_ago))
-        await session.flush()
-        session.add(IntakeConsent(id=1, patient_id=1, version="v1", text_sha256="0" * 64,
-                                  agreed_at=long_ago))
-        await session.flush()
-        session.add(Intake(id=1, patient_id=1, consent_id=1, status="active", stage="question",
-                           data=box.encrypt_json({"answers": {"allergies": "old"}, "draft": {}},
-                                                 context="intake:1"),
-                           created_at=long_ago, updated_at=long_ago))
-
-
 async def _purge_while_the_patient_answers(db, monkeypatch) -> None:
     box = CryptoBox([TEST_ENCRYPTION_KEY])
-    await _seed_old_questionnaire(db, box)
+    await seed_questionnaire(db, box, NOW - timedelta(days=3 * 365), "old")
     real_execute = AsyncSession.execute
     answered = False
 

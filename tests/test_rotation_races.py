@@ -13,10 +13,10 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.sql.dml import Update
 
 from bot.crypto import CryptoBox, new_key
-from bot.db.intake_models import Intake, IntakeConsent
-from bot.db.models import Patient
+from bot.db.intake_models import Intake
 from bot.rotation import LEFT, rotate_all
 from tests.conftest import TEST_ENCRYPTION_KEY
+from tests.intake_support import seed_questionnaire
 
 NOW = datetime(2026, 11, 24, 10, 0, tzinfo=UTC)
 OLD, NEW = TEST_ENCRYPTION_KEY, new_key()
@@ -26,21 +26,8 @@ def answers(text: str) -> dict:
     return {"answers": {"allergies": text}, "draft": {}}
 
 
-async def _seed(db) -> None:
-    async with db.session() as session:
-        session.add(Patient(id=1, telegram_user_id=111, chat_id=111, created_at=NOW,
-                            last_seen_at=NOW))
-        await session.flush()
-        session.add(IntakeConsent(id=1, patient_id=1, version="v1", text_sha256="0" * 64,
-                                  agreed_at=NOW))
-        await session.flush()
-        session.add(Intake(id=1, patient_id=1, consent_id=1, status="active", stage="question",
-                           data=CryptoBox([OLD]).encrypt_json(answers("old"), context="intake:1"),
-                           created_at=NOW, updated_at=NOW))
-
-
 async def _rotate_while_the_patient_answers(db, monkeypatch, running_bot: CryptoBox) -> dict:
-    await _seed(db)
+    await seed_questionnaire(db, CryptoBox([OLD]), NOW, "old")
     real_execute = AsyncSession.execute
     answered = False
 
