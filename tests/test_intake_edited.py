@@ -93,3 +93,17 @@ async def test_an_edit_is_still_read_for_urgency_and_history_is_not_an_alarm(fak
     shown = await _edit(patient, first, "Latex. I touched a glove and my lips are swelling")
     assert _urgent_alerts(fake) == 1
     assert "Changes to a message already sent" in shown[-1].text
+
+
+async def test_editing_a_refused_try_says_nothing_about_an_answer_kept(fake, runner):
+    """Only an answer the questionnaire took is "kept as first sent": an edit of a refused try
+    (a date that does not exist) was told so, though nothing was kept."""
+    patient = await _to_allergy_details(runner)
+    await patient.send("Penicillin")
+    await _after_allergy_details_to_the_last_question(patient)
+    await patient.press("‹ Back")  # the earliest date again
+    wrong = patient._message(text="31/02/2027")
+    shown = await patient.send_raw(wrong)
+    assert "⚠️" in shown[-1].text
+    shown = await _edit(patient, wrong, "15/01/2027")
+    assert not any("Changes to a message already sent" in m.text for m in shown)

@@ -485,8 +485,6 @@ class IntakeFlow:
             # Telegram sends a shared contact's international number without the +; one in
             # national digits ("07911123456", as saved in an address book) is read as typed.
             text = "+" + text.strip()
-        if message_id is not None and not is_contact:  # an answer (or a try): saved below
-            state.typed = [*state.typed, [message_id, question.id]][-TYPED_KEPT:]
         if is_contact and question.kind != "phone":
             return self._invalid(state, question, parse.Invalid("error_not_text"), now)
         if is_contact and not own_contact:  # someone else's card, not "your number"
@@ -495,6 +493,8 @@ class IntakeFlow:
         if isinstance(result, parse.Invalid):
             return self._invalid(state, question, result, now)
         pre = [Out(self.t("contact_saved"), remove_keyboard=True)] if question.kind == "phone" else []
+        if message_id is not None and not is_contact:  # an answer taken: its edits are told
+            state.typed = [*state.typed, [message_id, question.id]][-TYPED_KEPT:]
         return self._record(state, question, result.value, now, pre=pre)
 
     async def edited(self, session: AsyncSession, patient: Patient, message_id: int,
