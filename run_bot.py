@@ -151,18 +151,22 @@ def cmd_rotate_keys(args: argparse.Namespace) -> int:
         finally:
             await svc.db.dispose()
 
-    from bot.rotation import LEFT
+    from bot.rotation import LEFT, UNREADABLE
 
     counts = asyncio.run(_go())
-    left = counts.pop(LEFT, 0)
+    left, unreadable = counts.pop(LEFT, 0), counts.pop(UNREADABLE, 0)
     print("re-encrypted under the first key: "
           + ", ".join(f"{n} {what}" for what, n in counts.items()))
+    if unreadable:
+        print(f"{unreadable} encrypted fields decrypt with none of ENCRYPTION_KEYS (a key removed "
+              "before an earlier rotation finished): they stay as they are; put that key back "
+              "in the list and run rotate-keys again to keep them", file=sys.stderr)
     if left:
         return _fail(f"{left} encrypted fields were written under an old key while this ran (a "
                      "bot still running with the old ENCRYPTION_KEYS): restart every instance "
                      "with the new keys, run rotate-keys again, and keep the old key until it "
                      "reports none")
-    return 0
+    return 1 if unreadable else 0
 
 
 def cmd_migrate(args: argparse.Namespace) -> int:

@@ -61,6 +61,14 @@ class CryptoBox:
             raise CryptoError("ciphertext belongs to another record")
         return payload["v"]
 
+    def readable(self, token: bytes) -> bool:
+        """Whether a configured key decrypts it (not: encrypted under a key since removed)."""
+        try:
+            self._multi.decrypt(bytes(token))
+        except InvalidToken:
+            return False
+        return True
+
     def needs_rotation(self, token: bytes) -> bool:
         """True if the primary (first) key cannot decrypt it: an older key encrypted it."""
         try:

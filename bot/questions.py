@@ -330,7 +330,7 @@ async def rotate_keys(session: AsyncSession, crypto: CryptoBox) -> int:
                                   .order_by(Question.id))).all()
     for question_id, text_enc, reply_enc in rows:
         for column, value in ((Question.text_enc, text_enc), (Question.reply_enc, reply_enc)):
-            if value and crypto.needs_rotation(value):
+            if value and crypto.needs_rotation(value) and crypto.readable(value):
                 # Only if unchanged since read: a staff reply saved meanwhile stays as written.
                 result = await session.execute(
                     update(Question).where(Question.id == question_id, column == value)
@@ -340,6 +340,9 @@ async def rotate_keys(session: AsyncSession, crypto: CryptoBox) -> int:
     return changed
 
 
-async def fields_under_old_keys(session: AsyncSession, crypto: CryptoBox) -> int:
+async def fields_under_old_keys(session: AsyncSession, crypto: CryptoBox) -> tuple[int, int]:
+    """(readable but under an old key, readable with no configured key)."""
     rows = (await session.execute(select(Question.text_enc, Question.reply_enc))).all()
-    return sum(1 for row in rows for value in row if value and crypto.needs_rotation(value))
+    old = [value for row in rows for value in row if value and crypto.needs_rotation(value)]
+    unreadable = sum(1 for value in old if not crypto.readable(value))
+    return len(old) - unreadable, unreadable

@@ -68,3 +68,19 @@ async def test_an_answer_saved_during_rotation_is_kept_on_postgresql(migrated_pg
 async def test_what_a_bot_on_the_old_keys_wrote_meanwhile_is_reported(migrated_db, monkeypatch):
     counts = await _rotate_while_the_patient_answers(migrated_db, monkeypatch, CryptoBox([OLD]))
     assert counts[LEFT] == 1
+
+
+async def test_a_row_no_key_reads_does_not_stop_the_others(migrated_db):
+    """One field under a key removed before an earlier rotation finished raised, and rolled
+    every other row back: rotation could never finish. It is counted and left as it is."""
+    from bot.crypto import CryptoBox as Box
+    from bot.db.qa_models import Question
+
+    lost = new_key()
+    await seed_questionnaire(migrated_db, CryptoBox([OLD]), NOW, "old")
+    async with migrated_db.session() as session:
+        session.add(Question(patient_id=1, status="answered", created_at=NOW,
+                             text_enc=Box([lost]).encrypt_json("x", context="question:1:text")))
+    counts = await rotate_all(SimpleNamespace(crypto=CryptoBox([NEW, OLD]), db=migrated_db))
+    assert counts == {"questionnaires": 1, "question fields": 0,
+                      "readable with none of the keys": 1}

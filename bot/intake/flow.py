@@ -1039,7 +1039,7 @@ async def rotate_intake_keys(session: AsyncSession, box: CryptoBox) -> int:
     questionnaire file: with the questionnaire switched off, its stored answers still rotate."""
     changed = 0
     for row_id, data in (await session.execute(select(Intake.id, Intake.data))).all():
-        if data and box.needs_rotation(data):
+        if data and box.needs_rotation(data) and box.readable(data):  # unreadable: rotate_all
             # Only if unchanged since read: a patient's answer saved meanwhile (by a running
             # bot) is not overwritten with the older answers (rotate_all counts what is left).
             result = await session.execute(
@@ -1049,9 +1049,12 @@ async def rotate_intake_keys(session: AsyncSession, box: CryptoBox) -> int:
     return changed
 
 
-async def intakes_under_old_keys(session: AsyncSession, box: CryptoBox) -> int:
-    return sum(1 for data in (await session.scalars(select(Intake.data))).all()
-               if data and box.needs_rotation(data))
+async def intakes_under_old_keys(session: AsyncSession, box: CryptoBox) -> tuple[int, int]:
+    """(readable but under an old key, readable with no configured key)."""
+    rows = [data for data in (await session.scalars(select(Intake.data))).all()
+            if data and box.needs_rotation(data)]
+    unreadable = sum(1 for data in rows if not box.readable(data))
+    return len(rows) - unreadable, unreadable
 
 
 async def erase_intake(session: AsyncSession, patient: Patient, now: datetime) -> None:
