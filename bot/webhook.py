@@ -26,7 +26,6 @@ from contextlib import suppress
 from urllib.parse import urlsplit
 
 from aiohttp import web
-from sqlalchemy import text
 from telegram import Update
 from telegram.ext import Application
 
@@ -51,8 +50,7 @@ def webhook_path(url: str) -> str:
 async def database_ok(db: Database, limit: float = HEALTH_TIMEOUT) -> bool:
     try:
         async with asyncio.timeout(limit):
-            async with db.engine.connect() as conn:
-                await conn.execute(text("SELECT 1"))
+            await db.answers()
         return True
     except Exception as exc:  # any failure means "do not route traffic here"
         log.warning("health check: database unavailable (%s)", type(exc).__name__)

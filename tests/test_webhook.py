@@ -110,6 +110,20 @@ async def test_webhook_answers_400_to_an_undecodable_body_and_413_to_an_oversize
         assert fake.violations == []
 
 
+async def test_healthz_is_ok_while_every_pooled_connection_is_busy(fake: FakeBotAPI, db_url: str):
+    """A busy instance is not a down one: with the pool's connections all in use (32 updates at
+    once), /healthz answered 503 and the load balancer took a healthy instance out."""
+    async with webhook_instance(webhook_settings(fake, db_url)) as bot:
+        engine = bot.db.engine
+        held = [await engine.connect() for _ in range(engine.pool.size() + 10)]  # + overflow
+        try:
+            status, body = await bot.get("/healthz")
+        finally:
+            for connection in held:
+                await connection.close()
+        assert (status, body["database"]) == (200, "ok")
+
+
 async def test_a_secret_header_that_is_not_utf8_is_refused_with_403(fake: FakeBotAPI, db_url: str):
     """Raw header bytes, as any scanner may send: refused like a wrong secret, not a 500 with
     an error logged."""

@@ -6,7 +6,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
-from sqlalchemy import event, func
+from sqlalchemy import event, func, text
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import (
@@ -15,6 +15,7 @@ from sqlalchemy.ext.asyncio import (
     async_sessionmaker,
     create_async_engine,
 )
+from sqlalchemy.pool import NullPool
 
 CONNECT_TIMEOUT_SECONDS = 5
 SQLITE_BUSY_TIMEOUT_MS = 20_000
@@ -74,6 +75,21 @@ class Database:
         self.url = url
         self.engine = make_engine(url, **engine_kwargs)
         self.sessionmaker = async_sessionmaker(self.engine, expire_on_commit=False)
+        self._probe: tuple[AsyncEngine, AsyncEngine] | None = None  # (engine, its probe)
+
+    async def answers(self) -> None:
+        """SELECT 1 on a connection of its own, outside the pool: whether the database
+        answers, not whether the pool has a connection free (a busy instance is not a down
+        one: /healthz would take it out of the load balancer). Raises if it does not."""
+        if self._probe is None or self._probe[0] is not self.engine:  # the engine was replaced
+            if self._probe is not None:
+                await self._probe[1].dispose()
+            url = self.engine.url.render_as_string(hide_password=False)
+            connect = {} if url.startswith("sqlite") else {"timeout": CONNECT_TIMEOUT_SECONDS}
+            self._probe = (self.engine, create_async_engine(
+                url, poolclass=NullPool, hide_parameters=True, connect_args=connect))
+        async with self._probe[1].connect() as conn:
+            await conn.execute(text("SELECT 1"))
 
     @property
     def dialect(self) -> str:
@@ -86,3 +102,5 @@ class Database:
 
     async def dispose(self) -> None:
         await self.engine.dispose()
+        if self._probe is not None:
+            await self._probe[1].dispose()
