@@ -41,10 +41,14 @@ def _casefold(text: str | None) -> str | None:
     return text.casefold() if isinstance(text, str) else text
 
 
-def casefolded(dialect: str, column: Any) -> Any:
-    """`column` folded for a case-blind comparison with a Python `str.casefold()`: PostgreSQL's
-    lower() follows the database's locale; SQLite's gets the function above."""
-    return func.casefold(column) if dialect == "sqlite" else func.lower(column)
+def case_blind_equal(dialect: str, column: Any, value: str) -> Any:
+    """`column` equals `value`, letter case aside, like with like: SQLite's casefold() (above)
+    with Python's, PostgreSQL's lower() (the database's locale) with Python's lower(); they
+    differ on a few letters ("ß", a final "ς"), so a caller that must be exact checks in
+    Python too."""
+    if dialect == "sqlite":
+        return func.casefold(column) == value.casefold()
+    return func.lower(column) == value.lower()
 
 
 def upsert_insert(dialect: str) -> Any:

@@ -17,7 +17,7 @@ from sqlalchemy.orm.attributes import set_committed_value
 from bot import questions
 from bot.config import Settings
 from bot.db.appointment_models import ACTIVE_STATUSES, Appointment, PatientInvite, Reminder
-from bot.db.engine import casefolded
+from bot.db.engine import case_blind_equal
 from bot.db.models import Patient
 from bot.db.qa_models import NEXT_SESSION, RESCHEDULE
 from bot.reminders.planner import AppointmentFacts, QuietHours, plan_appointment, reminder_key
@@ -596,14 +596,11 @@ async def same_name(session: AsyncSession, name: str, *, besides: int,
                     limit: int = 5) -> list[int]:
     """Other patients (not erased) with this name, case aside: a booking by name makes a new
     record each time, so staff are shown the ones they may have meant."""
-    folded, dialect = name.casefold(), session.bind.dialect.name
-    # Like with like in SQL: SQLite's casefold() (engine.py) with Python's, PostgreSQL's lower()
-    # with Python's lower() (they differ on a few letters: "ß", a final "ς").
+    folded = name.casefold()
     rows = (await session.execute(select(Patient.id, Patient.first_name).where(
         Patient.id != besides, Patient.erased_at.is_(None),
         or_(Patient.first_name == name,
-            casefolded(dialect, Patient.first_name) == (folded if dialect == "sqlite"
-                                                        else name.lower())))
+            case_blind_equal(session.bind.dialect.name, Patient.first_name, name)))
         .order_by(Patient.id))).all()
     # The comparison that decides is Python's casefold().
     return [pid for pid, first in rows if (first or "").casefold() == folded][:limit]
