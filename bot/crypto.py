@@ -10,6 +10,7 @@ patient's row fails to decrypt instead of showing one patient's answers to anoth
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable
 from typing import Any
 
 from cryptography.fernet import Fernet, InvalidToken, MultiFernet
@@ -68,6 +69,12 @@ class CryptoBox:
         except InvalidToken:
             return False
         return True
+
+    def left_behind(self, tokens: Iterable[bytes | None]) -> tuple[int, int]:
+        """After a rotation: (readable but under an old key, readable with no configured key)."""
+        old = [t for t in tokens if t and self.needs_rotation(t)]
+        unreadable = sum(1 for t in old if not self.readable(t))
+        return len(old) - unreadable, unreadable
 
     def needs_rotation(self, token: bytes) -> bool:
         """True if the primary (first) key cannot decrypt it: an older key encrypted it."""

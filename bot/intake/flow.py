@@ -1050,11 +1050,8 @@ async def rotate_intake_keys(session: AsyncSession, box: CryptoBox) -> int:
 
 
 async def intakes_under_old_keys(session: AsyncSession, box: CryptoBox) -> tuple[int, int]:
-    """(readable but under an old key, readable with no configured key)."""
-    rows = [data for data in (await session.scalars(select(Intake.data))).all()
-            if data and box.needs_rotation(data)]
-    unreadable = sum(1 for data in rows if not box.readable(data))
-    return len(rows) - unreadable, unreadable
+    """CryptoBox.left_behind of every questionnaire."""
+    return box.left_behind((await session.scalars(select(Intake.data))).all())
 
 
 async def erase_intake(session: AsyncSession, patient: Patient, now: datetime) -> None:
